@@ -20,6 +20,7 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
     VideoInferError,
     VideoInferInvalidRequestError,
+    VideoInferJobFailedError,
     VideoInferNotFoundError,
     VideoInferRateLimitError,
     VideoInferResponseError,
@@ -375,14 +376,23 @@ def parse_job_state(job_id: str, body: Any) -> JobState:
     )
 
 
-def error_for_status(status_code: int, body_text: str, what: str) -> VideoInferError:
+def job_failed(state: JobState) -> VideoInferJobFailedError:
+    """Return the exception for a job that ended with a failure status."""
+    return VideoInferJobFailedError(state.job_id, state.code, state.error)
+
+
+def error_for_status(
+    status_code: int, body_text: str, what: str, retry_after: float | None = None
+) -> VideoInferError:
     """Return the provider exception for an HTTP error answer.
 
     :param status_code: the HTTP status, 400 or above.
     :param body_text: the answer's body; shortened and redacted into the message.
     :param what: what was being done, e.g. ``"status of job 123"``; named in the message.
+    :param retry_after: seconds from the answer's ``Retry-After`` header, if any.
     """
     detail = redact(body_text or "").strip()[:300] or "no details"
+    transient = {"status_code": status_code, "retry_after": retry_after}
     if status_code in (401, 403):
         return VideoInferAuthError(
             f"{what}: the service refused the API key (HTTP {status_code}: {detail}). Check the "
@@ -392,8 +402,8 @@ def error_for_status(status_code: int, body_text: str, what: str) -> VideoInferE
         return VideoInferNotFoundError(f"{what}: not found (HTTP 404: {detail}).")
     if status_code == 429:
         return VideoInferRateLimitError(
-            f"{what}: rate limited (HTTP 429: {detail}) after every retry; poll at most once a minute."
+            f"{what}: rate limited (HTTP 429: {detail}); poll a job at most once a minute.", **transient
         )
     if status_code >= 500:
-        return VideoInferServerError(f"{what}: the service failed (HTTP {status_code}: {detail}).")
+        return VideoInferServerError(f"{what}: the service failed (HTTP {status_code}: {detail}).", **transient)
     return VideoInferInvalidRequestError(f"{what}: the service refused the request (HTTP {status_code}: {detail}).")

@@ -33,20 +33,56 @@ class VideoInferInvalidRequestError(VideoInferError):
     """The service refused the request as invalid (4xx other than 401/403/404/429)."""
 
 
-class VideoInferRateLimitError(VideoInferError):
-    """The service kept answering 429 after every retry allowed by the retry policy."""
+class VideoInferTransientError(VideoInferError):
+    """A failure that may pass: retried by the hook while its retry policy allows.
+
+    :param message: what failed and what the user can do.
+    :param status_code: the HTTP status answered, or None when no answer came.
+    :param retry_after: seconds the service asked to wait (``Retry-After``), if it said.
+    :param request_sent: False when the request surely never reached the service (so even a
+        job submission can be retried without risk of a duplicate job).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.request_sent = request_sent
+
+    def __reduce__(self):  # keep picklable with keyword-only arguments
+        state = (type(self), str(self), self.status_code, self.retry_after, self.request_sent)
+        return (_rebuild_transient, state)
 
 
-class VideoInferServerError(VideoInferError):
-    """The service kept answering 5xx after every retry allowed by the retry policy."""
+def _rebuild_transient(cls, message, status_code, retry_after, request_sent):
+    return cls(message, status_code=status_code, retry_after=retry_after, request_sent=request_sent)
 
 
-class VideoInferConnectionError(VideoInferError):
-    """The service could not be reached, or timed out, after every retry allowed."""
+class VideoInferRateLimitError(VideoInferTransientError):
+    """The service answered 429; raised once the retry policy is spent."""
+
+
+class VideoInferServerError(VideoInferTransientError):
+    """The service answered 5xx; raised once the retry policy is spent."""
+
+
+class VideoInferConnectionError(VideoInferTransientError):
+    """The service could not be reached, dropped the connection, or timed out."""
 
 
 class VideoInferResponseError(VideoInferError):
     """The service answered with a body that does not follow the API contract."""
+
+
+class VideoInferMalformedResponseError(VideoInferTransientError, VideoInferResponseError):
+    """The service answered a body that is not JSON at all (often a proxy); transient."""
 
 
 class VideoInferJobFailedError(VideoInferError):
