@@ -192,9 +192,7 @@ class ModelSpec:
         return payload
 
 
-def validate_model_fields(
-    model_id: Any, model_version: Any, inference_type: Any, inference_params: Any
-) -> None:
+def validate_model_fields(model_id: Any, model_version: Any, inference_type: Any, inference_params: Any) -> None:
     """Check one model's fields; raise :class:`VideoInferValidationError` naming the bad one."""
     if not isinstance(model_id, str) or not model_id.strip():
         raise VideoInferValidationError(
@@ -249,9 +247,7 @@ def validate_infer_fps(infer_fps: Any) -> int:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise VideoInferValidationError(
-            f"infer_fps must be a whole number of frames per second, got {infer_fps!r}."
-        )
+        raise VideoInferValidationError(f"infer_fps must be a whole number of frames per second, got {infer_fps!r}.")
     if not 1 <= value <= MAX_INFER_FPS:
         raise VideoInferValidationError(
             f"infer_fps must be between 1 and {MAX_INFER_FPS}, got {value}: "
@@ -322,9 +318,7 @@ def build_submit_payload(input_url: Any, infer_fps: Any, models: Any) -> dict[st
 
 def _require_object(body: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
-        raise VideoInferResponseError(
-            f"{what}: expected a JSON object from the service, got {type(body).__name__}."
-        )
+        raise VideoInferResponseError(f"{what}: expected a JSON object from the service, got {type(body).__name__}.")
     return body
 
 
@@ -360,9 +354,7 @@ def parse_job_state(job_id: str, body: Any) -> JobState:
     status = JobStatus.from_code(code)
     output_url = data.get("output_signed_url")
     if status is JobStatus.SUCCEEDED and not (isinstance(output_url, str) and output_url):
-        raise VideoInferResponseError(
-            f"job {job_id} reports success but the answer has no 'output_signed_url'."
-        )
+        raise VideoInferResponseError(f"job {job_id} reports success but the answer has no 'output_signed_url'.")
     error = None
     if status is JobStatus.FAILED:
         raw = data.get("error") or data.get("message")
@@ -381,9 +373,7 @@ def job_failed(state: JobState) -> VideoInferJobFailedError:
     return VideoInferJobFailedError(state.job_id, state.code, state.error)
 
 
-def error_for_status(
-    status_code: int, body_text: str, what: str, retry_after: float | None = None
-) -> VideoInferError:
+def error_for_status(status_code: int, body_text: str, what: str, retry_after: float | None = None) -> VideoInferError:
     """Return the provider exception for an HTTP error answer.
 
     :param status_code: the HTTP status, 400 or above.

@@ -1,0 +1,211 @@
+"""Operators that upload a video and submit (and optionally wait for) an inference job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.triggers.videoinfer import VideoInferenceJobTrigger, output_url_from_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: task_state_store key under which the submitted job survives a retry of the task. Renaming it
+#: breaks reconnection for tasks already in flight.
+JOB_STATE_KEY = "videoinfer_job"
+DEFAULT_WAIT_TIMEOUT = 7 * 24 * 3600.0
+
+
+def _is_deferred_value(value: Any) -> bool:
+    """Whether a value is only known at run time (a Jinja template or an XComArg)."""
+    if hasattr(value, "resolve") and hasattr(value, "iter_references"):
+        return True
+    return "{{" in json.dumps(value, default=str)
+
+
+class VideoUploadOperator(BaseOperator):
+    """Upload one video, streamed, and return its ``input_url`` (the XCom return value).
+
+    The source is checked (it exists, is a non-empty file, has a supported extension) before
+    any network call.
+
+    :param video: a local path, or any ``ObjectStoragePath``/fsspec URI such as
+        ``s3://bucket/clip.mp4`` (templated).
+    :param file_name: the name to upload it as (templated); default: the source's file name.
+        Its extension must be mp4, avi, mkv or webm, in any case.
+    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    """
+
+    template_fields: Sequence[str] = ("video", "file_name")
+    ui_color = "#e4f0e8"
+
+    def __init__(
+        self,
+        *,
+        video: Any,
+        file_name: str | None = None,
+        videoinfer_conn_id: str = VideoInferHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.video = video
+        self.file_name = file_name
+        self.videoinfer_conn_id = videoinfer_conn_id
+        if file_name is not None and not _is_deferred_value(file_name):
+            api.validate_video_file_name(file_name)
+
+    @cached_property
+    def hook(self) -> VideoInferHook:
+        """The hook of the operator's connection."""
+        return VideoInferHook(self.videoinfer_conn_id)
+
+    def execute(self, context: Context) -> str:
+        """Upload the video; return the signed URL to pass as ``input_url``."""
+        return self.hook.upload_video(self.video, self.file_name)
+
+
+class VideoInferenceOperator(BaseOperator):
+    """Submit a video inference job; return its id, or its output URL when waiting for it.
+
+    Inputs are validated before any network call. The job id is pushed to XCom (key ``job_id``)
+    and written to the task's ``task_state_store`` (Airflow 3.3+) before any waiting, so a retry
+    of the task reconnects to the same job when it is still running or done, and submits a new
+    one only when it failed (or when the inputs changed): a retry never pays for a duplicate job.
+
+    :param input_url: the uploaded video's URL (``VideoUploadOperator``'s return value) or any
+        public http(s) video URL (templated).
+    :param infer_fps: frames per second to sample, an integer from 1 to 120 and at most the
+        video's frame rate (templated).
+    :param models: one or more models, as dicts with ``model_id``, ``model_version``,
+        ``inference_type`` and optional ``inference_params``, or ``ModelSpec`` (templated).
+    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param wait_for_completion: also wait for the job and return its ``output_signed_url``
+        (default False: return the job id at once).
+    :param deferrable: when waiting, wait in the triggerer rather than in the worker (default True).
+    :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
+    :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
+    """
+
+    template_fields: Sequence[str] = ("input_url", "infer_fps", "models")
+    template_fields_renderers = {"models": "json"}
+    ui_color = "#d6e4ff"
+
+    def __init__(
+        self,
+        *,
+        input_url: Any,
+        infer_fps: Any,
+        models: Any,
+        videoinfer_conn_id: str = VideoInferHook.default_conn_name,
+        wait_for_completion: bool = False,
+        deferrable: bool = True,
+        poll_interval: float = 60.0,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.input_url = input_url
+        self.infer_fps = infer_fps
+        self.models = (
+            [m.to_payload() if isinstance(m, api.ModelSpec) else m for m in models]
+            if isinstance(models, (list, tuple))
+            else models
+        )
+        self.videoinfer_conn_id = videoinfer_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        for name, value in (("poll_interval", poll_interval), ("wait_timeout", wait_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise VideoInferValidationError(f"{name} must be a positive number of seconds, got {value!r}.")
+        self.poll_interval = float(poll_interval)
+        self.wait_timeout = float(wait_timeout)
+        # Fail at DAG parse time where the values are already known.
+        if not _is_deferred_value(input_url):
+            api.validate_input_url(input_url)
+        if not _is_deferred_value(infer_fps):
+            api.validate_infer_fps(infer_fps)
+        if not _is_deferred_value(self.models):
+            api.validate_models(self.models)
+
+    @cached_property
+    def hook(self) -> VideoInferHook:
+        """The hook of the operator's connection."""
+        return VideoInferHook(self.videoinfer_conn_id)
+
+    def execute(self, context: Context) -> str:
+        """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
+        payload = api.build_submit_payload(self.input_url, self.infer_fps, self.models)
+        job_id, state = self._submit_or_reconnect(context, payload)
+        context["ti"].xcom_push(key="job_id", value=job_id)
+        if not self.wait_for_completion:
+            return job_id
+        if state is not None and state.status is api.JobStatus.SUCCEEDED:
+            return state.output_url  # type: ignore[return-value]
+        if self.deferrable:
+            self.defer(
+                trigger=VideoInferenceJobTrigger(
+                    job_id=job_id,
+                    videoinfer_conn_id=self.videoinfer_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=time.time() + self.wait_timeout,
+                ),
+                method_name="execute_complete",
+            )
+        done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
+        return done.output_url  # type: ignore[return-value]
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
+        return output_url_from_event(event)
+
+    def _submit_or_reconnect(self, context: Context, payload: dict[str, Any]) -> tuple[str, api.JobState | None]:
+        """Reuse the job a previous try of this task submitted, unless it failed; else submit."""
+        fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.warning(
+                "task_state_store is not available (it needs Airflow 3.3+): a retry of this task "
+                "will submit a new job instead of reconnecting to this one."
+            )
+        else:
+            saved = store.get(JOB_STATE_KEY)
+            if isinstance(saved, dict) and saved.get("job_id"):
+                if saved.get("request") == fingerprint:
+                    state = self._previous_state(saved["job_id"])
+                    if state is not None and state.status is not api.JobStatus.FAILED:
+                        self.log.info(
+                            "Reconnecting to job %s from a previous try (%s).", state.job_id, state.status.value
+                        )
+                        return state.job_id, state
+                else:
+                    self.log.info(
+                        "The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"]
+                    )
+        job_id = self.hook.submit_job(payload["input_url"], payload["infer_fps"], payload["models"])
+        if store is not None:
+            store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
+        return job_id, None
+
+    def _previous_state(self, job_id: str) -> api.JobState | None:
+        try:
+            state = self.hook.get_job(job_id)
+        except VideoInferError as err:
+            self.log.warning("Could not read job %s from a previous try (%s): submitting a new job.", job_id, err)
+            return None
+        if state.status is api.JobStatus.FAILED:
+            self.log.warning(
+                "Job %s from a previous try failed with status %s (%s): submitting a new job.",
+                job_id,
+                state.code,
+                state.error,
+            )
+        return state
