@@ -1,0 +1,66 @@
+"""DAGs used by the test suite (kept in files so that ``dag.test()`` can sync them to the database)."""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, Param
+
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferenceOperator, VideoUploadOperator
+from airflow_provider_videoinfer.sensors.videoinfer import VideoInferenceJobSensor
+
+START = datetime.datetime(2024, 1, 1)
+MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
+PARAMS = {"video": Param("", type="string"), "model_id": Param("motion-detection", type="string")}
+MODELS = [{**MOTION, "model_id": "{{ params.model_id }}"}]
+
+with DAG("vi_test_pipeline", schedule=None, start_date=START, catchup=False, params=PARAMS):
+    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}")
+    submit = VideoInferenceOperator(task_id="submit", input_url=upload.output, infer_fps=5, models=MODELS)
+    wait = VideoInferenceJobSensor(task_id="wait", job_id=submit.output, poll_interval=0.3, timeout=120)
+    upload >> submit >> wait
+
+with DAG("vi_test_sensor_modes", schedule=None, start_date=START, catchup=False, params=PARAMS):
+    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow")
+    submit = VideoInferenceOperator(
+        task_id="submit", input_url=upload.output, infer_fps=5, models=MODELS, videoinfer_conn_id="videoinfer_slow"
+    )
+    for mode in ("poke", "reschedule"):
+        VideoInferenceJobSensor(
+            task_id=f"wait_{mode}",
+            job_id=submit.output,
+            videoinfer_conn_id="videoinfer_slow",
+            deferrable=False,
+            mode=mode,
+            poll_interval=0.5,
+            timeout=120,
+        )
+    upload >> submit
+
+# The first try of "submit" loses its status polls to injected server errors while the job runs
+# (as when a worker dies mid-wait); the retry must reconnect to the same job, not submit another.
+with DAG("vi_test_retry", schedule=None, start_date=START, catchup=False, params=PARAMS):
+    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow")
+    VideoInferenceOperator(
+        task_id="submit",
+        input_url=upload.output,
+        infer_fps=5,
+        models=MODELS,
+        videoinfer_conn_id="videoinfer_slow",
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=0.3,
+        retries=2,
+        retry_delay=datetime.timedelta(seconds=0),
+    )
+
+with DAG("vi_test_submit_and_wait_deferred", schedule=None, start_date=START, catchup=False, params=PARAMS):
+    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}")
+    VideoInferenceOperator(
+        task_id="submit",
+        input_url=upload.output,
+        infer_fps=5,
+        models=MODELS,
+        wait_for_completion=True,
+        poll_interval=0.3,
+    )

@@ -1,0 +1,182 @@
+"""The hook and the async client against the real local server over loopback HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+from airflow.sdk import Connection, ObjectStoragePath
+from helpers import API_KEY, connection_json, server_jobs
+
+from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer.exceptions import (
+    VideoInferAuthError,
+    VideoInferConfigError,
+    VideoInferConnectionError,
+    VideoInferJobFailedError,
+    VideoInferTimeoutError,
+    VideoInferValidationError,
+)
+from airflow_provider_videoinfer.hooks.videoinfer import AsyncVideoInferClient, ClientSettings, VideoInferHook
+
+MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "extra", "expected"),
+    [
+        (None, None, {}, "https://api.roboflow.com"),
+        ("api.roboflow.com", None, {}, "https://api.roboflow.com"),
+        ("http://127.0.0.1:9050", None, {}, "http://127.0.0.1:9050"),
+        ("http://127.0.0.1:9050/", None, {}, "http://127.0.0.1:9050"),
+        ("127.0.0.1", 9050, {"scheme": "http"}, "http://127.0.0.1:9050"),
+        ("http://localhost", 9050, {}, "http://localhost:9050"),
+    ],
+)
+def test_settings_base_url(host, port, extra, expected):
+    conn = Connection(conn_id="c", conn_type="videoinfer", host=host, port=port, password="k", extra=json.dumps(extra))
+    assert ClientSettings.from_connection(conn).base_url == expected
+
+
+def test_settings_require_a_key_and_valid_extra():
+    with pytest.raises(VideoInferConfigError, match="has no API key"):
+        ClientSettings.from_connection(Connection(conn_id="c", conn_type="videoinfer", host="h"))
+    bad = Connection(conn_id="c", conn_type="videoinfer", password="k", extra=json.dumps({"read_timeout": "x"}))
+    with pytest.raises(VideoInferConfigError, match="'read_timeout' must be a number"):
+        ClientSettings.from_connection(bad)
+
+
+def test_settings_repr_hides_the_key():
+    conn = Connection(conn_id="c", conn_type="videoinfer", password=API_KEY)
+    assert API_KEY not in repr(ClientSettings.from_connection(conn))
+
+
+def test_connection_test_ok_bad_key_and_unreachable(server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_GOOD", connection_json(server.base_url))
+    monkeypatch.setenv("AIRFLOW_CONN_BADKEY", connection_json(server.base_url, api_key="wrong-key"))
+    monkeypatch.setenv("AIRFLOW_CONN_DOWN", connection_json(f"http://127.0.0.1:{_free_port()}"))
+    ok, message = VideoInferHook("good").test_connection()
+    assert ok, message
+    ok, message = VideoInferHook("badkey").test_connection()
+    assert not ok and "refused the API key" in message and "wrong-key" not in message
+    ok, message = VideoInferHook("down").test_connection()
+    assert not ok and "connection test" in message
+
+
+def test_upload_submit_wait_download(videoinfer_conn, sample_video, tmp_path):
+    hook = VideoInferHook()
+    input_url = hook.upload_video(sample_video)
+    assert input_url.startswith(videoinfer_conn.base_url) and "&X-Goog-Expires=" in input_url
+    assert API_KEY not in input_url
+    job_id = hook.submit_job(input_url, 5, [MOTION])
+    assert job_id in [job["job_id"] for job in server_jobs(videoinfer_conn)]
+    state = hook.wait_for_job(job_id, poll_interval=0.2, timeout=60)
+    assert state.status is api.JobStatus.SUCCEEDED and state.code == 0
+    target = hook.download_result(state.output_url, tmp_path / "out" / "result.json")
+    result = json.loads(Path(target).read_text())
+    assert len(result["frame_offset"]) == len(result["time_offset"]) == len(result["motion-detection"]) == 10
+    assert result["frame_offset"][:3] == [0, 2, 4]
+    assert any(frame and frame["predictions"] for frame in result["motion-detection"])
+    assert not list((tmp_path / "out").glob("*.part"))
+
+
+def test_upload_from_object_storage_and_custom_name(videoinfer_conn, sample_video):
+    source = ObjectStoragePath("memory://videos/clip.bin")
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(sample_video.read_bytes())
+    hook = VideoInferHook()
+    input_url = hook.upload_video(source, file_name="Clip.MP4")
+    stored = [
+        p for p in videoinfer_conn.data_dir.rglob("*") if p.is_file() and p.stat().st_size == source.stat().st_size
+    ]
+    digest = hashlib.sha256(sample_video.read_bytes()).hexdigest()
+    assert any(hashlib.sha256(p.read_bytes()).hexdigest() == digest for p in stored)
+    assert hook.get_job(hook.submit_job(input_url, 2, [MOTION])).status in (
+        api.JobStatus.RUNNING,
+        api.JobStatus.SUCCEEDED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "file_name", "message"),
+    [
+        ("missing.mp4", None, None, "does not exist"),
+        ("", None, None, "is not a file"),
+        ("empty.mp4", b"", None, "is empty"),
+        ("clip.mov", b"x", None, r"unsupported extension \.mov"),
+        ("clip.mp4", b"x", "../x.mp4", "bare file name"),
+    ],
+)
+def test_upload_rejects_bad_input_before_any_network_call(name, content, file_name, message, tmp_path, monkeypatch):
+    source = tmp_path / name
+    if content is not None:
+        source.write_bytes(content)
+    # The connection points at a closed port: reaching the network would raise a connection error instead.
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(f"http://127.0.0.1:{_free_port()}"))
+    with pytest.raises(VideoInferValidationError, match=message):
+        VideoInferHook().upload_video(source, file_name)
+
+
+def test_submit_rejects_bad_input_before_any_network_call(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(f"http://127.0.0.1:{_free_port()}"))
+    with pytest.raises(VideoInferValidationError, match="infer_fps"):
+        VideoInferHook().submit_job("http://h/v.mp4", 0, [MOTION])
+    with pytest.raises(VideoInferValidationError, match="job_id"):
+        VideoInferHook().get_job(" ")
+    with pytest.raises(VideoInferConnectionError):
+        VideoInferHook().get_job("some-job")
+
+
+def test_bad_key_is_an_auth_error_without_the_key(server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(server.base_url, api_key="not-the-key-123"))
+    with pytest.raises(VideoInferAuthError) as err:
+        VideoInferHook().get_job("any")
+    assert "not-the-key-123" not in str(err.value)
+
+
+def test_failed_job_raises_with_code_and_message(videoinfer_conn, sample_video):
+    hook = VideoInferHook()
+    job_id = hook.submit_job(hook.upload_video(sample_video), 5, [{**MOTION, "model_id": "no-such-model"}])
+    with pytest.raises(VideoInferJobFailedError) as err:
+        hook.wait_for_job(job_id, poll_interval=0.2, timeout=60)
+    assert err.value.job_id == job_id and err.value.code > 1
+    assert "no-such-model" in str(err.value)
+
+
+def test_wait_for_job_times_out(videoinfer_conn, sample_video, monkeypatch):
+    from airflow_provider_videoinfer.server.testing import run_server
+
+    with run_server(videoinfer_conn.data_dir.parent / "slow", API_KEY, min_job_seconds=30) as slow:
+        monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(slow.base_url))
+        hook = VideoInferHook()
+        job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+        with pytest.raises(VideoInferTimeoutError, match=f"job {job_id} was still running"):
+            hook.wait_for_job(job_id, poll_interval=0.2, timeout=1)
+
+
+async def test_async_client_reads_the_same_states(videoinfer_conn, sample_video):
+    hook = VideoInferHook()
+    job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+    done = hook.wait_for_job(job_id, poll_interval=0.2, timeout=60)
+    client = await AsyncVideoInferClient.from_conn_id("videoinfer_default")
+    try:
+        assert await client.get_job(job_id) == done
+    finally:
+        await client.aclose()
+
+
+def test_http_library_logs_never_show_the_key(videoinfer_conn, caplog):
+    with caplog.at_level(logging.DEBUG):
+        VideoInferHook().test_connection()
+    assert "api_key=***" in caplog.text or "GET /" in caplog.text
+    assert API_KEY not in caplog.text
