@@ -8,9 +8,9 @@ ignored, so that new fields of the service do not break old readers.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 DETECTION_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
 
@@ -153,7 +153,7 @@ class UnknownResult:
     data: Any
 
 
-FrameResult = Union[Detections, Classification, SemanticMask, GazeResult, Embedding, UnknownResult]
+FrameResult = Detections | Classification | SemanticMask | GazeResult | Embedding | UnknownResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +199,7 @@ def detect_inference_type(data: Any) -> str | None:
     return "object-detection"
 
 
-def parse_frame_result(
-    data: Any, inference_type: str | None = None, strict: bool = False
-) -> FrameResult | None:
+def parse_frame_result(data: Any, inference_type: str | None = None, strict: bool = False) -> FrameResult | None:
     """Type one model's frame result.
 
     :param data: the decoded element of the model's list; None stays None.
@@ -263,9 +261,7 @@ def _detection(p: Mapping[str, Any]) -> Detection:
         None
         if keypoints is None
         else tuple(
-            Keypoint(
-                float(k["x"]), float(k["y"]), _float(k.get("confidence")), k.get("class"), _int(k.get("class_id"))
-            )
+            Keypoint(float(k["x"]), float(k["y"]), _float(k.get("confidence")), k.get("class"), _int(k.get("class_id")))
             for k in keypoints
         ),
     )
@@ -281,9 +277,7 @@ def _parse_classification(data: Mapping[str, Any], inference_type: str) -> Class
     raw = data.get("predictions") or ()
     if isinstance(raw, Mapping):  # multi-label form: {"class": {"confidence": c, "class_id": i}}
         raw = [{"class": name, **value} for name, value in raw.items() if isinstance(value, Mapping)]
-    predictions = tuple(
-        ClassPrediction(str(p["class"]), _int(p.get("class_id")), float(p["confidence"])) for p in raw
-    )
+    predictions = tuple(ClassPrediction(str(p["class"]), _int(p.get("class_id")), float(p["confidence"])) for p in raw)
     top, confidence = data.get("top"), _float(data.get("confidence"))
     if top is None and predictions:
         best = max(predictions, key=lambda p: p.confidence)
@@ -331,7 +325,7 @@ def _parse_embedding(data: Any, inference_type: str) -> Embedding:
     return Embedding(tuple(float(v) for v in data))
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[Any, str], FrameResult]] = {
     "object-detection": _parse_detections,
     "classification": _parse_classification,
     "semantic-segmentation": _parse_semantic,

@@ -164,8 +164,7 @@ class ResultReader:
         missing = set(self._inference_types) - set(arrays)
         if missing:
             raise VideoInferResultFileError(
-                f"result file {self.name} has no results for model(s) {sorted(missing)}; "
-                f"it holds {self.model_ids}."
+                f"result file {self.name} has no results for model(s) {sorted(missing)}; it holds {self.model_ids}."
             )
         return arrays
 
@@ -192,9 +191,9 @@ class ResultReader:
         types: dict[str, str | None] = {model: self._inference_types.get(model) for model in models}
         hinted = set(self._inference_types)
         try:
-            for index, (frame_offset, time_offset, *raw) in enumerate(zip(*lists)):
+            for index, (frame_offset, time_offset, *raw) in enumerate(zip(*lists, strict=True)):
                 results: dict[str, FrameResult | None] = {}
-                for model, data in zip(models, raw):
+                for model, data in zip(models, raw, strict=True):
                     try:
                         result = parse_frame_result(data, types[model], strict=model in hinted)
                     except (TypeError, ValueError, KeyError) as err:
@@ -244,8 +243,7 @@ def _check_inference_types(inference_types: Mapping[str, str] | None) -> dict[st
         return {}
     if not isinstance(inference_types, Mapping):
         raise VideoInferValidationError(
-            "inference_types must be a dict {model_id: inference_type}, got "
-            f"{type(inference_types).__name__}."
+            f"inference_types must be a dict {{model_id: inference_type}}, got {type(inference_types).__name__}."
         )
     for model_id, inference_type in inference_types.items():
         if inference_type not in INFERENCE_TYPES:
@@ -255,9 +253,7 @@ def _check_inference_types(inference_types: Mapping[str, str] | None) -> dict[st
     return dict(inference_types)
 
 
-def iter_frames(
-    source: ResultLocation, inference_types: Mapping[str, str] | None = None
-) -> Iterator[Frame]:
+def iter_frames(source: ResultLocation, inference_types: Mapping[str, str] | None = None) -> Iterator[Frame]:
     """Yield the typed frames of a result file, streaming; see :class:`ResultReader`.
 
     :param source: a local path, an fsspec URI or an ``ObjectStoragePath``.

@@ -1,0 +1,225 @@
+"""Summarise a result file per model, one frame at a time, into a small JSON-serialisable dict.
+
+The summary is meant for XCom, so its size is bounded whatever the video's length: the per-second
+timeline is bucketed (a bucket's width doubles whenever there would be more than
+``max_timeline_buckets`` of them) and class listings keep only their largest entries.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_videoinfer.records import (
+    Classification,
+    Detections,
+    Embedding,
+    Frame,
+    FrameResult,
+    GazeResult,
+    SemanticMask,
+    UnknownResult,
+)
+
+DEFAULT_MAX_TIMELINE_BUCKETS = 600
+DEFAULT_MAX_CLASSES = 100
+MAX_CLASSES_PER_BUCKET = 20
+UNLABELLED = "unlabelled"
+
+
+def _top(counter: Counter[str], limit: int) -> dict[str, int]:
+    return dict(counter.most_common(limit))
+
+
+class _Timeline:
+    """Per-bucket class counts, merged pairwise whenever there are too many buckets.
+
+    :param peak: merge counts by their maximum (objects seen at once), else by their sum (frames).
+    """
+
+    def __init__(self, max_buckets: int, peak: bool) -> None:
+        self.max_buckets = max_buckets
+        self.peak = peak
+        self.width = 1
+        self.buckets: dict[int, Counter[str]] = {}
+
+    def add(self, time_offset: float, counts: Mapping[str, int]) -> None:
+        bucket = self.buckets.setdefault(int(time_offset // self.width), Counter())
+        if self.peak:
+            for name, count in counts.items():
+                if count > bucket[name]:
+                    bucket[name] = count
+        else:
+            bucket.update(counts)
+        if len(self.buckets) > self.max_buckets:
+            self._widen()
+
+    def _widen(self) -> None:
+        self.width *= 2
+        merged: dict[int, Counter[str]] = {}
+        for key, counts in self.buckets.items():
+            target = merged.setdefault(key // 2, Counter())
+            if self.peak:
+                target |= counts
+            else:
+                target.update(counts)
+        self.buckets = merged
+
+    def to_dict(self) -> dict[str, Any]:
+        buckets = []
+        for key in sorted(self.buckets):
+            counts = self.buckets[key]
+            entry: dict[str, Any] = {"start": key * self.width, "counts": _top(counts, MAX_CLASSES_PER_BUCKET)}
+            if not self.peak and counts:
+                entry["top"] = counts.most_common(1)[0][0]
+            buckets.append(entry)
+        what = "most objects of each class in one frame" if self.peak else "frames of each top class"
+        return {"bucket_seconds": self.width, "counts": what, "buckets": buckets}
+
+
+class _ModelSummary:
+    def __init__(self, inference_type: str | None, max_buckets: int, max_classes: int) -> None:
+        self.inference_type = inference_type
+        self.max_buckets = max_buckets
+        self.max_classes = max_classes
+        self.frames = 0
+        self.null_frames = 0
+        self.unknown_frames = 0
+        self.predictions = 0
+        self.frames_with_predictions = 0
+        self.class_counts: Counter[str] = Counter()
+        self.max_objects: dict[str, Any] = {"count": 0, "frame_index": None, "frame_offset": None, "time_offset": None}
+        self.timeline: _Timeline | None = None
+        self.dimensions: int | None = None
+
+    def add(self, frame: Frame, result: FrameResult | None) -> None:
+        self.frames += 1
+        if result is None:
+            self.null_frames += 1
+            return
+        if isinstance(result, UnknownResult):
+            self.unknown_frames += 1
+            return
+        if self.inference_type is None or isinstance(result, Detections):
+            self.inference_type = result.inference_type
+        if isinstance(result, (Detections, GazeResult)):
+            names = (
+                [d.class_name or UNLABELLED for d in result.detections]
+                if isinstance(result, Detections)
+                else ["face"] * len(result.gazes)
+            )
+            self._add_objects(frame, names)
+        elif isinstance(result, Classification):
+            if result.top is not None:
+                self.frames_with_predictions += 1
+                self.class_counts[str(result.top)] += 1
+                self._add_timeline(frame, {str(result.top): 1}, peak=False)
+        elif isinstance(result, SemanticMask):
+            self.frames_with_predictions += 1
+            for name in result.class_map.values():
+                self.class_counts[name] += 1
+        elif isinstance(result, Embedding):
+            self.frames_with_predictions += 1
+            self.dimensions = result.dimensions
+
+    def _add_objects(self, frame: Frame, names: list[str]) -> None:
+        if not names:
+            return
+        counts = Counter(names)
+        self.predictions += len(names)
+        self.frames_with_predictions += 1
+        self.class_counts.update(counts)
+        if len(names) > self.max_objects["count"]:
+            self.max_objects = {
+                "count": len(names),
+                "frame_index": frame.index,
+                "frame_offset": frame.frame_offset,
+                "time_offset": frame.time_offset,
+            }
+        self._add_timeline(frame, counts, peak=True)
+
+    def _add_timeline(self, frame: Frame, counts: Mapping[str, int], peak: bool) -> None:
+        if frame.time_offset is None:
+            return
+        if self.timeline is None:
+            self.timeline = _Timeline(self.max_buckets, peak)
+        self.timeline.add(frame.time_offset, counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "inference_type": self.inference_type,
+            "frames": self.frames,
+            "null_frames": self.null_frames,
+            "unknown_frames": self.unknown_frames,
+            "frames_with_predictions": self.frames_with_predictions,
+        }
+        if self.inference_type == "semantic-segmentation":
+            summary["classes"] = sorted(self.class_counts)[: self.max_classes]
+        elif self.inference_type == "clip-embed-image":
+            summary["dimensions"] = self.dimensions
+        else:
+            summary["class_counts"] = _top(self.class_counts, self.max_classes)
+            summary["classes_truncated"] = len(self.class_counts) > self.max_classes
+        if self.inference_type != "classification" and self.predictions:
+            summary["predictions"] = self.predictions
+            summary["max_objects"] = self.max_objects
+        if self.timeline is not None:
+            summary["timeline"] = self.timeline.to_dict()
+        return summary
+
+
+class ResultSummary:
+    """Accumulate a per-model summary of a result file's frames; add frames, then :meth:`to_dict`.
+
+    Per model: its inference type, frames and null frames, frames with predictions, and, by type,
+    the number of predictions per class (frames per top class for classification, the classes of
+    the class maps for semantic segmentation, the vector length for embeddings), the most objects
+    seen in one frame and when, and a timeline in buckets of whole seconds.
+
+    :param source: a name of the summarised file, echoed in the summary; optional.
+    :param inference_types: optional ``{model_id: inference_type}``, reported for models without
+        any result.
+    :param max_timeline_buckets: the most timeline buckets per model; a bucket is 1 second wide,
+        doubled as often as needed to stay within this bound (default 600, i.e. 10 minutes of seconds).
+    :param max_classes: the most classes listed per model, largest counts first (default 100).
+    """
+
+    def __init__(
+        self,
+        source: str | None = None,
+        inference_types: Mapping[str, str] | None = None,
+        max_timeline_buckets: int = DEFAULT_MAX_TIMELINE_BUCKETS,
+        max_classes: int = DEFAULT_MAX_CLASSES,
+    ) -> None:
+        if max_timeline_buckets < 1 or max_classes < 1:
+            raise ValueError("max_timeline_buckets and max_classes must be at least 1")
+        self.source = source
+        self.inference_types = dict(inference_types or {})
+        self.max_timeline_buckets = max_timeline_buckets
+        self.max_classes = max_classes
+        self.frames = 0
+        self.duration: float | None = None
+        self.models: dict[str, _ModelSummary] = {}
+
+    def add(self, frame: Frame) -> None:
+        """Count one frame of every model."""
+        self.frames += 1
+        if frame.time_offset is not None and (self.duration is None or frame.time_offset > self.duration):
+            self.duration = frame.time_offset
+        for model_id, result in frame.results.items():
+            model = self.models.get(model_id)
+            if model is None:
+                model = self.models[model_id] = _ModelSummary(
+                    self.inference_types.get(model_id), self.max_timeline_buckets, self.max_classes
+                )
+            model.add(frame, result)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the summary as a JSON-serialisable dict of bounded size."""
+        return {
+            "source": self.source,
+            "frames": self.frames,
+            "last_time_offset": self.duration,
+            "models": {model_id: model.to_dict() for model_id, model in self.models.items()},
+        }
