@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import API_KEY, connection_json
+from helpers import API_KEY, CAPTURED, connection_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,20 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
     }
 )
+
+
+def pytest_collection_modifyitems(items):
+    """Run the suite-wide leak check after every other test."""
+    last = [item for item in items if item.get_closest_marker("suite_leak_check")]
+    items[:] = [item for item in items if item not in last] + last
+
+
+def pytest_runtest_logreport(report):
+    """Keep every captured log, output and failure text for the suite-wide leak check."""
+    for name, text in report.sections:
+        CAPTURED.append((f"{report.nodeid} {name}", text))
+    if report.longrepr is not None:
+        CAPTURED.append((f"{report.nodeid} failure", report.longreprtext))
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
+from pathlib import Path
 
 import requests
 
 API_KEY = "vi-test-key-7f3a9c1e5b"  # distinctive, so leak checks can search for it
+#: (where, text) of every log, output and failure text the test session captured (filled by conftest).
+CAPTURED: list[tuple[str, str]] = []
 
 
 def connection_json(base_url: str, api_key: str = API_KEY, **extra: object) -> str:
@@ -32,3 +37,48 @@ def server_jobs(server) -> list[dict]:
 def stored_digests(server) -> set[str]:
     """SHA-256 of every file the local server keeps in its data directory (uploads included)."""
     return {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.data_dir.rglob("*") if p.is_file()}
+
+
+def run_dag(dag_id: str, **conf):
+    """Run a DAG of the test DAGs folder with ``dag.test()`` and the given run config."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(include_examples=False).get_dag(dag_id)
+    assert dag is not None, f"DAG {dag_id} did not load"
+    return dag.test(run_conf=conf)
+
+
+def xcom(run, task_id: str, key: str = "return_value"):
+    """The XCom value a task of a finished run pushed."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, key=key)
+            .one_or_none()
+        )
+        return None if row is None else json.loads(row.value) if isinstance(row.value, str) else row.value
+
+
+def states(run) -> dict[str, str]:
+    """Each task's state in a finished run."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: ti.state for ti in run.get_task_instances(session=session)}
+
+
+def key_leaks_in_airflow(api_key: str) -> list[str]:
+    """Where the key appears in the Airflow database (every table, every row) or the task log files."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    leaks = []
+    with sqlite3.connect(home / "airflow.db") as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            if any(api_key in repr(row) for row in db.execute(f'SELECT * FROM "{table}"')):
+                leaks.append(f"table {table}")
+    for file in (home / "logs").rglob("*") if (home / "logs").exists() else []:
+        if file.is_file() and api_key in file.read_text(errors="replace"):
+            leaks.append(str(file))
+    return leaks

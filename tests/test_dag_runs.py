@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import inject_fault, server_jobs
+from helpers import inject_fault, run_dag, server_jobs, states, xcom
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
-
-
-def run_dag(dag_id: str, **conf):
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(include_examples=False).get_dag(dag_id)
-    assert dag is not None, f"DAG {dag_id} did not load"
-    return dag.test(run_conf=conf)
-
-
-def xcom(run, task_id: str, key: str = "return_value"):
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, key=key)
-            .one_or_none()
-        )
-        return None if row is None else json.loads(row.value) if isinstance(row.value, str) else row.value
-
-
-def states(run) -> dict[str, str]:
-    with create_session() as session:
-        return {ti.task_id: ti.state for ti in run.get_task_instances(session=session)}
 
 
 def test_pipeline_upload_submit_deferred_sensor(videoinfer_conn, sample_video):
