@@ -7,9 +7,11 @@ answers the same way and raise the same exceptions.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -444,6 +446,14 @@ def _mask(secret: str) -> None:
         log.debug("Could not register the API key with the secrets masker.")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle, too costly for each trigger."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class AsyncVideoInferClient:
     """The async transport (httpx) used by the trigger; it only polls jobs.
 
@@ -453,6 +463,7 @@ class AsyncVideoInferClient:
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._client = httpx.AsyncClient(
+            verify=_ssl_context(),
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             headers={"User-Agent": "airflow-provider-videoinfer"},
         )
