@@ -1,0 +1,49 @@
+"""Models of the local server: the protocol, the registry and the built-ins."""
+
+from __future__ import annotations
+
+from airflow_provider_videoinfer.server.models.base import (
+    Frame,
+    FrameModel,
+    ModelDefinition,
+    VideoContext,
+    VideoModel,
+    box_prediction,
+    classification_result,
+    image_result,
+    simple_model,
+)
+from airflow_provider_videoinfer.server.models.registry import (
+    ENTRY_POINT_GROUP,
+    ModelRegistry,
+    build_registry,
+    load_provider,
+)
+
+BUILTIN_MODEL_IDS = (
+    "people-detection",
+    "face-detection",
+    "motion-detection",
+    "motion-segmentation",
+    "foreground-segmentation",
+    "motion-classification",
+    "sharpness-classification",
+    "face-keypoints",
+)
+
+__all__ = [
+    "BUILTIN_MODEL_IDS",
+    "ENTRY_POINT_GROUP",
+    "Frame",
+    "FrameModel",
+    "ModelDefinition",
+    "ModelRegistry",
+    "VideoContext",
+    "VideoModel",
+    "box_prediction",
+    "build_registry",
+    "classification_result",
+    "image_result",
+    "load_provider",
+    "simple_model",
+]

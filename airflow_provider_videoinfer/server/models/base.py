@@ -1,0 +1,181 @@
+"""The model protocol of the local server, and helpers to build frame results of the contract's shape.
+
+A *model* is any object with these attributes and one method::
+
+    model_id: str            # e.g. "people-detection"
+    model_version: str       # e.g. "1"
+    inference_type: str      # one of airflow_provider_videoinfer.api.INFERENCE_TYPES
+    description: str         # one line, shown by GET /models and `videoinfer-server models`
+    def open(self, params: Mapping[str, Any], context: VideoContext) -> FrameModel: ...
+
+``open`` is called once per job with the job's ``inference_params`` and returns a *frame model*:
+an object with ``infer(frame: Frame) -> result`` or a plain callable ``(frame) -> result``. It
+sees the job's sampled frames in order, so it may keep state (the motion models do). The result
+must be JSON-serialisable and shaped like the single-image response of the inference type; an
+exception on a frame gives ``null`` for that frame in the result file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame.
+
+    :param image: the decoded frame, BGR ``uint8`` of shape ``(height, width, 3)``.
+    :param index: its index in the video (the result's ``frame_offset``).
+    :param time: its time in seconds (the result's ``time_offset``).
+    """
+
+    image: np.ndarray
+    index: int
+    time: float
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return int(self.image.shape[0])
+
+
+@dataclass
+class VideoContext:
+    """What a model knows about the job's video when it is opened.
+
+    :param fps: the video's frame rate as the decoder reports it.
+    :param infer_fps: the job's sampling rate.
+    :param width: frame width in pixels.
+    :param height: frame height in pixels.
+    :param shared: a dict shared by all models of the job, to share work (e.g. one background
+        model for all the motion models).
+    """
+
+    fps: float
+    infer_fps: int
+    width: int
+    height: int
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class FrameModel(Protocol):
+    """A model opened for one job."""
+
+    def infer(self, frame: Frame) -> Any:
+        """Return the frame result (JSON-serialisable)."""
+
+
+@runtime_checkable
+class VideoModel(Protocol):
+    """A model the server can run; see the module docstring."""
+
+    model_id: str
+    model_version: str
+    inference_type: str
+    description: str
+
+    def open(self, params: Mapping[str, Any], context: VideoContext) -> FrameModel | Callable[[Frame], Any]:
+        """Prepare the model for one job."""
+
+
+@dataclass(frozen=True)
+class ModelDefinition:
+    """A ready-made :class:`VideoModel`: ids plus a factory.
+
+    :param model_id: the id jobs use.
+    :param inference_type: one of the contract's inference types.
+    :param factory: ``factory(params, context)`` returning a frame model or a callable ``(frame) -> result``.
+    :param model_version: the version jobs use; ``"1"`` by default.
+    :param description: one line for listings.
+    """
+
+    model_id: str
+    inference_type: str
+    factory: Callable[[Mapping[str, Any], VideoContext], Any]
+    model_version: str = "1"
+    description: str = ""
+
+    def open(self, params: Mapping[str, Any], context: VideoContext) -> Any:
+        """Call the factory."""
+        return self.factory(params, context)
+
+
+def simple_model(
+    model_id: str,
+    inference_type: str,
+    fn: Callable[[Frame, Mapping[str, Any]], Any],
+    *,
+    model_version: str = "1",
+    description: str = "",
+) -> ModelDefinition:
+    """Wrap a stateless function ``fn(frame, params) -> result`` as a model.
+
+    :param model_id: the id jobs use.
+    :param inference_type: one of the contract's inference types.
+    :param fn: computes one frame's result.
+    :param model_version: the version jobs use; ``"1"`` by default.
+    :param description: one line for listings.
+    """
+
+    def factory(params: Mapping[str, Any], context: VideoContext) -> Callable[[Frame], Any]:
+        return lambda frame: fn(frame, params)
+
+    return ModelDefinition(model_id, inference_type, factory, model_version, description)
+
+
+def param_float(params: Mapping[str, Any], name: str, default: float) -> float:
+    """Read a numeric inference parameter, falling back to ``default`` when absent or invalid."""
+    value = params.get(name, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def box_prediction(
+    x: float, y: float, w: float, h: float, confidence: float, class_name: str, class_id: int
+) -> dict[str, Any]:
+    """An object-detection prediction from a top-left box: ``x``, ``y`` become the box centre."""
+    return {
+        "x": round(float(x) + float(w) / 2, 1),
+        "y": round(float(y) + float(h) / 2, 1),
+        "width": float(w),
+        "height": float(h),
+        "confidence": round(min(1.0, max(0.0, float(confidence))), 4),
+        "class": class_name,
+        "class_id": int(class_id),
+        "detection_id": str(uuid.uuid4()),
+    }
+
+
+def image_result(frame: Frame, predictions: Any, elapsed: float, **extra: Any) -> dict[str, Any]:
+    """The common envelope ``{"time", "image": {"width", "height"}, "predictions"}``.
+
+    :param elapsed: inference time in seconds, reported as ``time`` like the hosted service does.
+    """
+    return {
+        "time": round(elapsed, 5),
+        "image": {"width": frame.width, "height": frame.height},
+        "predictions": predictions,
+        **extra,
+    }
+
+
+def classification_result(frame: Frame, scores: Mapping[str, float], class_ids: Mapping[str, int], elapsed: float):
+    """A classification result from per-class confidences, best first."""
+    ranked = sorted(scores.items(), key=lambda item: -item[1])
+    predictions = [
+        {"class": name, "class_id": class_ids[name], "confidence": round(float(conf), 4)} for name, conf in ranked
+    ]
+    return image_result(frame, predictions, elapsed, top=ranked[0][0], confidence=round(float(ranked[0][1]), 4))

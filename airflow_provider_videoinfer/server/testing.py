@@ -1,0 +1,125 @@
+"""Run the local server in-process, for tests: ``with run_server(tmp_path) as server: ...``."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_videoinfer.server.config import ServerConfig
+from airflow_provider_videoinfer.server.models.base import Frame, ModelDefinition, VideoContext, image_result
+
+
+@dataclass
+class RunningServer:
+    """A server started by :func:`run_server`.
+
+    :param base_url: e.g. ``"http://127.0.0.1:54321"``, without trailing slash.
+    :param api_key: the key it accepts.
+    :param data_dir: its data dir.
+    :param config: its settings.
+    """
+
+    base_url: str
+    api_key: str
+    data_dir: Path
+    config: ServerConfig
+    _server: Any = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server (idempotent); running jobs are left to resume at the next start."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the local server at {self.base_url} did not stop within {timeout} s")
+
+
+@contextmanager
+def run_server(
+    data_dir: str | Path,
+    api_key: str = "test-key",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **options: Any,
+) -> Iterator[RunningServer]:
+    """Start a server in a background thread, wait until it answers, stop it on exit.
+
+    :param data_dir: its data dir; reuse it to restart a server with its jobs and uploads.
+    :param api_key: the key it accepts.
+    :param host: interface to listen on.
+    :param port: port to listen on; 0 picks a free one (see ``base_url``).
+    :param options: any other :class:`ServerConfig` field, e.g. ``enable_faults=True``.
+    """
+    import httpx
+    import uvicorn
+
+    from airflow_provider_videoinfer.server.app import create_app
+
+    unknown = set(options) - ServerConfig.field_names()
+    if unknown:
+        raise TypeError(f"unknown server options {sorted(unknown)}; valid: {sorted(ServerConfig.field_names())}")
+    config = ServerConfig(data_dir=Path(data_dir), api_key=api_key, **options)
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    uv_config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3, access_log=False
+    )
+    server = uvicorn.Server(uv_config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="videoinfer-server", daemon=True)
+    thread.start()
+    host_part = f"[{host}]" if ":" in host else host
+    running = RunningServer(f"http://{host_part}:{bound_port}", api_key, config.data_dir, config, server, thread)
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the local videoinfer server failed to start; see the log")
+            time.sleep(0.02)
+        httpx.get(running.base_url + "/", params={"api_key": api_key}, timeout=10).raise_for_status()
+        yield running
+    finally:
+        running.stop()
+        sock.close()
+
+
+class _SlowModel:
+    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
+        self._delay = float(params.get("delay", 0.05))
+
+    def infer(self, frame: Frame) -> dict[str, Any]:
+        time.sleep(self._delay)
+        return image_result(frame, [], self._delay)
+
+
+class _FlakyModel:
+    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
+        self._every = int(params.get("fail_every", 2))
+
+    def infer(self, frame: Frame) -> dict[str, Any]:
+        if frame.index % self._every == 0:
+            raise RuntimeError("flaky model fails on purpose")
+        return image_result(frame, [], 0.0)
+
+
+def testing_models() -> list[ModelDefinition]:
+    """Models for tests, loaded with ``models=["airflow_provider_videoinfer.server.testing:testing_models"]``.
+
+    ``slow-test`` (object-detection) sleeps ``delay`` seconds per frame (default 0.05) and finds
+    nothing; ``flaky-test`` (object-detection) raises on frames whose index is a multiple of
+    ``fail_every`` (default 2).
+    """
+    return [
+        ModelDefinition("slow-test", "object-detection", _SlowModel, description="sleeps per frame (tests)"),
+        ModelDefinition("flaky-test", "object-detection", _FlakyModel, description="fails some frames (tests)"),
+    ]
+
