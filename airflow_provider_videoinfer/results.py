@@ -120,7 +120,7 @@ class ResultReader:
     ) -> None:
         self.name = describe_location(source)
         self.chunk_size = chunk_size
-        self._inference_types = _check_inference_types(inference_types)
+        self._inference_types = validate_inference_types(inference_types)
         self._stack = contextlib.ExitStack()
         try:
             self._open = self._opener(source)
@@ -238,7 +238,8 @@ def _number(value: Any, kind: type) -> Any:
     return None if value is None else kind(value)
 
 
-def _check_inference_types(inference_types: Mapping[str, str] | None) -> dict[str, str]:
+def validate_inference_types(inference_types: Mapping[str, str] | None) -> dict[str, str]:
+    """Check an optional ``{model_id: inference_type}`` hint; return it as a dict (empty for None)."""
     if inference_types is None:
         return {}
     if not isinstance(inference_types, Mapping):
