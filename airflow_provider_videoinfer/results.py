@@ -164,7 +164,8 @@ class ResultReader:
         missing = set(self._inference_types) - set(arrays)
         if missing:
             raise VideoInferResultFileError(
-                f"result file {self.name} has no results for model(s) {sorted(missing)}; it holds {self.model_ids}."
+                f"result file {self.name} has no results for model(s) {sorted(missing)}; it holds "
+                f"{[key for key in arrays if key not in (FRAME_OFFSET_KEY, TIME_OFFSET_KEY)]}."
             )
         return arrays
 
