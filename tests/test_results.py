@@ -336,8 +336,8 @@ class _StreamPath:
 
 
 def test_sources_local_uri_object_storage_memory_and_non_seekable(tmp_path):
-    from airflow.sdk import ObjectStoragePath
     import fsspec
+    from airflow.sdk import ObjectStoragePath
 
     path = write_result(tmp_path / "r.json", {"cars": [detection_frame(box("car")), None]})
     expected = list(iter_frames(path))
