@@ -4,8 +4,9 @@ Sampling rule: with ``fps`` the frame rate the decoder reports (turned into an e
 e.g. 23.976 → 2997/125, 23.976023976… → 24000/1001) and ``r = infer_fps``, frame ``i`` is sampled
 when ``floor(i * r / fps)`` advances, i.e. frame 0 and then the first frame at or after each
 ``k * fps / r`` seconds·fps mark: ``i_k = ceil(k * fps / r)``. A 24 fps video at 4 gives 0, 6, 12…;
-at 7 it gives 0, 4, 7, 11, 14, 18, 21, 24… ``time_offset = round(i / fps, 4)``. Arithmetic is
-exact (fractions), so no frame is skipped or doubled by rounding.
+at 7 it gives 0, 4, 7, 11, 14, 18, 21, 24… The frame choice uses exact fractions, so no frame is
+skipped or doubled by rounding. ``time_offset = round(i / fps, 4)`` with ``fps`` the float the
+decoder reports (23.976 for a file written at 24000/1001 by OpenCV's writers).
 
 Unsampled frames are only ``grab()``-ed (decoded, never converted to BGR nor copied).
 """
@@ -45,6 +46,7 @@ class FrameSampler:
 
     def __init__(self, fps: float, infer_fps: int) -> None:
         self.fps = exact_fps(fps)
+        self._fps_float = float(fps)
         self._ratio = Fraction(infer_fps) / self.fps
         self._last_slot = -1
 
@@ -61,8 +63,8 @@ class FrameSampler:
         return False
 
     def time_offset(self, index: int) -> float:
-        """``round(index / fps, 4)``."""
-        return round(float(index / self.fps), 4)
+        """``round(index / fps, 4)``, with ``fps`` the float the decoder reports."""
+        return round(index / self._fps_float, 4)
 
 
 class VideoReader:
