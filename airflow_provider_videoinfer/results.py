@@ -133,14 +133,14 @@ class ResultReader:
     def _opener(self, source: ResultLocation) -> Any:
         path = local_path(source)
         if path is None:
-            probe = self._stack.enter_context(open_location(source))
-            if probe.seekable():
-                return lambda: open_location(source)
-            # Copy once so that every list can have its own handle and offset.
-            temp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="videoinfer-result-"))
-            path = os.path.join(temp, "result.json")
-            with open(path, "wb") as copy:
-                shutil.copyfileobj(probe, copy, DEFAULT_CHUNK_SIZE)
+            with open_location(source) as probe:
+                if probe.seekable():
+                    return lambda: open_location(source)
+                # Copy once so that every list can have its own handle and offset.
+                temp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="videoinfer-result-"))
+                path = os.path.join(temp, "result.json")
+                with open(path, "wb") as copy:
+                    shutil.copyfileobj(probe, copy, DEFAULT_CHUNK_SIZE)
         return lambda: open(path, "rb")  # noqa: SIM115 - the caller closes it
 
     def _index(self, fh: IO[bytes]) -> dict[str, ArrayInfo]:
