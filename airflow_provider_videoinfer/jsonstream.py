@@ -69,6 +69,7 @@ class _Window:
         self.max_element_chars = max_element_chars
         self.buf = ""
         self.pos = 0
+        self.start = 0
         self.base = base
         self.eof = False
 
@@ -110,8 +111,8 @@ class _Window:
         self.pos += 1
         return char
 
-    def value(self) -> tuple[Any, str]:
-        """Decode the next value; return it with its source text."""
+    def value(self) -> Any:
+        """Decode the next value; its source text is ``buf[start:pos]`` until the next read."""
         self.peek()
         while True:
             try:
@@ -129,8 +130,8 @@ class _Window:
                 and self.grow()
             ):
                 continue
-            start, self.pos = self.pos, end
-            return value, self.buf[start:end]
+            self.start, self.pos = self.pos, end
+            return value
 
 
 def _elements(window: _Window) -> Iterator[Any]:
@@ -140,7 +141,7 @@ def _elements(window: _Window) -> Iterator[Any]:
         window.pos += 1
         return
     while True:
-        yield window.value()[0]
+        yield window.value()
         if window.expect(",]", "',' or ']' after a list element") == "]":
             return
 
@@ -175,7 +176,8 @@ def index_arrays(
     while True:
         if window.peek() != '"':
             window.expect('"', "a key")
-        _, raw_key = window.value()
+        window.value()
+        raw_key = window.buf[window.start : window.pos]
         key = json.loads(raw_key.encode("latin-1").decode("utf-8"))
         window.expect(":", "':' after a key")
         if window.peek() == "[":
