@@ -39,12 +39,20 @@ def stored_digests(server) -> set[str]:
     return {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.data_dir.rglob("*") if p.is_file()}
 
 
-def run_dag(dag_id: str, **conf):
-    """Run a DAG of the test DAGs folder with ``dag.test()`` and the given run config."""
+def dag_bag():
+    """The DAGs of the test DAGs folder (the example DAGs and tests/dags), parsed afresh.
+
+    Not cached: ``dag.test(run_conf=...)`` changes the DAG's params in place.
+    """
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(include_examples=False).get_dag(dag_id)
-    assert dag is not None, f"DAG {dag_id} did not load"
+    return DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def run_dag(dag_id: str, **conf):
+    """Run a DAG of the test DAGs folder with ``dag.test()`` and the given run config."""
+    dag = dag_bag().get_dag(dag_id)
+    assert dag is not None, f"DAG {dag_id} did not load: {dag_bag().import_errors}"
     return dag.test(run_conf=conf)
 
 
@@ -59,7 +67,7 @@ def xcom(run, task_id: str, key: str = "return_value"):
             .filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, key=key)
             .one_or_none()
         )
-        return None if row is None else json.loads(row.value) if isinstance(row.value, str) else row.value
+        return None if row is None else XComModel.deserialize_value(row)
 
 
 def states(run) -> dict[str, str]:

@@ -90,9 +90,8 @@ def test_upload_submit_wait_download(videoinfer_conn, sample_video, tmp_path):
     assert not list((tmp_path / "out").glob("*.part"))
 
 
-def test_upload_from_object_storage_and_custom_name(videoinfer_conn, sample_video):
-    source = ObjectStoragePath("memory://videos/clip.bin")
-    source.parent.mkdir(parents=True, exist_ok=True)
+def test_upload_from_object_storage_and_custom_name(videoinfer_conn, sample_video, tmp_path):
+    source = ObjectStoragePath(f"file://{tmp_path}/clip.bin")
     source.write_bytes(sample_video.read_bytes())
     hook = VideoInferHook()
     input_url = hook.upload_video(source, file_name="Clip.MP4")

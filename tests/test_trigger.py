@@ -95,7 +95,7 @@ async def test_bad_key_gives_an_error_event_without_the_key(server, monkeypatch)
 
 async def test_missing_connection_gives_an_error_event(monkeypatch):
     (event,) = await _events(VideoInferenceJobTrigger("job-1", "no_such_conn", poll_interval=0.2))
-    assert event["status"] == "error"
+    assert event["status"] == "error" and "no_such_conn" in event["message"]
 
 
 async def test_transient_errors_are_retried_then_the_job_completes(videoinfer_conn, sample_video):

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_videoinfer import api
@@ -60,8 +61,8 @@ class VideoInferenceJobTrigger(BaseTrigger):
         """Poll until the job stops or the deadline passes; yield one event."""
         try:
             client = await AsyncVideoInferClient.from_conn_id(self.videoinfer_conn_id)
-        except VideoInferError as err:
-            yield self._event(ERROR, message=str(err))
+        except AirflowException as err:  # a missing connection, or one without an API key
+            yield self._event(ERROR, message=f"connection {self.videoinfer_conn_id!r}: {err}")
             return
         try:
             yield await self._poll(client)
