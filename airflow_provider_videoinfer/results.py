@@ -23,7 +23,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Union
 
 from airflow_provider_videoinfer.api import INFERENCE_TYPES, redact
@@ -130,7 +130,7 @@ class ResultReader:
             self.close()
             raise
 
-    def _opener(self, source: ResultLocation) -> Any:
+    def _opener(self, source: ResultLocation) -> Callable[[], IO[bytes]]:
         path = local_path(source)
         if path is None:
             with open_location(source) as probe:
