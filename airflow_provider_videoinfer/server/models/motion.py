@@ -5,7 +5,8 @@ They see only the job's sampled frames (the server never converts unsampled fram
 frames sampled, the current one included, over about two seconds (5 to 15 frames), at a working
 width of at most 320 pixels. A moving object covers any pixel in fewer than half of those frames,
 so it drops out of the median and stands out of the background, without ghosts at its former
-places. The first two sampled frames have no background yet: they get no detections
+places. Once the window is full the median is refreshed every other frame (a background one frame
+old is as good, and the median is most of the cost). The first two sampled frames have no background yet: they get no detections
 (classification: ``still``). All the motion models of a job share one background model.
 
 Params (all optional): ``threshold`` colour difference to count as foreground (0-255, default 30),
@@ -71,6 +72,8 @@ class MotionTracker:
         self._threshold = threshold
         self._min_area = min_area
         self._last: tuple[int, MotionState] | None = None
+        self._background: np.ndarray | None = None
+        self._seen = 0
 
     @classmethod
     def for_job(cls, context: VideoContext, params: Mapping[str, Any]) -> MotionTracker:
@@ -103,8 +106,14 @@ class MotionTracker:
         empty = np.zeros(small.shape[:2], dtype=np.uint8)
         if len(self._history) < _MIN_HISTORY:
             return MotionState(False, empty, empty, scale, [], 0.0)
-        count = len(self._history) - (1 - len(self._history) % 2)  # odd, so the median is a pixel value
-        background = np.median(np.stack(list(self._history)[-count:]), axis=0).astype(np.uint8)
+        self._seen += 1
+        full = len(self._history) == self._history.maxlen
+        if self._background is None or not full or self._seen % 2 == 0:
+            # Once the window is full, a background one frame old is as good: refresh every other frame.
+            count = len(self._history) - (1 - len(self._history) % 2)  # odd, so the median is a pixel value
+            frames = np.stack(list(self._history)[-count:], axis=-1)
+            self._background = np.partition(frames, count // 2, axis=-1)[..., count // 2]
+        background = self._background
         strength = cv2.absdiff(small, background).max(axis=2)
         mask = np.where(strength > self._threshold, 255, 0).astype(np.uint8)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
