@@ -54,7 +54,8 @@ def validate_rows_format(rows_format: Any) -> str:
     return name
 
 
-def _require_pyarrow() -> Any:
+def require_pyarrow() -> Any:
+    """Import and return ``pyarrow`` (with ``pyarrow.parquet``); raise a clear error when it is missing."""
     try:
         import pyarrow
         import pyarrow.parquet
@@ -136,7 +137,7 @@ class RowsWriter:
 
     def __init__(self, destination: ResultLocation, rows_format: str = "jsonl") -> None:
         self.rows_format = validate_rows_format(rows_format)
-        self._pyarrow: Any = _require_pyarrow() if self.rows_format == "parquet" else None
+        self._pyarrow: Any = require_pyarrow() if self.rows_format == "parquet" else None
         self.destination = destination
         self.rows = 0
         self._file: IO[bytes] | None = None

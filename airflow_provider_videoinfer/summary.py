@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.records import (
     Classification,
     Detections,
@@ -193,7 +194,10 @@ class ResultSummary:
         max_classes: int = DEFAULT_MAX_CLASSES,
     ) -> None:
         if max_timeline_buckets < 1 or max_classes < 1:
-            raise ValueError("max_timeline_buckets and max_classes must be at least 1")
+            raise VideoInferValidationError(
+                f"max_timeline_buckets and max_classes must be at least 1, got {max_timeline_buckets} "
+                f"and {max_classes}."
+            )
         self.source = source
         self.inference_types = dict(inference_types or {})
         self.max_timeline_buckets = max_timeline_buckets

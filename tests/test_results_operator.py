@@ -194,6 +194,21 @@ def test_arguments_are_checked_at_init(kwargs, message):
         VideoInferenceResultsOperator(task_id="results", output_url="https://example.com/r.json", **kwargs)
 
 
+def test_parquet_without_pyarrow_fails_before_the_download(storage, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    operator = VideoInferenceResultsOperator(
+        task_id="results",
+        output_url=signed(storage),
+        rows_destination=str(tmp_path / "rows.parquet"),
+        rows_format="parquet",
+    )
+    with pytest.raises(VideoInferValidationError, match="pip install pyarrow"):
+        operator.execute(context={})
+    assert _Files.requests == []
+
+
 def test_output_url_must_render_to_a_url():
     operator = VideoInferenceResultsOperator(task_id="results", output_url={"job_id": "j1"})
     with pytest.raises(VideoInferValidationError, match="output_url must be the job's output URL"):

@@ -24,7 +24,7 @@ from airflow_provider_videoinfer.results import (
     open_location,
     validate_inference_types,
 )
-from airflow_provider_videoinfer.rows import RowsWriter, validate_rows_format
+from airflow_provider_videoinfer.rows import RowsWriter, require_pyarrow, validate_rows_format
 from airflow_provider_videoinfer.summary import DEFAULT_MAX_TIMELINE_BUCKETS
 
 if TYPE_CHECKING:
@@ -132,6 +132,8 @@ class VideoInferenceResultsOperator(BaseOperator):
         the export, or None.
         """
         url = self._url()
+        if self.rows_destination is not None and self.rows_format == "parquet":
+            require_pyarrow()  # before a download that may be gigabytes
         with tempfile.TemporaryDirectory(prefix="videoinfer-results-") as temp:
             kept = local_path(self.destination) if self.destination is not None else None
             path = self.hook.download_result(url, kept or os.path.join(temp, "result.json"))
