@@ -110,3 +110,15 @@ async def test_answer_without_status_is_an_error_not_a_success(videoinfer_conn, 
     inject_fault(videoinfer_conn, "status", "malformed", count=10)
     (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=0.2))
     assert event["status"] == "error" and "not JSON" in event["message"]
+
+
+async def test_first_poll_respects_the_rate_limit_after_the_sensor_checked(tmp_path, sample_video, monkeypatch):
+    from airflow_provider_videoinfer.server.testing import run_server
+
+    with run_server(tmp_path / "limited", API_KEY, poll_min_interval=1.0, min_job_seconds=2) as limited:
+        # No retries: a poll that comes too soon would end the trigger with a 429 error event.
+        monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(limited.base_url, retry_max_attempts=1))
+        job_id = _submit(sample_video)
+        VideoInferHook().get_job(job_id)  # the deferrable sensor's own check before it defers
+        (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=1.0))
+    assert event["status"] == "success", event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -19,6 +20,8 @@ SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 
 class VideoInferenceJobTrigger(BaseTrigger):
     """Poll one job until it stops, then yield exactly one event.
+
+    The first poll comes one to two poll intervals after the trigger starts (see ``_poll``).
 
     The event's payload is ``{"status": "success" | "failed" | "timeout" | "error", "job_id",
     "output_url", "code", "message"}``; read it with :func:`output_url_from_event`.
@@ -70,7 +73,15 @@ class VideoInferenceJobTrigger(BaseTrigger):
             await client.aclose()
 
     async def _poll(self, client: AsyncVideoInferClient) -> TriggerEvent:
+        # Whoever deferred has just polled or submitted, and the hosted API allows one poll a
+        # minute per job: wait before the first poll too. Its random length (one to two
+        # intervals) keeps many triggers from polling in lockstep and starving the event loop.
+        delay = self.poll_interval * random.uniform(1.0, 2.0)
         while True:
+            if self.deadline is not None:
+                delay = max(0.0, min(delay, self.deadline - time.time()))
+            await asyncio.sleep(delay)
+            delay = self.poll_interval
             try:
                 state = await client.get_job(self.job_id)
             except VideoInferError as err:
@@ -79,11 +90,9 @@ class VideoInferenceJobTrigger(BaseTrigger):
                 return self._event(SUCCESS, code=state.code, output_url=state.output_url)
             if state.status is api.JobStatus.FAILED:
                 return self._event(FAILED, code=state.code, message=state.error)
-            remaining = None if self.deadline is None else self.deadline - time.time()
-            if remaining is not None and remaining <= 0:
+            if self.deadline is not None and time.time() >= self.deadline:
                 return self._event(TIMEOUT, code=state.code, message="deadline passed while the job was running")
             self.log.info("Job %s is still running (status %s).", self.job_id, state.code)
-            await asyncio.sleep(self.poll_interval if remaining is None else min(self.poll_interval, remaining))
 
     def _event(self, status: str, **fields: Any) -> TriggerEvent:
         payload = {"status": status, "job_id": self.job_id, "output_url": None, "code": None, "message": None}
