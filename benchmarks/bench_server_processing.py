@@ -36,7 +36,9 @@ def run_job(server, path: Path, infer_fps: int, models: list[tuple[str, str]]) -
 
     key = {"api_key": server.api_key}
     with httpx.Client(base_url=server.base_url, timeout=600) as http:
-        url = http.post("/video_upload_signed_url", params=key, json={"file_name": path.name}).json()["signed_url"]
+        url = http.post("/video_upload_signed_url", params=key, json={"file_name": path.name}).json()[
+            "signed_url"
+        ]
         with open(path, "rb") as fh:
             httpx.put(url, content=fh, timeout=600).raise_for_status()
         body = {
@@ -68,26 +70,35 @@ def main() -> None:
         video = Path(tmp) / "bench.mp4"
         started = time.perf_counter()
         truth = make_sample_video(video, seconds=args.seconds, fps=args.fps, size=(640, 360), objects=3)
-        print(f"video: {truth.frame_count} frames, 640x360 at {args.fps:g} fps, "
-              f"{video.stat().st_size / 1e6:.1f} MB, generated in {time.perf_counter() - started:.2f} s")
+        print(
+            f"video: {truth.frame_count} frames, 640x360 at {args.fps:g} fps, "
+            f"{video.stat().st_size / 1e6:.1f} MB, generated in {time.perf_counter() - started:.2f} s"
+        )
         grab_s, frames = min(decode_only(video, retrieve=False) for _ in range(3))
         read_s, _ = min(decode_only(video, retrieve=True) for _ in range(3))
         print(f"decode only, grab() every frame:  {grab_s:6.2f} s ({frames / grab_s:6.0f} frames/s)")
         print(f"decode only, read() every frame:  {read_s:6.2f} s ({frames / read_s:6.0f} frames/s)")
-        print(f"jobs at infer_fps {args.infer_fps} ({round(frames * args.infer_fps / args.fps)} sampled frames):")
+        print(
+            f"jobs at infer_fps {args.infer_fps} ({round(frames * args.infer_fps / args.fps)} sampled frames):"
+        )
         scenarios = [
             [("sharpness-classification", "classification")],
             [("motion-detection", "object-detection"), ("sharpness-classification", "classification")],
-            [("motion-detection", "object-detection"), ("motion-segmentation", "instance-segmentation"),
-             ("motion-classification", "classification")],
+            [
+                ("motion-detection", "object-detection"),
+                ("motion-segmentation", "instance-segmentation"),
+                ("motion-classification", "classification"),
+            ],
             [("motion-detection", "object-detection"), ("people-detection", "object-detection")],
         ]
         with run_server(Path(tmp) / "data", workers=1) as server:
             for models in scenarios:
                 processing, wall = run_job(server, video, args.infer_fps, models)
                 names = " + ".join(m for m, _ in models)
-                print(f"  {names:72s} {processing:6.2f} s  = {processing / grab_s:5.2f} x decode-only "
-                      f"(submit to status 0: {wall:.2f} s)")
+                print(
+                    f"  {names:72s} {processing:6.2f} s  = {processing / grab_s:5.2f} x decode-only "
+                    f"(submit to status 0: {wall:.2f} s)"
+                )
 
 
 if __name__ == "__main__":

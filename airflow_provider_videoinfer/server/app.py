@@ -63,7 +63,9 @@ def safe_file_name(file_name: str, ext: str) -> str:
     return f"{stem}.{ext}"
 
 
-def _routes(app: FastAPI, path: str, methods: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _routes(
+    app: FastAPI, path: str, methods: list[str]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a handler on ``path`` and ``path + "/"``."""
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -212,7 +214,9 @@ def create_app(config: ServerConfig, registry: ModelRegistry | None = None) -> F
         ids = [spec.model_id for spec in specs]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise ApiError(400, f"model_id {', '.join(duplicates)} appears twice: the result has one list per model_id")
+            raise ApiError(
+                400, f"model_id {', '.join(duplicates)} appears twice: the result has one list per model_id"
+            )
         try:
             source = classify_input(input_url, runtime.signer)
         except ValueError as err:
@@ -225,7 +229,9 @@ def create_app(config: ServerConfig, registry: ModelRegistry | None = None) -> F
                 "or start the server with --allow-remote-urls",
             )
         if isinstance(source, UploadInput) and runtime.store.get_upload(source.upload_id) is None:
-            raise ApiError(400, "input_url is an upload URL whose upload was deleted after the retention period")
+            raise ApiError(
+                400, "input_url is an upload URL whose upload was deleted after the retention period"
+            )
         job_id = str(uuid.uuid4())
         runtime.store.add_job(job_id, input_url, infer_fps, [spec.to_payload() for spec in specs])
         runtime.runner.submit(job_id)
@@ -240,7 +246,9 @@ def create_app(config: ServerConfig, registry: ModelRegistry | None = None) -> F
             raise ApiError(400, str(err)) from None
         job = runtime.store.get_job(job_id)
         if job is None:
-            raise ApiError(404, f"no job {job_id} on this server (jobs are deleted after the retention period)")
+            raise ApiError(
+                404, f"no job {job_id} on this server (jobs are deleted after the retention period)"
+            )
         wait = runtime.polls.check(job_id)
         if wait > 0:
             raise ApiError(

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_videoinfer.api import VIDEO_EXTENSIONS, redact
 from airflow_provider_videoinfer.server.failures import FailureCode, JobFailure
-from airflow_provider_videoinfer.server.signing import Signer, SignatureError
+from airflow_provider_videoinfer.server.signing import SignatureError, Signer
 
 UPLOAD_PATH = re.compile(r"^/uploads/(?P<upload_id>[0-9a-f]{32})/(?P<name>[A-Za-z0-9._-]{1,120})$")
 _CHUNK = 1024 * 1024
@@ -70,7 +70,8 @@ def fetch_remote(url: str, dest_dir: Path, max_bytes: int, timeout: float) -> Pa
         with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
             if response.status_code != 200:
                 raise JobFailure(
-                    FailureCode.INPUT_NOT_FETCHABLE, f"fetching input_url {shown} answered HTTP {response.status_code}"
+                    FailureCode.INPUT_NOT_FETCHABLE,
+                    f"fetching input_url {shown} answered HTTP {response.status_code}",
                 )
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -90,7 +91,9 @@ def fetch_remote(url: str, dest_dir: Path, max_bytes: int, timeout: float) -> Pa
                     out.write(chunk)
     except httpx.HTTPError as err:
         dest.unlink(missing_ok=True)
-        raise JobFailure(FailureCode.INPUT_NOT_FETCHABLE, f"fetching input_url {shown} failed: {type(err).__name__}") from None
+        raise JobFailure(
+            FailureCode.INPUT_NOT_FETCHABLE, f"fetching input_url {shown} failed: {type(err).__name__}"
+        ) from None
     except JobFailure:
         dest.unlink(missing_ok=True)
         raise

@@ -46,7 +46,9 @@ def _background(width: int, height: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     # Crisp 8-pixel tiles: a sharp image (high Laplacian variance) that is easy to compress.
     noise = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-    texture = cv2.resize(noise, ((width // 8 + 1) * 8, (height // 8 + 1) * 8), interpolation=cv2.INTER_NEAREST)
+    texture = cv2.resize(
+        noise, ((width // 8 + 1) * 8, (height // 8 + 1) * 8), interpolation=cv2.INTER_NEAREST
+    )
     texture = texture[:height, :width]
     ramp = np.linspace(60, 140, width, dtype=np.float32)[None, :, None]
     return np.clip(texture.astype(np.float32) * 0.35 + ramp, 0, 255).astype(np.uint8)
@@ -83,7 +85,7 @@ def make_sample_video(
     box_w, box_h = max(8, width // 8), max(8, min(band - 8, height // 8))
     speed = (width - box_w) / 1.5  # pixels per second
     background = _background(width, height, seed)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write an mp4v video to {path}")
     boxes: list[list[Box]] = []
@@ -104,4 +106,6 @@ def make_sample_video(
             boxes.append(frame_boxes)
     finally:
         writer.release()
-    return SampleTruth(path=Path(path), fps=float(fps), size=(width, height), frame_count=frame_count, boxes=boxes)
+    return SampleTruth(
+        path=Path(path), fps=float(fps), size=(width, height), frame_count=frame_count, boxes=boxes
+    )

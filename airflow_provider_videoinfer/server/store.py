@@ -143,7 +143,8 @@ class Store:
         """Record that the upload's bytes arrived in full."""
         with self._cursor() as db:
             db.execute(
-                "UPDATE uploads SET uploaded_at = ?, size = ? WHERE upload_id = ?", (time.time(), size, upload_id)
+                "UPDATE uploads SET uploaded_at = ?, size = ? WHERE upload_id = ?",
+                (time.time(), size, upload_id),
             )
 
     def expired_uploads(self, before: float) -> list[Upload]:
@@ -203,7 +204,9 @@ class Store:
         """End a job with ``code`` (0 success, above 1 failure); a forced failure set by the fault
         API takes precedence over the outcome of processing."""
         with self._cursor() as db:
-            row = db.execute("SELECT forced_code, forced_error FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = db.execute(
+                "SELECT forced_code, forced_error FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
             if row is None:
                 return
             if row["forced_code"] is not None:
@@ -220,7 +223,9 @@ class Store:
             job = self.get_job(job_id)
             if job is None:
                 return False
-            db.execute("UPDATE jobs SET forced_code = ?, forced_error = ? WHERE job_id = ?", (code, error, job_id))
+            db.execute(
+                "UPDATE jobs SET forced_code = ?, forced_error = ? WHERE job_id = ?", (code, error, job_id)
+            )
             if job.state.is_terminal:
                 db.execute(
                     "UPDATE jobs SET state = ?, code = ?, error = ? WHERE job_id = ?",

@@ -64,7 +64,9 @@ def run_server(
 
     unknown = set(options) - ServerConfig.field_names()
     if unknown:
-        raise TypeError(f"unknown server options {sorted(unknown)}; valid: {sorted(ServerConfig.field_names())}")
+        raise TypeError(
+            f"unknown server options {sorted(unknown)}; valid: {sorted(ServerConfig.field_names())}"
+        )
     config = ServerConfig(data_dir=Path(data_dir), api_key=api_key, **options)
     app = create_app(config)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -75,10 +77,14 @@ def run_server(
         app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3, access_log=False
     )
     server = uvicorn.Server(uv_config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="videoinfer-server", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="videoinfer-server", daemon=True
+    )
     thread.start()
     host_part = f"[{host}]" if ":" in host else host
-    running = RunningServer(f"http://{host_part}:{bound_port}", api_key, config.data_dir, config, server, thread)
+    running = RunningServer(
+        f"http://{host_part}:{bound_port}", api_key, config.data_dir, config, server, thread
+    )
     try:
         deadline = time.monotonic() + 30
         while not server.started:
@@ -120,6 +126,7 @@ def testing_models() -> list[ModelDefinition]:
     """
     return [
         ModelDefinition("slow-test", "object-detection", _SlowModel, description="sleeps per frame (tests)"),
-        ModelDefinition("flaky-test", "object-detection", _FlakyModel, description="fails some frames (tests)"),
+        ModelDefinition(
+            "flaky-test", "object-detection", _FlakyModel, description="fails some frames (tests)"
+        ),
     ]
-

@@ -80,13 +80,18 @@ class VideoReader:
         self._cap = cv2.VideoCapture(str(path))
         if not self._cap.isOpened():
             self._cap.release()
-            raise JobFailure(FailureCode.UNREADABLE_VIDEO, "the input is not a readable video (corrupt, truncated or not a video file)")
+            raise JobFailure(
+                FailureCode.UNREADABLE_VIDEO,
+                "the input is not a readable video (corrupt, truncated or not a video file)",
+            )
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         if not math.isfinite(self.fps) or self.fps <= 0 or self.width <= 0 or self.height <= 0:
             self.close()
-            raise JobFailure(FailureCode.UNREADABLE_VIDEO, "the input has no usable video stream (no frame rate or size)")
+            raise JobFailure(
+                FailureCode.UNREADABLE_VIDEO, "the input has no usable video stream (no frame rate or size)"
+            )
 
     def close(self) -> None:
         """Release the decoder."""
@@ -118,7 +123,10 @@ class VideoReader:
                 yield Frame(image=image, index=index, time=sampler.time_offset(index))
             index += 1
         if index == 0:
-            raise JobFailure(FailureCode.UNREADABLE_VIDEO, "no frame of the input could be decoded (corrupt or empty video)")
+            raise JobFailure(
+                FailureCode.UNREADABLE_VIDEO,
+                "no frame of the input could be decoded (corrupt or empty video)",
+            )
 
 
 def _json_default(value: Any) -> Any:
@@ -156,7 +164,7 @@ class ResultWriter:
         """Record one sampled frame; ``results`` holds one serialised result (or ``"null"``) per model."""
         self.frame_offsets.append(frame.index)
         self.time_offsets.append(frame.time)
-        for spool, line in zip(self._spools, results):
+        for spool, line in zip(self._spools, results, strict=True):
             spool.write(line)
             spool.write("\n")
 
@@ -174,7 +182,7 @@ class ResultWriter:
             out.write(json.dumps(self.frame_offsets))
             out.write(',"time_offset":')
             out.write(json.dumps(self.time_offsets))
-            for model_id, path in zip(self._model_ids, self._paths):
+            for model_id, path in zip(self._model_ids, self._paths, strict=True):
                 out.write("," + json.dumps(model_id) + ":[")
                 with open(path, encoding="utf-8") as spool:
                     for n, line in enumerate(spool):

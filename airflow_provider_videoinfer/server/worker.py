@@ -11,7 +11,9 @@ import logging
 import queue
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_videoinfer.server.config import ServerConfig
 from airflow_provider_videoinfer.server.failures import FailureCode, JobFailure
@@ -22,7 +24,7 @@ from airflow_provider_videoinfer.server.inputs import (
     fetch_remote,
     upload_file,
 )
-from airflow_provider_videoinfer.server.models.base import VideoContext
+from airflow_provider_videoinfer.server.models.base import Frame, VideoContext
 from airflow_provider_videoinfer.server.models.registry import ModelRegistry
 from airflow_provider_videoinfer.server.signing import Signer
 from airflow_provider_videoinfer.server.store import Job, Store
@@ -61,7 +63,9 @@ class JobRunner:
     :param paths: the data dir layout.
     """
 
-    def __init__(self, config: ServerConfig, store: Store, registry: ModelRegistry, signer: Signer, paths: Paths):
+    def __init__(
+        self, config: ServerConfig, store: Store, registry: ModelRegistry, signer: Signer, paths: Paths
+    ):
         self._config = config
         self._store = store
         self._registry = registry
@@ -123,7 +127,11 @@ class JobRunner:
             self._store.finish_job(job_id, int(failure.code), failure.message)
         except Exception as err:
             log.exception("job %s failed with an internal error", job_id)
-            self._store.finish_job(job_id, int(FailureCode.INTERNAL), f"internal error of the local server: {type(err).__name__}: {err}")
+            self._store.finish_job(
+                job_id,
+                int(FailureCode.INTERNAL),
+                f"internal error of the local server: {type(err).__name__}: {err}",
+            )
         else:
             log.info("job %s succeeded with %d sampled frames", job_id, frames)
             self._store.finish_job(job_id, 0, None, frames)
@@ -147,8 +155,12 @@ class JobRunner:
             return path
         assert isinstance(source, RemoteInput)
         if not self._config.allow_remote_urls:
-            raise JobFailure(FailureCode.INPUT_NOT_FETCHABLE, "remote input URLs are disabled on this server.")
-        return fetch_remote(source.url, work_dir, self._config.max_upload_bytes, self._config.remote_timeout_seconds)
+            raise JobFailure(
+                FailureCode.INPUT_NOT_FETCHABLE, "remote input URLs are disabled on this server."
+            )
+        return fetch_remote(
+            source.url, work_dir, self._config.max_upload_bytes, self._config.remote_timeout_seconds
+        )
 
     def _process(self, job: Job, work_dir: Path) -> int:
         models = [
@@ -159,10 +171,12 @@ class JobRunner:
         reader = VideoReader(path)
         try:
             reader.check_infer_fps(job.infer_fps)
-            context = VideoContext(fps=reader.fps, infer_fps=job.infer_fps, width=reader.width, height=reader.height)
-            sessions = []
+            context = VideoContext(
+                fps=reader.fps, infer_fps=job.infer_fps, width=reader.width, height=reader.height
+            )
+            sessions: list[tuple[str, Callable[[Frame], Any]]] = []
             for spec, model in models:
-                opened = model.open(spec.get("inference_params") or {}, context)
+                opened: Any = model.open(spec.get("inference_params") or {}, context)
                 sessions.append((spec["model_id"], getattr(opened, "infer", opened)))
             writer = ResultWriter(work_dir / "spool", [model_id for model_id, _ in sessions])
             try:
@@ -172,7 +186,13 @@ class JobRunner:
                         try:
                             results.append(to_json(infer(frame)))
                         except Exception:
-                            log.warning("model %s failed on frame %d of job %s", model_id, frame.index, job.job_id, exc_info=True)
+                            log.warning(
+                                "model %s failed on frame %d of job %s",
+                                model_id,
+                                frame.index,
+                                job.job_id,
+                                exc_info=True,
+                            )
                             results.append("null")
                     writer.add(frame, results)
                 writer.finish(self._paths.result(job.job_id))

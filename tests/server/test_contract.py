@@ -79,7 +79,9 @@ def test_upload_job_and_result_round_trip(api, videos, trailing):
     assert set(body) == {"job_id", "message"}
     job_id = body["job_id"]
     deadline_state = api.wait(job_id)
-    state = parse_job_state(job_id, api.http.get("/videoinfer" + trailing, params={**api.key, "job_id": job_id}).json())
+    state = parse_job_state(
+        job_id, api.http.get("/videoinfer" + trailing, params={**api.key, "job_id": job_id}).json()
+    )
     assert deadline_state["status"] == 0 and state.code == 0
     # Results are downloaded without the API key.
     result = httpx.get(state.output_url).json()
@@ -92,7 +94,16 @@ def test_upload_job_and_result_round_trip(api, videos, trailing):
     assert frame["image"] == {"width": 320, "height": 240}
     assert frame["predictions"], "moving rectangles must be detected"
     for prediction in frame["predictions"]:
-        assert set(prediction) == {"x", "y", "width", "height", "confidence", "class", "class_id", "detection_id"}
+        assert set(prediction) == {
+            "x",
+            "y",
+            "width",
+            "height",
+            "confidence",
+            "class",
+            "class_id",
+            "detection_id",
+        }
         assert 0 <= prediction["confidence"] <= 1
 
 
@@ -118,11 +129,23 @@ def test_job_listing_counts_jobs_without_secrets(api, videos):
         ({"infer_fps": None}, "infer_fps"),
         ({"models": []}, "models is empty"),
         ({"models": None}, "models"),
-        ({"models": [{"model_id": "x", "model_version": "1", "inference_type": "detection"}]}, "inference_type"),
-        ({"models": [{"model_id": "", "model_version": "1", "inference_type": "object-detection"}]}, "model_id"),
+        (
+            {"models": [{"model_id": "x", "model_version": "1", "inference_type": "detection"}]},
+            "inference_type",
+        ),
+        (
+            {"models": [{"model_id": "", "model_version": "1", "inference_type": "object-detection"}]},
+            "model_id",
+        ),
         (
             {
-                "models": [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}]
+                "models": [
+                    {
+                        "model_id": "motion-detection",
+                        "model_version": "1",
+                        "inference_type": "object-detection",
+                    }
+                ]
                 * 2
             },
             "twice",
@@ -136,7 +159,9 @@ def test_submit_validates_the_body(api, body, expected):
     payload = {
         "input_url": "https://example.com/v.mp4",
         "infer_fps": 4,
-        "models": [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}],
+        "models": [
+            {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
+        ],
         **body,
     }
     answer = api.http.post("/videoinfer", params=api.key, json=payload)
@@ -147,7 +172,9 @@ def test_submit_validates_the_body(api, body, expected):
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b""])
 def test_non_object_bodies_are_refused(api, raw):
     for path in ("/videoinfer", "/video_upload_signed_url"):
-        answer = api.http.post(path, params=api.key, content=raw, headers={"Content-Type": "application/json"})
+        answer = api.http.post(
+            path, params=api.key, content=raw, headers={"Content-Type": "application/json"}
+        )
         assert answer.status_code == 400
 
 
@@ -181,7 +208,9 @@ def test_models_are_listed(api, capsys):
 def test_unknown_model_fails_the_job_with_code_4(api, videos):
     url = api.upload(videos["short"].path)
     job_id = api.submit(
-        url, 2, [{"model_id": "rock-paper-scissors", "model_version": "4", "inference_type": "object-detection"}]
+        url,
+        2,
+        [{"model_id": "rock-paper-scissors", "model_version": "4", "inference_type": "object-detection"}],
     )
     state = api.wait(job_id)
     assert state["status"] == 4

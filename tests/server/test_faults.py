@@ -7,26 +7,43 @@ import pytest
 
 from airflow_provider_videoinfer.server.testing import run_server
 
-SLOW = {"model_id": "slow-test", "model_version": "1", "inference_type": "object-detection",
-        "inference_params": {"delay": 0.05}}
+SLOW = {
+    "model_id": "slow-test",
+    "model_version": "1",
+    "inference_type": "object-detection",
+    "inference_params": {"delay": 0.05},
+}
 
 
 @pytest.fixture()
 def requests_by_endpoint(api, videos):
     """One function per fault endpoint, sending a valid request to it."""
     done = api.wait(api.submit(api.upload(videos["short"].path), 4))
-    upload_url = api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": "f.mp4"}).json()["signed_url"]
+    upload_url = api.http.post(
+        "/video_upload_signed_url", params=api.key, json={"file_name": "f.mp4"}
+    ).json()["signed_url"]
     body = videos["short"].path.read_bytes()
-    submit_body = {"input_url": upload_url, "infer_fps": 4,
-                   "models": [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}]}
+    submit_body = {
+        "input_url": upload_url,
+        "infer_fps": 4,
+        "models": [
+            {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
+        ],
+    }
     return {
         "workspace": lambda client: client.get(api.server.base_url + "/", params=api.key),
-        "upload_url": lambda client: client.post(api.server.base_url + "/video_upload_signed_url", params=api.key,
-                                                 json={"file_name": "g.mp4"}),
-        "upload": lambda client: client.put(upload_url, content=body,
-                                            headers={"Content-Type": "application/octet-stream"}),
-        "submit": lambda client: client.post(api.server.base_url + "/videoinfer", params=api.key, json=submit_body),
-        "status": lambda client: client.get(api.server.base_url + "/videoinfer", params={**api.key, "job_id": done["job_id"]}),
+        "upload_url": lambda client: client.post(
+            api.server.base_url + "/video_upload_signed_url", params=api.key, json={"file_name": "g.mp4"}
+        ),
+        "upload": lambda client: client.put(
+            upload_url, content=body, headers={"Content-Type": "application/octet-stream"}
+        ),
+        "submit": lambda client: client.post(
+            api.server.base_url + "/videoinfer", params=api.key, json=submit_body
+        ),
+        "status": lambda client: client.get(
+            api.server.base_url + "/videoinfer", params={**api.key, "job_id": done["job_id"]}
+        ),
         "result": lambda client: client.get(done["output_signed_url"]),
     }
 
@@ -81,9 +98,8 @@ def test_malformed_fault_answers_200_with_a_body_that_is_not_json(api, requests_
 def test_stall_fault_delays_the_answer(api, requests_by_endpoint, endpoint):
     send = requests_by_endpoint[endpoint]
     api.fault(endpoint=endpoint, count=1, action="stall", stall_seconds=1.5)
-    with httpx.Client(timeout=httpx.Timeout(30, read=0.3)) as client:
-        with pytest.raises(httpx.ReadTimeout):
-            send(client)
+    with httpx.Client(timeout=httpx.Timeout(30, read=0.3)) as client, pytest.raises(httpx.ReadTimeout):
+        send(client)
     # Once stalled, the request is answered normally.
     api.fault(endpoint=endpoint, count=1, action="stall", stall_seconds=0.2)
     with httpx.Client(timeout=30) as client:
@@ -93,7 +109,9 @@ def test_stall_fault_delays_the_answer(api, requests_by_endpoint, endpoint):
 
 def test_upload_after_a_dropped_upload_works(api, videos):
     api.fault(endpoint="upload", count=1, action="drop")
-    url = api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": "v.mp4"}).json()["signed_url"]
+    url = api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": "v.mp4"}).json()[
+        "signed_url"
+    ]
     body = videos["short"].path.read_bytes()
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         httpx.put(url, content=body)
@@ -112,9 +130,13 @@ def test_delete_clears_every_fault(api, requests_by_endpoint):
 
 @pytest.mark.parametrize(
     "body",
-    [{"endpoint": "nope", "action": "status"}, {"endpoint": "status", "action": "explode"},
-     {"endpoint": "status", "action": "status", "count": 0}, {"endpoint": "status", "status_code": 42},
-     {"endpoint": "status", "action": "stall", "stall_seconds": -1}],
+    [
+        {"endpoint": "nope", "action": "status"},
+        {"endpoint": "status", "action": "explode"},
+        {"endpoint": "status", "action": "status", "count": 0},
+        {"endpoint": "status", "status_code": 42},
+        {"endpoint": "status", "action": "stall", "stall_seconds": -1},
+    ],
 )
 def test_bad_fault_bodies_are_refused(api, body):
     assert api.http.post("/_faults", params=api.key, json=body).status_code == 400
@@ -138,7 +160,9 @@ def test_forced_failure_of_a_finished_job(api, videos):
 
 def test_forced_failure_of_a_running_job_applies_when_it_ends(api, videos, wait):
     job_id = api.submit(api.upload(videos["short"].path), 24, [SLOW])
-    answer = api.http.post(f"/_faults/jobs/{job_id}", params=api.key, json={"status": 7, "error": "gpu on fire"})
+    answer = api.http.post(
+        f"/_faults/jobs/{job_id}", params=api.key, json={"status": 7, "error": "gpu on fire"}
+    )
     assert answer.status_code == 200
     state = api.wait(job_id)
     assert state["status"] == 7 and state["error"] == "gpu on fire"

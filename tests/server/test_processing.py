@@ -56,7 +56,13 @@ def expected_offsets(rate: str, infer_fps: int, frame_count: int):
     ("video", "rate", "infer_fps", "first_frames", "first_times"),
     [
         ("24", "24", 4, [0, 6, 12, 18], [0.0, 0.25, 0.5, 0.75]),
-        ("24", "24", 7, [0, 4, 7, 11, 14, 18, 21, 24], [0.0, 0.1667, 0.2917, 0.4583, 0.5833, 0.75, 0.875, 1.0]),
+        (
+            "24",
+            "24",
+            7,
+            [0, 4, 7, 11, 14, 18, 21, 24],
+            [0.0, 0.1667, 0.2917, 0.4583, 0.5833, 0.75, 0.875, 1.0],
+        ),
         ("23.976", "23.976", 4, [0, 6, 12, 18, 24], [0.0, 0.2503, 0.5005, 0.7508, 1.001]),
         ("23.976", "23.976", 5, [0, 5, 10, 15, 20, 24], [0.0, 0.2085, 0.4171, 0.6256, 0.8342, 1.001]),
         ("29.97", "29.97", 10, [0, 3, 6, 9], [0.0, 0.1001, 0.2002, 0.3003]),
@@ -81,7 +87,10 @@ def test_motion_boxes_are_where_the_rectangles_are(api, videos, infer_fps):
     result = api.run(
         truth.path,
         infer_fps,
-        [model("motion-detection", "object-detection"), model("motion-segmentation", "instance-segmentation")],
+        [
+            model("motion-detection", "object-detection"),
+            model("motion-segmentation", "instance-segmentation"),
+        ],
     )
     matched = total = true_predictions = predictions = 0
     # The first two sampled frames have no background yet (documented warm-up).
@@ -102,7 +111,9 @@ def test_motion_boxes_are_where_the_rectangles_are(api, videos, infer_fps):
             for point in p["points"]:
                 assert p["x"] - p["width"] / 2 - 1 <= point["x"] <= p["x"] + p["width"] / 2 + 1
     assert matched / total >= 0.75, f"only {matched}/{total} rectangles found"
-    assert true_predictions / predictions >= 0.6, f"only {true_predictions}/{predictions} boxes are rectangles"
+    assert true_predictions / predictions >= 0.6, (
+        f"only {true_predictions}/{predictions} boxes are rectangles"
+    )
 
 
 def _png(data: str) -> np.ndarray:
@@ -152,7 +163,7 @@ def test_every_builtin_model_writes_its_contract_shape(api, videos):
 def test_blurry_video_is_classified_blurry(api, tmp_path):
     truth = make_sample_video(tmp_path / "sharp.mp4", seconds=1)
     reader = cv2.VideoCapture(str(truth.path))
-    writer = cv2.VideoWriter(str(tmp_path / "blurry.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, truth.size)
+    writer = cv2.VideoWriter(str(tmp_path / "blurry.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 24.0, truth.size)
     while True:
         ok, frame = reader.read()
         if not ok:

@@ -80,10 +80,21 @@ class FrameModel(Protocol):
 class VideoModel(Protocol):
     """A model the server can run; see the module docstring."""
 
-    model_id: str
-    model_version: str
-    inference_type: str
-    description: str
+    @property
+    def model_id(self) -> str:
+        """The id jobs use."""
+
+    @property
+    def model_version(self) -> str:
+        """The version jobs use."""
+
+    @property
+    def inference_type(self) -> str:
+        """One of the contract's inference types."""
+
+    @property
+    def description(self) -> str:
+        """One line for listings."""
 
     def open(self, params: Mapping[str, Any], context: VideoContext) -> FrameModel | Callable[[Frame], Any]:
         """Prepare the model for one job."""
@@ -172,10 +183,15 @@ def image_result(frame: Frame, predictions: Any, elapsed: float, **extra: Any) -
     }
 
 
-def classification_result(frame: Frame, scores: Mapping[str, float], class_ids: Mapping[str, int], elapsed: float):
+def classification_result(
+    frame: Frame, scores: Mapping[str, float], class_ids: Mapping[str, int], elapsed: float
+):
     """A classification result from per-class confidences, best first."""
     ranked = sorted(scores.items(), key=lambda item: -item[1])
     predictions = [
-        {"class": name, "class_id": class_ids[name], "confidence": round(float(conf), 4)} for name, conf in ranked
+        {"class": name, "class_id": class_ids[name], "confidence": round(float(conf), 4)}
+        for name, conf in ranked
     ]
-    return image_result(frame, predictions, elapsed, top=ranked[0][0], confidence=round(float(ranked[0][1]), 4))
+    return image_result(
+        frame, predictions, elapsed, top=ranked[0][0], confidence=round(float(ranked[0][1]), 4)
+    )

@@ -38,7 +38,7 @@ def _gray(frame: Frame) -> np.ndarray:
 def _cascade(name: str) -> Any:
     import cv2
 
-    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
     if classifier.empty():
         raise RuntimeError(f"OpenCV's cascade {name} could not be loaded")
     return classifier
@@ -54,14 +54,14 @@ class PeopleDetector:
         import cv2
 
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self._threshold = param_float(params, "confidence", 0.5)
 
     def infer(self, frame: Frame) -> dict[str, Any]:
         started = time.perf_counter()
         rects, weights = self._hog.detectMultiScale(frame.image, winStride=(8, 8), padding=(8, 8), scale=1.05)
         predictions = []
-        for (x, y, w, h), weight in zip(rects, np.ravel(weights) if len(rects) else []):
+        for (x, y, w, h), weight in zip(rects, np.ravel(weights) if len(rects) else [], strict=True):
             confidence = _squash(weight)
             if confidence >= self._threshold:
                 predictions.append(box_prediction(x, y, w, h, confidence, "person", 0))
@@ -75,7 +75,8 @@ def _detect_faces(classifier: Any, gray: np.ndarray) -> list[tuple[tuple[int, in
     )
     if len(rects) == 0:
         return []
-    return [(tuple(int(v) for v in rect), _squash(weight)) for rect, weight in zip(rects, np.ravel(weights))]
+    pairs = zip(rects, np.ravel(weights), strict=True)
+    return [((int(r[0]), int(r[1]), int(r[2]), int(r[3])), _squash(weight)) for r, weight in pairs]
 
 
 class FaceDetector:
@@ -118,9 +119,11 @@ class FaceKeypoints:
                 continue
             prediction = box_prediction(x, y, w, h, confidence, "face", 0)
             roi = gray[y : y + h // 2, x : x + w]
-            eyes = self._eyes.detectMultiScale(roi, scaleFactor=1.1, minNeighbors=3, minSize=(max(4, w // 10),) * 2)
+            eyes = self._eyes.detectMultiScale(
+                roi, scaleFactor=1.1, minNeighbors=3, minSize=(max(4, w // 10),) * 2
+            )
             centres = sorted((ex + ew / 2, ey + eh / 2) for ex, ey, ew, eh in eyes)[:2] if len(eyes) else []
-            keypoints = []
+            keypoints: list[dict[str, Any]] = []
             for cx, cy in centres:
                 # Image-left eye is the person's right eye; name them by image side, documented.
                 name = "left_eye" if cx < w / 2 else "right_eye"
@@ -169,9 +172,14 @@ def still_frame_models() -> list[ModelDefinition]:
         ModelDefinition(
             "people-detection", "object-detection", PeopleDetector, description="People (OpenCV HOG + SVM)"
         ),
-        ModelDefinition("face-detection", "object-detection", FaceDetector, description="Frontal faces (Haar)"),
         ModelDefinition(
-            "face-keypoints", "keypoint-detection", FaceKeypoints, description="Faces with eye keypoints (Haar)"
+            "face-detection", "object-detection", FaceDetector, description="Frontal faces (Haar)"
+        ),
+        ModelDefinition(
+            "face-keypoints",
+            "keypoint-detection",
+            FaceKeypoints,
+            description="Faces with eye keypoints (Haar)",
         ),
         ModelDefinition(
             "sharpness-classification",

@@ -6,8 +6,9 @@ frames sampled, the current one included, over about two seconds (5 to 15 frames
 width of at most 320 pixels. A moving object covers any pixel in fewer than half of those frames,
 so it drops out of the median and stands out of the background, without ghosts at its former
 places. Once the window is full the median is refreshed every other frame (a background one frame
-old is as good, and the median is most of the cost). The first two sampled frames have no background yet: they get no detections
-(classification: ``still``). All the motion models of a job share one background model.
+old is as good, and the median is most of the cost). The first two sampled frames have no
+background yet: they get no detections (classification: ``still``). All the motion models of a
+job share one background model.
 
 Params (all optional): ``threshold`` colour difference to count as foreground (0-255, default 30),
 ``min_area`` smallest blob as a fraction of the frame (default 0.0005), ``confidence`` smallest
@@ -97,7 +98,7 @@ class MotionTracker:
         import cv2
 
         scale = min(1.0, _WORK_WIDTH / frame.width)
-        small = frame.image
+        small: np.ndarray = frame.image
         if scale < 1.0:
             size = (max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
             small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
@@ -114,8 +115,8 @@ class MotionTracker:
             frames = np.stack(list(self._history)[-count:], axis=-1)
             self._background = np.partition(frames, count // 2, axis=-1)[..., count // 2]
         background = self._background
-        strength = cv2.absdiff(small, background).max(axis=2)
-        mask = np.where(strength > self._threshold, 255, 0).astype(np.uint8)
+        strength: np.ndarray = cv2.absdiff(small, background).max(axis=2)
+        mask: np.ndarray = np.where(strength > self._threshold, 255, 0).astype(np.uint8)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -193,10 +194,10 @@ class ForegroundSegmenter(_MotionModel):
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
         size = (frame.width, frame.height)
-        classes = (state.mask > 0).astype(np.uint8)
+        classes: np.ndarray = (state.mask > 0).astype(np.uint8)
         fg_conf = np.clip(state.strength.astype(np.float32) / (2.0 * self._tracker._threshold), 0.0, 1.0)
         confidence = np.where(classes == 1, fg_conf, 1.0 - fg_conf) if state.ready else np.ones_like(fg_conf)
-        confidence_u8 = (confidence * 255).round().astype(np.uint8)
+        confidence_u8: np.ndarray = (confidence * 255).round().astype(np.uint8)
         if state.scale < 1.0:
             classes = cv2.resize(classes, size, interpolation=cv2.INTER_NEAREST)
             confidence_u8 = cv2.resize(confidence_u8, size, interpolation=cv2.INTER_LINEAR)
