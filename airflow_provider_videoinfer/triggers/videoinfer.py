@@ -21,7 +21,7 @@ SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 class VideoInferenceJobTrigger(BaseTrigger):
     """Poll one job until it stops, then yield exactly one event.
 
-    The first poll comes one to two poll intervals after the trigger starts (see ``_poll``).
+    The first poll comes one to two poll intervals after the trigger starts (see ``run``).
 
     The event's payload is ``{"status": "success" | "failed" | "timeout" | "error", "job_id",
     "output_url", "code", "message"}``; read it with :func:`output_url_from_event`.
@@ -62,6 +62,11 @@ class VideoInferenceJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job stops or the deadline passes; yield one event."""
+        # Whoever deferred has just polled or submitted, and the hosted API allows one poll a
+        # minute per job: wait before the first poll too. Its random length (one to two
+        # intervals) spreads many triggers, e.g. after a triggerer restart, so that they do not
+        # connect and poll in lockstep and starve the event loop.
+        await self._sleep(self.poll_interval * random.uniform(1.0, 2.0))
         try:
             client = await AsyncVideoInferClient.from_conn_id(self.videoinfer_conn_id)
         except AirflowException as err:  # a missing connection, or one without an API key
@@ -72,16 +77,14 @@ class VideoInferenceJobTrigger(BaseTrigger):
         finally:
             await client.aclose()
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but not past the deadline."""
+        if self.deadline is not None:
+            seconds = max(0.0, min(seconds, self.deadline - time.time()))
+        await asyncio.sleep(seconds)
+
     async def _poll(self, client: AsyncVideoInferClient) -> TriggerEvent:
-        # Whoever deferred has just polled or submitted, and the hosted API allows one poll a
-        # minute per job: wait before the first poll too. Its random length (one to two
-        # intervals) keeps many triggers from polling in lockstep and starving the event loop.
-        delay = self.poll_interval * random.uniform(1.0, 2.0)
         while True:
-            if self.deadline is not None:
-                delay = max(0.0, min(delay, self.deadline - time.time()))
-            await asyncio.sleep(delay)
-            delay = self.poll_interval
             try:
                 state = await client.get_job(self.job_id)
             except VideoInferError as err:
@@ -93,6 +96,7 @@ class VideoInferenceJobTrigger(BaseTrigger):
             if self.deadline is not None and time.time() >= self.deadline:
                 return self._event(TIMEOUT, code=state.code, message="deadline passed while the job was running")
             self.log.info("Job %s is still running (status %s).", self.job_id, state.code)
+            await self._sleep(self.poll_interval)
 
     def _event(self, status: str, **fields: Any) -> TriggerEvent:
         payload = {"status": status, "job_id": self.job_id, "output_url": None, "code": None, "message": None}
