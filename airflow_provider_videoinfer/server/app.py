@@ -170,15 +170,15 @@ def create_app(config: ServerConfig, registry: ModelRegistry | None = None) -> F
         final = upload_file(runtime.paths.uploads, upload_id, record.ext)
         part = final.with_name(f"{final.name}.{uuid.uuid4().hex}.part")
         total = 0
-        refused = False
         try:
             with open(part, "wb") as out:
                 async for chunk in request.stream():
                     total += len(chunk)
-                    if total > limit:
-                        refused = True
+                    if total <= limit:
+                        out.write(chunk)
+                    elif total > limit + _DRAIN_AFTER_REFUSAL:
+                        # Reading the rest (discarded) lets the client see the 413; past this, hang up.
                         break
-                    out.write(chunk)
         except ClientDisconnect:
             part.unlink(missing_ok=True)
             log.info("upload %s: the client disconnected after %d bytes", upload_id, total)
@@ -186,16 +186,8 @@ def create_app(config: ServerConfig, registry: ModelRegistry | None = None) -> F
         except BaseException:
             part.unlink(missing_ok=True)
             raise
-        if refused:
+        if total > limit:
             part.unlink(missing_ok=True)
-            drained = 0
-            try:
-                async for chunk in request.stream():
-                    drained += len(chunk)
-                    if drained > _DRAIN_AFTER_REFUSAL:
-                        break
-            except ClientDisconnect:
-                pass
             raise ApiError(413, f"the upload is above this server's limit of {limit} bytes")
         os.replace(part, final)
         runtime.store.mark_uploaded(upload_id, total)
