@@ -382,7 +382,6 @@ def error_for_status(status_code: int, body_text: str, what: str, retry_after: f
     :param retry_after: seconds from the answer's ``Retry-After`` header, if any.
     """
     detail = redact(body_text or "").strip()[:300] or "no details"
-    transient = {"status_code": status_code, "retry_after": retry_after}
     if status_code in (401, 403):
         return VideoInferAuthError(
             f"{what}: the service refused the API key (HTTP {status_code}: {detail}). Check the "
@@ -392,8 +391,14 @@ def error_for_status(status_code: int, body_text: str, what: str, retry_after: f
         return VideoInferNotFoundError(f"{what}: not found (HTTP 404: {detail}).")
     if status_code == 429:
         return VideoInferRateLimitError(
-            f"{what}: rate limited (HTTP 429: {detail}); poll a job at most once a minute.", **transient
+            f"{what}: rate limited (HTTP 429: {detail}); poll a job at most once a minute.",
+            http_status=status_code,
+            retry_after=retry_after,
         )
     if status_code >= 500:
-        return VideoInferServerError(f"{what}: the service failed (HTTP {status_code}: {detail}).", **transient)
+        return VideoInferServerError(
+            f"{what}: the service failed (HTTP {status_code}: {detail}).",
+            http_status=status_code,
+            retry_after=retry_after,
+        )
     return VideoInferInvalidRequestError(f"{what}: the service refused the request (HTTP {status_code}: {detail}).")

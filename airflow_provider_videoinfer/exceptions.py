@@ -37,7 +37,7 @@ class VideoInferTransientError(VideoInferError):
     """A failure that may pass: retried by the hook while its retry policy allows.
 
     :param message: what failed and what the user can do.
-    :param status_code: the HTTP status answered, or None when no answer came.
+    :param http_status: the HTTP status answered, or None when no answer came.
     :param retry_after: seconds the service asked to wait (``Retry-After``), if it said.
     :param request_sent: False when the request surely never reached the service (so even a
         job submission can be retried without risk of a duplicate job).
@@ -47,22 +47,22 @@ class VideoInferTransientError(VideoInferError):
         self,
         message: str,
         *,
-        status_code: int | None = None,
+        http_status: int | None = None,
         retry_after: float | None = None,
         request_sent: bool = True,
     ) -> None:
         super().__init__(message)
-        self.status_code = status_code
+        self.http_status = http_status
         self.retry_after = retry_after
         self.request_sent = request_sent
 
     def __reduce__(self):  # keep picklable with keyword-only arguments
-        state = (type(self), str(self), self.status_code, self.retry_after, self.request_sent)
+        state = (type(self), str(self), self.http_status, self.retry_after, self.request_sent)
         return (_rebuild_transient, state)
 
 
-def _rebuild_transient(cls, message, status_code, retry_after, request_sent):
-    return cls(message, status_code=status_code, retry_after=retry_after, request_sent=request_sent)
+def _rebuild_transient(cls, message, http_status, retry_after, request_sent):
+    return cls(message, http_status=http_status, retry_after=retry_after, request_sent=request_sent)
 
 
 class VideoInferRateLimitError(VideoInferTransientError):

@@ -102,7 +102,7 @@ class RetryPolicy:
 
 
 def _surely_not_processed(exc: VideoInferTransientError) -> bool:
-    return not exc.request_sent or exc.status_code in SAFE_RESUBMIT_STATUS_CODES
+    return not exc.request_sent or exc.http_status in SAFE_RESUBMIT_STATUS_CODES
 
 
 class _RetryAfterOrBackoff:

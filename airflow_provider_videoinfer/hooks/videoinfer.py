@@ -149,7 +149,7 @@ def _decode(status_code: int, headers: Mapping[str, str], text: str, what: str, 
         raise VideoInferMalformedResponseError(
             f"{what}: the service answered HTTP {status_code} with a body that is not JSON: "
             f"{api.redact(text, api_key)[:120]!r}.",
-            status_code=status_code,
+            http_status=status_code,
         ) from None
 
 
@@ -276,7 +276,7 @@ class VideoInferHook(BaseHook):
         name = api.validate_video_file_name(file_name or source_name)
         signed_url = self.request_upload_url(name)
         what = f"upload of {name!r} ({size} bytes)"
-        self.log.info("Uploading %s.", what)
+        self.log.info("Starting the %s.", what)
         self._send(
             "PUT",
             signed_url,
@@ -493,7 +493,7 @@ class AsyncVideoInferClient:
                 raise _connection_error(what, exc, key, request_sent=sent) from None
             return _decode(response.status_code, response.headers, response.text, what, key)
 
-        body = await AsyncRetrying(**self.settings.retry.tenacity_kwargs(idempotent=True))(attempt)
+        body: Any = await AsyncRetrying(**self.settings.retry.tenacity_kwargs(idempotent=True))(attempt)
         return api.parse_job_state(job_id, body)
 
     async def aclose(self) -> None:

@@ -180,7 +180,7 @@ class VideoInferenceOperator(BaseOperator):
             saved = store.get(JOB_STATE_KEY)
             if isinstance(saved, dict) and saved.get("job_id"):
                 if saved.get("request") == fingerprint:
-                    state = self._previous_state(saved["job_id"])
+                    state = self._previous_state(str(saved["job_id"]))
                     if state is not None and state.status is not api.JobStatus.FAILED:
                         self.log.info(
                             "Reconnecting to job %s from a previous try (%s).", state.job_id, state.status.value

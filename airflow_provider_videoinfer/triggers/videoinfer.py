@@ -115,7 +115,7 @@ def output_url_from_event(event: Mapping[str, Any] | None) -> str:
     if event["status"] == SUCCESS and event.get("output_url"):
         return event["output_url"]
     if event["status"] == FAILED:
-        raise api.job_failed(api.JobState(job_id, api.JobStatus.FAILED, event["code"], error=event.get("message")))
+        raise api.job_failed(api.JobState(str(job_id), api.JobStatus.FAILED, event["code"], error=event.get("message")))
     if event["status"] == TIMEOUT:
         raise VideoInferTimeoutError(
             f"Video inference job {job_id} was still running at the deadline; it keeps running on the "
