@@ -190,13 +190,20 @@ class Store:
             ).fetchall()
         return [Job.from_row(row) for row in rows]
 
-    def start_job(self, job_id: str) -> bool:
-        """Mark a queued (or interrupted running) job as running; False when it already ended."""
+    def requeue_interrupted(self) -> int:
+        """Put back in the queue the jobs a stopped server left running; return how many."""
         with self._cursor() as db:
             cur = db.execute(
-                "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1 "
-                "WHERE job_id = ? AND state IN (?, ?)",
-                (JobState.RUNNING.value, time.time(), job_id, JobState.QUEUED.value, JobState.RUNNING.value),
+                "UPDATE jobs SET state = ? WHERE state = ?", (JobState.QUEUED.value, JobState.RUNNING.value)
+            )
+            return cur.rowcount
+
+    def start_job(self, job_id: str) -> bool:
+        """Mark a queued job as running; False when it is not queued (so no job runs twice at once)."""
+        with self._cursor() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1 WHERE job_id = ? AND state = ?",
+                (JobState.RUNNING.value, time.time(), job_id, JobState.QUEUED.value),
             )
             return cur.rowcount == 1
 

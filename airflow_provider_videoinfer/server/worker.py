@@ -77,6 +77,7 @@ class JobRunner:
 
     def start(self) -> None:
         """Start the workers and queue again the jobs a previous run left unfinished."""
+        self._store.requeue_interrupted()
         for job in self._store.unfinished_jobs():
             log.info("resuming job %s", job.job_id)
             self._queue.put(job.job_id)

@@ -226,3 +226,17 @@ def test_retention_deletes_uploads_results_and_jobs(tmp_path, videos, make_api, 
             what="the job to be forgotten",
         )
         assert httpx.get(state["output_signed_url"]).status_code == 404
+
+
+def test_retention_sweep_runs_at_startup(tmp_path, videos, make_api):
+    data = tmp_path / "data"
+    with run_server(data) as server:
+        api = make_api(server)
+        state = api.wait(api.submit(api.upload(videos["short"].path), 4))
+        assert state["status"] == 0
+    assert any((data / "uploads").iterdir()) and any((data / "results").iterdir())
+    time.sleep(1.1)  # older than the retention below
+    with run_server(data, retention_days=1 / 86400, sweep_interval_seconds=3600) as server:
+        assert not any((data / "uploads").iterdir()) and not any((data / "results").iterdir())
+        api = make_api(server)
+        assert api.http.get("/videoinfer", params={**api.key, "job_id": state["job_id"]}).status_code == 404
