@@ -1,0 +1,153 @@
+"""The quick-start demo: the example DAG end to end against the local server, offline.
+
+Steps: make a sample video (unless one is given), start the local server on loopback, prepare a
+throwaway Airflow home, run ``airflow dags test videoinfer_quickstart`` (upload, submit, deferrable
+sensor, results), print what was found when, stop the server. Everything lands in ``.demo/``.
+
+Usage: ``python scripts/demo.py [--video PATH] [--infer-fps N]`` (``make demo [VIDEO=PATH]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".demo"
+STEPS = 5
+
+
+def step(number: int, text: str) -> None:
+    print(f"[{number}/{STEPS}] {text}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_logged(command: list[str], env: dict[str, str], log: Path) -> None:
+    """Run a command with its output in ``log``; on failure show the log's end and stop."""
+    with log.open("w") as out:
+        code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+        sys.exit("\n".join(["", *tail, "", f"FAILED: {' '.join(command[:4])} ... (full log: {log})"]))
+
+
+def start_server(api_key: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
+    command += ["--data-dir", str(WORK / "server"), "--log-level", "warning"]
+    log = (WORK / "server.log").open("w")
+    server = subprocess.Popen(command, env={**os.environ, "VIDEOINFER_API_KEY": api_key}, stdout=log, stderr=log)
+    base_url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            requests.get(base_url, params={"api_key": api_key}, timeout=1).raise_for_status()
+            return server, base_url
+        except requests.RequestException:
+            if server.poll() is not None:
+                break
+            time.sleep(0.2)
+    server.kill()
+    sys.exit(f"The local server did not start: see {WORK / 'server.log'}")
+
+
+def print_table(summary: dict) -> None:
+    """One row per second of video: what each model saw in it."""
+    models = summary["models"]
+    columns: dict[str, dict[int, str]] = {}
+    for model_id, model in models.items():
+        cells = {}
+        for bucket in model.get("timeline", {}).get("buckets", []):
+            counts = bucket.get("counts", {})
+            if "top" in bucket:
+                cells[bucket["start"]] = str(bucket["top"])
+            else:
+                cells[bucket["start"]] = ", ".join(f"{n} {name}" for name, n in counts.items()) or "-"
+        columns[model_id] = cells
+    seconds = sorted({second for cells in columns.values() for second in cells})
+    header = ["second", *models]
+    rows = [[f"{second}s", *(columns[m].get(second, "-") for m in models)] for second in seconds]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print()
+    for model_id, model in models.items():
+        peak = model.get("max_objects")
+        peak_text = f"; most at once: {peak['count']} at {peak['time_offset']}s" if peak else ""
+        print(
+            f"  {model_id}: {model['frames']} frames, {model['frames_with_predictions']} with predictions, "
+            f"classes {json.dumps(model['class_counts'])}{peak_text}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", help="a video of your own (mp4, avi, mkv, webm); default: a generated sample")
+    parser.add_argument("--infer-fps", type=int, default=5, help="frames per second to sample (default 5)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    WORK.mkdir(exist_ok=True)
+    shutil.rmtree(WORK / "results", ignore_errors=True)
+
+    if args.video:
+        video = Path(args.video).expanduser().resolve()
+        if not video.is_file():
+            sys.exit(f"--video {args.video}: no such file")
+        step(1, f"Using your video {video}")
+    else:
+        video = WORK / "sample.mp4"
+        step(1, f"Generating a sample video with moving objects: {video}")
+        from airflow_provider_videoinfer.server.sample import make_sample_video
+
+        make_sample_video(video, seconds=6.0, fps=24.0, size=(320, 240))
+
+    api_key = secrets.token_urlsafe(18)
+    server, base_url = start_server(api_key)
+    try:
+        step(2, f"Local server running at {base_url} (data in {WORK / 'server'})")
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(WORK / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_VIDEOINFER_DEFAULT": json.dumps(
+                {"conn_type": "videoinfer", "host": base_url, "password": api_key}
+            ),
+            "VIDEOINFER_POLL_INTERVAL": "1",  # the local server is not rate limited
+        }
+        airflow = [sys.executable, "-m", "airflow"]
+        step(3, f"Preparing a throwaway Airflow home in {WORK / 'airflow'}")
+        run_logged([*airflow, "db", "migrate"], env, WORK / "db-migrate.log")
+        conf = {"video": str(video), "infer_fps": args.infer_fps, "results_dir": str(WORK / "results")}
+        step(4, "airflow dags test videoinfer_quickstart: upload -> submit -> deferrable sensor -> results")
+        run_logged([*airflow, "dags", "test", "videoinfer_quickstart", "-c", json.dumps(conf)], env, WORK / "dag.log")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    results = sorted((WORK / "results").rglob("result.json"), key=lambda p: p.stat().st_mtime)
+    if not results:
+        sys.exit(f"The DAG run finished but wrote no result file under {WORK / 'results'}; see {WORK / 'dag.log'}")
+    from airflow_provider_videoinfer.results import summarize_result
+
+    step(5, f"What was found when (result: {results[-1]}):\n")
+    print_table(summarize_result(results[-1]))
+    print(f"\nDone in {time.perf_counter() - started:.0f} s; the local server is stopped. DAG log: {WORK / 'dag.log'}")
+
+
+if __name__ == "__main__":
+    main()
