@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from airflow_provider_videoinfer.api import redact
 from airflow_provider_videoinfer.server.config import DEFAULT_MAX_UPLOAD_BYTES, ServerConfig
 
 COMMANDS = ("serve", "models", "sample")
@@ -48,9 +49,7 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_UPLOAD_BYTES,
         help="largest upload (default 2 GiB)",
     )
-    p.add_argument(
-        "--retention-days", type=float, default=7.0, help="keep uploads and results this long (default 7)"
-    )
+    p.add_argument("--retention-days", type=float, default=7.0, help="keep uploads and results this long (default 7)")
     p.add_argument("--allow-remote-urls", action="store_true", help="let input_url be any http(s) URL")
     p.add_argument(
         "--poll-min-interval",
@@ -58,18 +57,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="answer 429 to faster polls of one job (default off)",
     )
-    p.add_argument(
-        "--enable-faults", action="store_true", help="serve the /_faults fault injection endpoints"
-    )
+    p.add_argument("--enable-faults", action="store_true", help="serve the /_faults fault injection endpoints")
     p.add_argument(
         "--min-job-seconds",
         type=float,
         default=0.0,
         help="jobs report status 1 at least this long (default 0)",
     )
-    p.add_argument(
-        "--model", action="append", default=[], metavar="MODULE:CALLABLE", help="add models (repeatable)"
-    )
+    p.add_argument("--model", action="append", default=[], metavar="MODULE:CALLABLE", help="add models (repeatable)")
     p.add_argument("--no-entry-points", action="store_true", help="ignore 'videoinfer.models' entry points")
     p.add_argument("--public-url", help="base URL put in signed URLs (default: the URL a request came to)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -83,9 +78,7 @@ def serve(argv: Sequence[str]) -> int:
     from airflow_provider_videoinfer.server.app import create_app
 
     args = _serve_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     api_key = args.api_key
     if not api_key:
         api_key = secrets.token_urlsafe(24)
@@ -106,11 +99,24 @@ def serve(argv: Sequence[str]) -> int:
         public_url=args.public_url,
     )
     app = create_app(config)
-    print(
-        f"videoinfer local server on http://{args.host}:{args.port} (data dir {config.data_dir})", flush=True
+    print(f"videoinfer local server on http://{args.host}:{args.port} (data dir {config.data_dir})", flush=True)
+    server_config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    # uvicorn.Config has configured logging by now; its access log would print each request
+    # line with its api_key query parameter.
+    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
+    uvicorn.Server(server_config).run()
     return 0
+
+
+class RedactAccessLog(logging.Filter):
+    """Mask ``api_key=...`` in uvicorn's access log lines (in their args, which its formatter unpacks)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
 
 
 def list_models(argv: Sequence[str]) -> int:

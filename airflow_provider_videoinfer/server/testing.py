@@ -26,7 +26,7 @@ class RunningServer:
     """
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     data_dir: Path
     config: ServerConfig
     _server: Any = field(repr=False)
