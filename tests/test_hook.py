@@ -179,3 +179,25 @@ def test_http_library_logs_never_show_the_key(videoinfer_conn, caplog):
         VideoInferHook().test_connection()
     assert "api_key=***" in caplog.text or "GET /" in caplog.text
     assert API_KEY not in caplog.text
+
+
+def test_uri_form_of_the_connection():
+    conn = Connection.from_uri("videoinfer://:SECRETKEY@127.0.0.1:9050?scheme=http&read_timeout=30", conn_id="x")
+    settings = ClientSettings.from_connection(conn)
+    assert (settings.base_url, settings.read_timeout, settings.api_key) == ("http://127.0.0.1:9050", 30.0, "SECRETKEY")
+
+
+def test_provider_registration_and_ui_fields():
+    from importlib import import_module
+    from importlib.metadata import entry_points
+
+    (entry,) = [
+        e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_provider_videoinfer")
+    ]
+    info = entry.load()()
+    assert info["connection-types"][0]["connection-type"] == "videoinfer"
+    for role in ("hooks", "operators", "sensors", "triggers"):
+        for module in info[role][0]["python-modules"]:
+            import_module(module)
+    behaviour = VideoInferHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"]["password"] == "API Key" and "login" in behaviour["hidden_fields"]
