@@ -15,7 +15,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.operators.videoinfer import _is_deferred_value
+from airflow_provider_videoinfer.operators.videoinfer import is_runtime_value
 from airflow_provider_videoinfer.results import (
     ResultLocation,
     ResultReader,
@@ -102,7 +102,7 @@ class VideoInferenceResultsOperator(BaseOperator):
                 f"max_timeline_buckets must be a whole number of at least 1, got {max_timeline_buckets!r}."
             )
         self.max_timeline_buckets = max_timeline_buckets
-        if destination is not None and not _is_deferred_value(destination):
+        if destination is not None and not is_runtime_value(destination):
             asset = Asset(asset_uri(destination))
             if asset not in self.outlets:
                 self.outlets = [*self.outlets, asset]

@@ -25,8 +25,11 @@ JOB_STATE_KEY = "videoinfer_job"
 DEFAULT_WAIT_TIMEOUT = 7 * 24 * 3600.0
 
 
-def _is_deferred_value(value: Any) -> bool:
-    """Whether a value is only known at run time (a Jinja template or an XComArg)."""
+def is_runtime_value(value: Any) -> bool:
+    """Whether a value is only known at run time (a Jinja template or an XComArg).
+
+    Operators validate other values in ``__init__``, so that bad input fails at DAG parse time.
+    """
     if hasattr(value, "resolve") and hasattr(value, "iter_references"):
         return True
     return "{{" in json.dumps(value, default=str)
@@ -60,7 +63,7 @@ class VideoUploadOperator(BaseOperator):
         self.video = video
         self.file_name = file_name
         self.videoinfer_conn_id = videoinfer_conn_id
-        if file_name is not None and not _is_deferred_value(file_name):
+        if file_name is not None and not is_runtime_value(file_name):
             api.validate_video_file_name(file_name)
 
     @cached_property
@@ -129,11 +132,11 @@ class VideoInferenceOperator(BaseOperator):
         self.poll_interval = float(poll_interval)
         self.wait_timeout = float(wait_timeout)
         # Fail at DAG parse time where the values are already known.
-        if not _is_deferred_value(input_url):
+        if not is_runtime_value(input_url):
             api.validate_input_url(input_url)
-        if not _is_deferred_value(infer_fps):
+        if not is_runtime_value(infer_fps):
             api.validate_infer_fps(infer_fps)
-        if not _is_deferred_value(self.models):
+        if not is_runtime_value(self.models):
             api.validate_models(self.models)
 
     @cached_property
