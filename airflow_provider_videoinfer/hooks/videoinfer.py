@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import requests
+import urllib3
 from airflow.sdk import BaseHook, ObjectStoragePath
 from tenacity import AsyncRetrying, Retrying
 
@@ -408,7 +409,7 @@ class VideoInferHook(BaseHook):
             try:
                 response = self.session.request(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                sent = not isinstance(exc, requests.ConnectTimeout) and not _refused(exc)
+                sent = not _never_sent(exc)
                 raise _connection_error(what, exc, self.settings.api_key, request_sent=sent) from None
             except requests.RequestException as exc:
                 raise _connection_error(what, exc, self.settings.api_key, request_sent=True) from None
@@ -422,10 +423,12 @@ class VideoInferHook(BaseHook):
         return Retrying(**self.settings.retry.tenacity_kwargs(idempotent=True))(attempt)
 
 
-def _refused(exc: Exception) -> bool:
-    """Whether a connection error happened before the request could be sent."""
-    text = str(exc)
-    return "Connection refused" in text or "Failed to establish a new connection" in text
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the connection failed before the request could be sent (refused, or connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def _copy(response: requests.Response, out: IO[bytes], what: str, api_key: str) -> None:

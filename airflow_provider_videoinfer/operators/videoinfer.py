@@ -118,11 +118,10 @@ class VideoInferenceOperator(BaseOperator):
         super().__init__(**kwargs)
         self.input_url = input_url
         self.infer_fps = infer_fps
-        self.models = (
-            [m.to_payload() if isinstance(m, api.ModelSpec) else m for m in models]
-            if isinstance(models, (list, tuple))
-            else models
-        )
+        # ModelSpec objects become dicts: operator fields must serialize with the DAG.
+        if isinstance(models, (list, tuple)):
+            models = [m.to_payload() if isinstance(m, api.ModelSpec) else m for m in models]
+        self.models = models
         self.videoinfer_conn_id = videoinfer_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
