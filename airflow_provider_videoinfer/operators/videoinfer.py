@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -63,8 +65,9 @@ class VideoUploadOperator(BaseOperator):
         self.video = video
         self.file_name = file_name
         self.videoinfer_conn_id = videoinfer_conn_id
-        if file_name is not None and not is_runtime_value(file_name):
-            api.validate_video_file_name(file_name)
+        name = file_name if file_name is not None else video
+        if isinstance(name, (str, os.PathLike)) and not is_runtime_value(str(name)):
+            api.validate_video_file_name(PurePosixPath(str(name).rstrip("/")).name or str(name))
 
     @cached_property
     def hook(self) -> VideoInferHook:

@@ -1,0 +1,66 @@
+"""Operators and the sensor refuse bad input when the DAG is parsed, where the values are already known."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_videoinfer.api import ModelSpec
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferenceOperator, VideoUploadOperator
+from airflow_provider_videoinfer.sensors.videoinfer import VideoInferenceJobSensor
+
+MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
+URL = "https://example.com/video.mp4"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"infer_fps": 0}, "between 1 and 120, got 0"),
+        ({"infer_fps": -3}, "between 1 and 120, got -3"),
+        ({"infer_fps": 2.5}, "whole number"),
+        ({"infer_fps": 121}, "between 1 and 120, got 121"),
+        ({"models": []}, "models is empty"),
+        ({"models": [{**MOTION, "inference_type": "detect"}]}, "inference_type 'detect'"),
+        ({"models": [{**MOTION, "model_id": ""}]}, "model_id must be a non-empty string"),
+        ({"input_url": "/local/video.mp4"}, "must be an http:// or https:// URL"),
+        ({"poll_interval": 0}, "poll_interval must be a positive number"),
+        ({"wait_timeout": -1}, "wait_timeout must be a positive number"),
+    ],
+)
+def test_inference_operator_rejects_bad_input_at_parse_time(kwargs, message):
+    with pytest.raises(VideoInferValidationError, match=message):
+        VideoInferenceOperator(task_id="t", **{"input_url": URL, "infer_fps": 5, "models": [MOTION], **kwargs})
+
+
+def test_templated_values_are_checked_at_run_time_instead():
+    op = VideoInferenceOperator(
+        task_id="t", input_url="{{ ti.xcom_pull('upload') }}", infer_fps="{{ params.fps }}", models="{{ params.m }}"
+    )
+    assert op.infer_fps == "{{ params.fps }}"
+
+
+def test_model_specs_are_stored_as_dicts_so_the_dag_serializes():
+    op = VideoInferenceOperator(
+        task_id="t", input_url=URL, infer_fps=5, models=[ModelSpec("clip", 1, "clip-embed-image")]
+    )
+    assert op.models == [{"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}]
+
+
+@pytest.mark.parametrize(
+    ("video", "file_name"), [("/data/clip.mov", None), ("/data/clip.mp4", "clip.mov"), ("s3://b/clip.mov", None)]
+)
+def test_upload_operator_checks_a_static_name_at_parse_time(video, file_name):
+    with pytest.raises(VideoInferValidationError, match=r"unsupported extension \.mov"):
+        VideoUploadOperator(task_id="t", video=video, file_name=file_name)
+
+
+def test_upload_operator_accepts_templates_and_good_names():
+    VideoUploadOperator(task_id="a", video="{{ params.video }}")
+    VideoUploadOperator(task_id="b", video="s3://bucket/Clip.MP4")
+    VideoUploadOperator(task_id="c", video="{{ params.video }}", file_name="x.webm")
+
+
+def test_sensor_rejects_a_non_positive_poll_interval():
+    with pytest.raises(VideoInferValidationError, match="poll_interval"):
+        VideoInferenceJobSensor(task_id="t", job_id="j", poll_interval=0)
