@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHUNK_SIZE = 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -160,15 +161,20 @@ def _connection_error(what: str, exc: Exception, api_key: str, *, request_sent: 
     )
 
 
+def _location(value: str | os.PathLike[str] | ObjectStoragePath) -> Path | ObjectStoragePath:
+    """A local path, or an ``ObjectStoragePath`` for a storage URI (anything with ``://``)."""
+    if isinstance(value, ObjectStoragePath):
+        return value
+    if "://" in str(value):
+        return ObjectStoragePath(str(value))
+    return Path(value).expanduser()
+
+
 def _open_source(source: str | os.PathLike[str] | ObjectStoragePath) -> tuple[Callable[[], IO[bytes]], int, str]:
     """Check an upload source before any network call; return (opener, size, name)."""
-    path: Path | ObjectStoragePath
-    if isinstance(source, ObjectStoragePath) or (isinstance(source, str) and "://" in source):
-        path = source if isinstance(source, ObjectStoragePath) else ObjectStoragePath(source)
-    elif isinstance(source, (str, os.PathLike)) and str(source).strip():
-        path = Path(source).expanduser()
-    else:
+    if not isinstance(source, (str, os.PathLike, ObjectStoragePath)) or not str(source).strip():
         raise VideoInferValidationError(f"video must be a file path or storage URI, got {source!r}.")
+    path = _location(source)
     if not path.exists():
         raise VideoInferValidationError(f"video {str(source)!r} does not exist: check the path or URI.")
     if not path.is_file():
@@ -278,14 +284,10 @@ class VideoInferHook(BaseHook):
         signed_url = self.request_upload_url(name)
         what = f"upload of {name!r} ({size} bytes)"
         self.log.info("Starting the %s.", what)
-        self._send(
-            "PUT",
-            signed_url,
-            what,
-            data=_StreamingBody(opener, size),
-            headers={"Content-Type": "application/octet-stream"},
-            timeout=(self.settings.connect_timeout, self.settings.transfer_timeout),
-        ).close()
+        body = _StreamingBody(opener, size)
+        headers = {"Content-Type": "application/octet-stream"}
+        timeout = (self.settings.connect_timeout, self.settings.transfer_timeout)
+        self._retrying(lambda: self._send("PUT", signed_url, what, data=body, headers=headers, timeout=timeout).close())
         return signed_url
 
     def submit_job(self, input_url: str, infer_fps: int, models: Sequence[Any]) -> str:
@@ -347,11 +349,8 @@ class VideoInferHook(BaseHook):
         """
         api.validate_input_url(output_url)
         what = "download of the job result"
-        target: Path | ObjectStoragePath
-        if isinstance(destination, ObjectStoragePath) or "://" in str(destination):
-            target = destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(destination)
-        else:
-            target = Path(destination).expanduser()
+        target = _location(destination)
+        if isinstance(target, Path):
             target.parent.mkdir(parents=True, exist_ok=True)
 
         def attempt() -> None:
@@ -361,7 +360,6 @@ class VideoInferHook(BaseHook):
                 what,
                 stream=True,
                 timeout=(self.settings.connect_timeout, self.settings.transfer_timeout),
-                retry=False,
             )
             with response:
                 if isinstance(target, Path):
@@ -376,7 +374,7 @@ class VideoInferHook(BaseHook):
                     with target.open("wb") as out:
                         _copy(response, out, what, self.settings.api_key)
 
-        Retrying(**self.settings.retry.tenacity_kwargs(idempotent=True))(attempt)
+        self._retrying(attempt)
         self.log.info("Downloaded the job result to %s.", target)
         return str(target)
 
@@ -395,32 +393,30 @@ class VideoInferHook(BaseHook):
         query = {**(params or {}), "api_key": self.settings.api_key}
 
         def attempt() -> Any:
-            response = self._send(method, self.settings.url(endpoint), what, params=query, json=json_body, retry=False)
+            response = self._send(method, self.settings.url(endpoint), what, params=query, json=json_body)
             return _decode(response.status_code, response.headers, response.text, what, self.settings.api_key)
 
-        policy = retry or self.settings.retry
+        return self._retrying(attempt, idempotent=idempotent, policy=retry)
+
+    def _retrying(self, attempt: Callable[[], T], *, idempotent: bool = True, policy: RetryPolicy | None = None) -> T:
+        """Run ``attempt`` under the retry policy (the connection's, unless ``policy`` is given)."""
+        policy = policy or self.settings.retry
         return Retrying(**policy.tenacity_kwargs(idempotent=idempotent))(attempt)
 
-    def _send(self, method: str, url: str, what: str, *, retry: bool = True, **kwargs: Any) -> requests.Response:
-        """Send one request; translate transport failures and error answers into provider errors."""
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        """Send one request, once; translate transport failures and error answers into provider errors."""
         kwargs.setdefault("timeout", (self.settings.connect_timeout, self.settings.read_timeout))
-
-        def attempt() -> requests.Response:
-            try:
-                response = self.session.request(method, url, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                sent = not _never_sent(exc)
-                raise _connection_error(what, exc, self.settings.api_key, request_sent=sent) from None
-            except requests.RequestException as exc:
-                raise _connection_error(what, exc, self.settings.api_key, request_sent=True) from None
-            if response.status_code >= 400:
-                with response:
-                    _decode(response.status_code, response.headers, response.text, what, self.settings.api_key)
-            return response
-
-        if not retry:
-            return attempt()
-        return Retrying(**self.settings.retry.tenacity_kwargs(idempotent=True))(attempt)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            sent = not _never_sent(exc)
+            raise _connection_error(what, exc, self.settings.api_key, request_sent=sent) from None
+        except requests.RequestException as exc:
+            raise _connection_error(what, exc, self.settings.api_key, request_sent=True) from None
+        if response.status_code >= 400:
+            with response:
+                _decode(response.status_code, response.headers, response.text, what, self.settings.api_key)
+        return response
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
