@@ -14,13 +14,12 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import requests
+from airflow_provider_videoinfer.server.testing import run_server_process
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
@@ -31,12 +30,6 @@ def step(number: int, text: str) -> None:
     print(f"[{number}/{STEPS}] {text}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_logged(command: list[str], env: dict[str, str], log: Path) -> None:
     """Run a command with its output in ``log``; on failure show the log's end and stop."""
     with log.open("w") as out:
@@ -44,25 +37,6 @@ def run_logged(command: list[str], env: dict[str, str], log: Path) -> None:
     if code != 0:
         tail = log.read_text(errors="replace").splitlines()[-40:]
         sys.exit("\n".join(["", *tail, "", f"FAILED: {' '.join(command[:4])} ... (full log: {log})"]))
-
-
-def start_server(api_key: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
-    command += ["--data-dir", str(WORK / "server"), "--log-level", "warning"]
-    log = (WORK / "server.log").open("w")
-    server = subprocess.Popen(command, env={**os.environ, "VIDEOINFER_API_KEY": api_key}, stdout=log, stderr=log)
-    base_url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            requests.get(base_url, params={"api_key": api_key}, timeout=1).raise_for_status()
-            return server, base_url
-        except requests.RequestException:
-            if server.poll() is not None:
-                break
-            time.sleep(0.2)
-    server.kill()
-    sys.exit(f"The local server did not start: see {WORK / 'server.log'}")
 
 
 def print_table(summary: dict) -> None:
@@ -116,8 +90,10 @@ def main() -> None:
         make_sample_video(video, seconds=6.0, fps=24.0, size=(320, 240))
 
     api_key = secrets.token_urlsafe(18)
-    server, base_url = start_server(api_key)
-    try:
+    with (
+        (WORK / "server.log").open("w") as server_log,
+        run_server_process(WORK / "server", api_key, "--log-level", "warning", output=server_log) as base_url,
+    ):
         step(2, f"Local server running at {base_url} (data in {WORK / 'server'})")
         env = {
             **os.environ,
@@ -135,9 +111,6 @@ def main() -> None:
         conf = {"video": str(video), "infer_fps": args.infer_fps, "results_dir": str(WORK / "results")}
         step(4, "airflow dags test videoinfer_quickstart: upload -> submit -> deferrable sensor -> results")
         run_logged([*airflow, "dags", "test", "videoinfer_quickstart", "-c", json.dumps(conf)], env, WORK / "dag.log")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     results = sorted((WORK / "results").rglob("result.json"), key=lambda p: p.stat().st_mtime)
     if not results:

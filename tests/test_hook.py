@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import socket
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,9 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferValidationError,
 )
 from airflow_provider_videoinfer.hooks.videoinfer import AsyncVideoInferClient, ClientSettings, VideoInferHook
+from airflow_provider_videoinfer.server.testing import free_port
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +58,7 @@ def test_settings_repr_hides_the_key():
 def test_connection_test_ok_bad_key_and_unreachable(server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_GOOD", connection_json(server.base_url))
     monkeypatch.setenv("AIRFLOW_CONN_BADKEY", connection_json(server.base_url, api_key="wrong-key"))
-    monkeypatch.setenv("AIRFLOW_CONN_DOWN", connection_json(f"http://127.0.0.1:{_free_port()}"))
+    monkeypatch.setenv("AIRFLOW_CONN_DOWN", connection_json(f"http://127.0.0.1:{free_port()}"))
     ok, message = VideoInferHook("good").test_connection()
     assert ok, message
     ok, message = VideoInferHook("badkey").test_connection()
@@ -121,13 +115,13 @@ def test_upload_rejects_bad_input_before_any_network_call(name, content, file_na
     if content is not None:
         source.write_bytes(content)
     # The connection points at a closed port: reaching the network would raise a connection error instead.
-    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(f"http://127.0.0.1:{_free_port()}"))
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(VideoInferValidationError, match=message):
         VideoInferHook().upload_video(source, file_name)
 
 
 def test_submit_rejects_bad_input_before_any_network_call(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(f"http://127.0.0.1:{_free_port()}"))
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(VideoInferValidationError, match="infer_fps"):
         VideoInferHook().submit_job("http://h/v.mp4", 0, [MOTION])
     with pytest.raises(VideoInferValidationError, match="job_id"):

@@ -29,31 +29,13 @@ def test_nothing_the_suite_captured_holds_the_key():
 
 def test_local_server_access_log_masks_the_key(tmp_path):
     """The CLI server logs every request line; the api_key query parameter must be masked there."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
     import requests
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
-    command += ["--data-dir", str(tmp_path)]
-    env = {**os.environ, "VIDEOINFER_API_KEY": API_KEY}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        for _ in range(100):
-            try:
-                answer = requests.get(f"http://127.0.0.1:{port}/", params={"api_key": API_KEY}, timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        assert answer.status_code == 200
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=30)[0]
-    assert '"GET /?api_key=*** HTTP/1.1" 200' in output
-    assert API_KEY not in output
+    from airflow_provider_videoinfer.server.testing import run_server_process
+
+    log = tmp_path / "server.log"
+    with log.open("w") as output, run_server_process(tmp_path / "data", API_KEY, output=output) as base_url:
+        assert requests.get(f"{base_url}/", params={"api_key": API_KEY}, timeout=5).status_code == 200
+    text = log.read_text()
+    assert '"GET /?api_key=*** HTTP/1.1" 200' in text
+    assert API_KEY not in text

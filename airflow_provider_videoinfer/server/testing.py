@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from airflow_provider_videoinfer.server.config import ServerConfig
 from airflow_provider_videoinfer.server.models.base import Frame, ModelDefinition, VideoContext, image_result
@@ -64,27 +67,19 @@ def run_server(
 
     unknown = set(options) - ServerConfig.field_names()
     if unknown:
-        raise TypeError(
-            f"unknown server options {sorted(unknown)}; valid: {sorted(ServerConfig.field_names())}"
-        )
+        raise TypeError(f"unknown server options {sorted(unknown)}; valid: {sorted(ServerConfig.field_names())}")
     config = ServerConfig(data_dir=Path(data_dir), api_key=api_key, **options)
     app = create_app(config)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    uv_config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3, access_log=False
-    )
+    uv_config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3, access_log=False)
     server = uvicorn.Server(uv_config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="videoinfer-server", daemon=True
-    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="videoinfer-server", daemon=True)
     thread.start()
     host_part = f"[{host}]" if ":" in host else host
-    running = RunningServer(
-        f"http://{host_part}:{bound_port}", api_key, config.data_dir, config, server, thread
-    )
+    running = RunningServer(f"http://{host_part}:{bound_port}", api_key, config.data_dir, config, server, thread)
     try:
         deadline = time.monotonic() + 30
         while not server.started:
@@ -96,6 +91,55 @@ def run_server(
     finally:
         running.stop()
         sock.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def run_server_process(
+    data_dir: str | Path, api_key: str, *args: str, output: IO[Any] | int | None = None, start_timeout: float = 30.0
+) -> Iterator[str]:
+    """Run the ``videoinfer-server`` command in its own process on a free loopback port; yield its base URL.
+
+    For the demo and benchmarks (the server then takes no CPU time from the caller) and for tests of
+    the command itself. The process is stopped on exit.
+
+    :param data_dir: its data dir.
+    :param api_key: the key it accepts, passed through ``VIDEOINFER_API_KEY``.
+    :param args: more command-line options, e.g. ``"--min-job-seconds", "30"``.
+    :param output: where its stdout and stderr go (a file, ``subprocess.PIPE``...); default inherited.
+    :param start_timeout: seconds to wait for it to answer.
+    """
+    import httpx
+
+    port = free_port()
+    command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
+    command += ["--data-dir", str(data_dir), *args]
+    env = {**os.environ, "VIDEOINFER_API_KEY": api_key}
+    process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT if output else None)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                httpx.get(base_url + "/", params={"api_key": api_key}, timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the local server did not start: {' '.join(command[:6])} ...") from None
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 class _SlowModel:
@@ -126,7 +170,5 @@ def testing_models() -> list[ModelDefinition]:
     """
     return [
         ModelDefinition("slow-test", "object-detection", _SlowModel, description="sleeps per frame (tests)"),
-        ModelDefinition(
-            "flaky-test", "object-detection", _FlakyModel, description="fails some frames (tests)"
-        ),
+        ModelDefinition("flaky-test", "object-detection", _FlakyModel, description="fails some frames (tests)"),
     ]
