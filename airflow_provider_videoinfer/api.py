@@ -264,13 +264,13 @@ def validate_input_url(input_url: Any) -> str:
     if not isinstance(input_url, str) or not input_url.strip():
         raise VideoInferValidationError(
             f"input_url must be a non-empty http(s) URL, got {input_url!r}: pass the URL returned by "
-            "VideoUploadOperator or a public video URL."
+            "VideoInferUploadOperator or a public video URL."
         )
     parts = urlsplit(input_url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise VideoInferValidationError(
             f"input_url must be an http:// or https:// URL, got {redact(input_url)!r}: upload local "
-            "files with VideoUploadOperator first."
+            "files with VideoInferUploadOperator first."
         )
     return input_url.strip()
 
@@ -280,7 +280,7 @@ def validate_job_id(job_id: Any) -> str:
     if not isinstance(job_id, str) or not job_id.strip() or any(ch.isspace() for ch in job_id.strip()):
         raise VideoInferValidationError(
             f"job_id must be a non-empty string without spaces, got {job_id!r}: pass the id "
-            "returned by VideoInferenceOperator (its XCom return value)."
+            "returned by VideoInferSubmitJobOperator (its XCom return value)."
         )
     return job_id.strip()
 

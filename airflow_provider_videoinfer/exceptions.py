@@ -6,7 +6,10 @@ No message ever contains the API key: the transports redact URLs before they rea
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+try:
+    from airflow.sdk.exceptions import AirflowException
+except ImportError:  # the local server runs the shared contract without Airflow installed
+    AirflowException = Exception  # type: ignore[misc,assignment]
 
 
 class VideoInferError(AirflowException):

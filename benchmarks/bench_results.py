@@ -65,7 +65,7 @@ def write_result_file(path: Path, frames: int, detections: int, fps: int = 10, v
 
 
 def run_streaming(path: str) -> dict:
-    from airflow_provider_videoinfer.results import summarize_result  # imported (and timed) in child()
+    from airflow_provider_videoinfer.results.reader import summarize_result  # imported (and timed) in child()
 
     summary = summarize_result(path)
     return {"predictions": summary["models"][MODEL_ID]["predictions"]}

@@ -44,7 +44,7 @@ async def _ticker(lags: list[float], stop: asyncio.Event, period: float = 0.01) 
 async def _run(job_ids: list[str], poll: float) -> tuple[list[dict], list[float], float]:
     from airflow.sdk import BaseHook
 
-    from airflow_provider_videoinfer.triggers.videoinfer import VideoInferenceJobTrigger
+    from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
 
     # A running triggerer has its secrets backends imported already: warm them up, unmeasured.
     await BaseHook.aget_connection("videoinfer_default")
@@ -52,11 +52,11 @@ async def _run(job_ids: list[str], poll: float) -> tuple[list[dict], list[float]
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticker(lags, stop))
     deadline = time.time() + 600
-    triggers = [VideoInferenceJobTrigger(job_id, poll_interval=poll, deadline=deadline) for job_id in job_ids]
+    triggers = [VideoInferJobTrigger(job_id, poll_interval=poll, deadline=deadline) for job_id in job_ids]
     base = _rss_bytes()
     peak_per_trigger = 0.0
 
-    async def consume(trigger: VideoInferenceJobTrigger) -> dict:
+    async def consume(trigger: VideoInferJobTrigger) -> dict:
         events = [event.payload async for event in trigger.run()]
         assert len(events) == 1, events
         return events[0]

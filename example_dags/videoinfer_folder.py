@@ -12,11 +12,11 @@ import datetime
 import os
 
 from airflow.sdk import DAG, ObjectStoragePath, Param, task
-from airflow_provider_videoinfer.operators.results import VideoInferenceResultsOperator
 
 from airflow_provider_videoinfer.api import VIDEO_EXTENSIONS
-from airflow_provider_videoinfer.operators.videoinfer import VideoInferenceOperator, VideoUploadOperator
-from airflow_provider_videoinfer.sensors.videoinfer import VideoInferenceJobSensor
+from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
+from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
 MODELS = [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}]
@@ -49,14 +49,14 @@ with DAG(
         return videos
 
     videos = list_videos("{{ params.source }}")
-    upload = VideoUploadOperator.partial(task_id="upload").expand(video=videos)
-    submit = VideoInferenceOperator.partial(task_id="submit", infer_fps="{{ params.infer_fps }}", models=MODELS).expand(
-        input_url=upload.output
-    )
-    wait = VideoInferenceJobSensor.partial(task_id="wait", poll_interval=POLL_INTERVAL, timeout=6 * 3600).expand(
+    upload = VideoInferUploadOperator.partial(task_id="upload").expand(video=videos)
+    submit = VideoInferSubmitJobOperator.partial(
+        task_id="submit", infer_fps="{{ params.infer_fps }}", models=MODELS
+    ).expand(input_url=upload.output)
+    wait = VideoInferJobSensor.partial(task_id="wait", poll_interval=POLL_INTERVAL, timeout=6 * 3600).expand(
         job_id=submit.output
     )
-    VideoInferenceResultsOperator.partial(
+    VideoInferResultsOperator.partial(
         task_id="results",
         destination="{{ params.results_dir }}/{{ run_id | replace(':', '_') }}/{{ ti.map_index }}.json",
     ).expand(output_url=wait.output)

@@ -12,10 +12,10 @@ import datetime
 import os
 
 from airflow.sdk import DAG, Param
-from airflow_provider_videoinfer.operators.results import VideoInferenceResultsOperator
 
-from airflow_provider_videoinfer.operators.videoinfer import VideoInferenceOperator, VideoUploadOperator
-from airflow_provider_videoinfer.sensors.videoinfer import VideoInferenceJobSensor
+from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
+from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 # The hosted API allows one poll a minute per job; the local server (``make demo``) allows more.
 POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
@@ -38,20 +38,20 @@ with DAG(
     },
     render_template_as_native_obj=True,
 ):
-    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}")
-    submit = VideoInferenceOperator(
+    upload = VideoInferUploadOperator(task_id="upload", video="{{ params.video }}")
+    submit = VideoInferSubmitJobOperator(
         task_id="submit",
         input_url=upload.output,
         infer_fps="{{ params.infer_fps }}",
         models="{{ params.models }}",
     )
-    wait = VideoInferenceJobSensor(
+    wait = VideoInferJobSensor(
         task_id="wait",
         job_id=submit.output,
         poll_interval=POLL_INTERVAL,
         timeout=6 * 3600,
     )
-    summarise = VideoInferenceResultsOperator(
+    summarise = VideoInferResultsOperator(
         task_id="results",
         output_url=wait.output,
         destination="{{ params.results_dir }}/{{ run_id | replace(':', '_') }}/result.json",

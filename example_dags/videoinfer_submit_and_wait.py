@@ -1,6 +1,6 @@
 """One task: submit a job on a video that is already online and wait for it in the triggerer.
 
-``VideoInferenceOperator(wait_for_completion=True)`` returns the result's URL; a retry of the
+``VideoInferSubmitJobOperator(wait_for_completion=True)`` returns the result's URL; a retry of the
 task reconnects to the job it submitted instead of paying for a second one.
 """
 
@@ -11,7 +11,7 @@ import os
 
 from airflow.sdk import DAG, Param
 
-from airflow_provider_videoinfer.operators.videoinfer import VideoInferenceOperator
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
 
 with DAG(
     dag_id="videoinfer_submit_and_wait",
@@ -21,7 +21,7 @@ with DAG(
     tags=["videoinfer", "example"],
     params={"input_url": Param("https://example.com/video.mp4", type="string", description="Public video URL.")},
 ):
-    VideoInferenceOperator(
+    VideoInferSubmitJobOperator(
         task_id="submit_and_wait",
         input_url="{{ params.input_url }}",
         infer_fps=5,

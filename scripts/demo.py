@@ -115,7 +115,7 @@ def main() -> None:
     results = sorted((WORK / "results").rglob("result.json"), key=lambda p: p.stat().st_mtime)
     if not results:
         sys.exit(f"The DAG run finished but wrote no result file under {WORK / 'results'}; see {WORK / 'dag.log'}")
-    from airflow_provider_videoinfer.results import summarize_result
+    from airflow_provider_videoinfer.results.reader import summarize_result
 
     step(5, f"What was found when (result: {results[-1]}):\n")
     print_table(summarize_result(results[-1]))

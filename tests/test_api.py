@@ -78,7 +78,7 @@ def test_model_version_int_is_sent_as_string_and_params_kept():
         ("", "non-empty http"),
         (None, "non-empty http"),
         ("/tmp/video.mp4", "must be an http:// or https:// URL"),
-        ("s3://bucket/video.mp4", "upload local files with VideoUploadOperator"),
+        ("s3://bucket/video.mp4", "upload local files with VideoInferUploadOperator"),
         ("ftp://host/video.mp4", "must be an http"),
     ],
 )

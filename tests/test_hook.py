@@ -20,7 +20,7 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferTimeoutError,
     VideoInferValidationError,
 )
-from airflow_provider_videoinfer.hooks.videoinfer import AsyncVideoInferClient, ClientSettings, VideoInferHook
+from airflow_provider_videoinfer.hooks.videoinfer import ClientSettings, VideoInferAsyncClient, VideoInferHook
 from airflow_provider_videoinfer.server.testing import free_port
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
@@ -161,7 +161,7 @@ async def test_async_client_reads_the_same_states(videoinfer_conn, sample_video)
     hook = VideoInferHook()
     job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
     done = hook.wait_for_job(job_id, poll_interval=0.2, timeout=60)
-    client = await AsyncVideoInferClient.from_conn_id("videoinfer_default")
+    client = await VideoInferAsyncClient.from_conn_id("videoinfer_default")
     try:
         assert await client.get_job(job_id) == done
     finally:

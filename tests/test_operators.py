@@ -6,8 +6,8 @@ import pytest
 
 from airflow_provider_videoinfer.api import ModelSpec
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from airflow_provider_videoinfer.operators.videoinfer import VideoInferenceOperator, VideoUploadOperator
-from airflow_provider_videoinfer.sensors.videoinfer import VideoInferenceJobSensor
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
+from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 URL = "https://example.com/video.mp4"
@@ -30,18 +30,18 @@ URL = "https://example.com/video.mp4"
 )
 def test_inference_operator_rejects_bad_input_at_parse_time(kwargs, message):
     with pytest.raises(VideoInferValidationError, match=message):
-        VideoInferenceOperator(task_id="t", **{"input_url": URL, "infer_fps": 5, "models": [MOTION], **kwargs})
+        VideoInferSubmitJobOperator(task_id="t", **{"input_url": URL, "infer_fps": 5, "models": [MOTION], **kwargs})
 
 
 def test_templated_values_are_checked_at_run_time_instead():
-    op = VideoInferenceOperator(
+    op = VideoInferSubmitJobOperator(
         task_id="t", input_url="{{ ti.xcom_pull('upload') }}", infer_fps="{{ params.fps }}", models="{{ params.m }}"
     )
     assert op.infer_fps == "{{ params.fps }}"
 
 
 def test_model_specs_are_stored_as_dicts_so_the_dag_serializes():
-    op = VideoInferenceOperator(
+    op = VideoInferSubmitJobOperator(
         task_id="t", input_url=URL, infer_fps=5, models=[ModelSpec("clip", 1, "clip-embed-image")]
     )
     assert op.models == [{"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}]
@@ -52,15 +52,15 @@ def test_model_specs_are_stored_as_dicts_so_the_dag_serializes():
 )
 def test_upload_operator_checks_a_static_name_at_parse_time(video, file_name):
     with pytest.raises(VideoInferValidationError, match=r"unsupported extension \.mov"):
-        VideoUploadOperator(task_id="t", video=video, file_name=file_name)
+        VideoInferUploadOperator(task_id="t", video=video, file_name=file_name)
 
 
 def test_upload_operator_accepts_templates_and_good_names():
-    VideoUploadOperator(task_id="a", video="{{ params.video }}")
-    VideoUploadOperator(task_id="b", video="s3://bucket/Clip.MP4")
-    VideoUploadOperator(task_id="c", video="{{ params.video }}", file_name="x.webm")
+    VideoInferUploadOperator(task_id="a", video="{{ params.video }}")
+    VideoInferUploadOperator(task_id="b", video="s3://bucket/Clip.MP4")
+    VideoInferUploadOperator(task_id="c", video="{{ params.video }}", file_name="x.webm")
 
 
 def test_sensor_rejects_a_non_positive_poll_interval():
     with pytest.raises(VideoInferValidationError, match="poll_interval"):
-        VideoInferenceJobSensor(task_id="t", job_id="j", poll_interval=0)
+        VideoInferJobSensor(task_id="t", job_id="j", poll_interval=0)

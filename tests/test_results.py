@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from airflow_provider_videoinfer.exceptions import VideoInferResponseError, VideoInferValidationError
-from airflow_provider_videoinfer.records import (
+from airflow_provider_videoinfer.results.reader import (
+    ResultReader,
+    VideoInferResultFileError,
+    iter_frames,
+    summarize_result,
+)
+from airflow_provider_videoinfer.results.records import (
     Classification,
     Detections,
     Embedding,
@@ -22,13 +28,7 @@ from airflow_provider_videoinfer.records import (
     SemanticMask,
     UnknownResult,
 )
-from airflow_provider_videoinfer.results import (
-    ResultReader,
-    VideoInferResultFileError,
-    iter_frames,
-    summarize_result,
-)
-from airflow_provider_videoinfer.rows import ROW_COLUMNS, write_rows
+from airflow_provider_videoinfer.results.rows import ROW_COLUMNS, write_rows
 
 # A 1x1 PNG, as the service's base64 masks are.
 PNG_1X1 = base64.b64encode(

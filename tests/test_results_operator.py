@@ -1,4 +1,4 @@
-"""VideoInferenceResultsOperator, downloading over real HTTP through the real hook.
+"""VideoInferResultsOperator, downloading over real HTTP through the real hook.
 
 Result files are served by a tiny ``http.server`` in a thread (standing in for the signed output
 URL's storage); one test runs a whole job on the project's local server.
@@ -21,7 +21,7 @@ from helpers import API_KEY, connection_json
 
 from airflow_provider_videoinfer.exceptions import VideoInferNotFoundError, VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.operators.results import VideoInferenceResultsOperator
+from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 
 SIGNATURE = "X-Goog-Signature=secret-signature-0b1d"
 
@@ -75,7 +75,7 @@ def signed(base_url: str, path: str = "/results/job-1.json") -> str:
 
 def test_summary_kept_file_asset_and_rows(storage, tmp_path):
     destination = tmp_path / "kept" / "job-1.json"
-    operator = VideoInferenceResultsOperator(
+    operator = VideoInferResultsOperator(
         task_id="results",
         output_url=signed(storage),
         destination=str(destination),
@@ -109,7 +109,7 @@ def test_without_destination_the_download_is_temporary(storage, tmp_path, monkey
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    operator = VideoInferenceResultsOperator(task_id="results", output_url={"output_url": signed(storage)})
+    operator = VideoInferResultsOperator(task_id="results", output_url={"output_url": signed(storage)})
     assert operator.outlets == []
 
     summary = operator.execute(context={})
@@ -122,7 +122,7 @@ def test_without_destination_the_download_is_temporary(storage, tmp_path, monkey
 def test_object_storage_destination_and_jsonl_rows(storage, tmp_path):
     destination = ObjectStoragePath((tmp_path / "job-1.json").as_uri())
     rows = ObjectStoragePath((tmp_path / "rows.jsonl").as_uri())
-    operator = VideoInferenceResultsOperator(
+    operator = VideoInferResultsOperator(
         task_id="results", output_url=signed(storage), destination=destination, rows_destination=rows
     )
     assert operator.outlets == [Asset((tmp_path / "job-1.json").as_uri())]
@@ -139,7 +139,7 @@ def test_remote_destination_is_uploaded_from_the_local_copy(storage):
     import fsspec
 
     destination = "memory://videoinfer-operator-tests/job-1.json"
-    operator = VideoInferenceResultsOperator(task_id="results", output_url=signed(storage), destination=destination)
+    operator = VideoInferResultsOperator(task_id="results", output_url=signed(storage), destination=destination)
     assert operator.outlets == [Asset(destination)]
 
     operator.execute(context={})
@@ -150,7 +150,7 @@ def test_remote_destination_is_uploaded_from_the_local_copy(storage):
 
 def test_templated_destination_reports_through_an_asset_alias(storage, tmp_path):
     alias = AssetAlias("videoinfer-results")
-    operator = VideoInferenceResultsOperator(
+    operator = VideoInferResultsOperator(
         task_id="results",
         output_url="{{ params.url }}",
         destination=str(tmp_path) + "/{{ ds }}.json",
@@ -173,7 +173,7 @@ def test_an_expired_url_fails_clearly_and_leaves_nothing(storage, tmp_path, monk
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    operator = VideoInferenceResultsOperator(task_id="results", output_url=signed(storage, "/results/gone.json"))
+    operator = VideoInferResultsOperator(task_id="results", output_url=signed(storage, "/results/gone.json"))
 
     with pytest.raises(VideoInferNotFoundError, match="404"):
         operator.execute(context={})
@@ -191,14 +191,14 @@ def test_an_expired_url_fails_clearly_and_leaves_nothing(storage, tmp_path, monk
 )
 def test_arguments_are_checked_at_init(kwargs, message):
     with pytest.raises(VideoInferValidationError, match=message):
-        VideoInferenceResultsOperator(task_id="results", output_url="https://example.com/r.json", **kwargs)
+        VideoInferResultsOperator(task_id="results", output_url="https://example.com/r.json", **kwargs)
 
 
 def test_parquet_without_pyarrow_fails_before_the_download(storage, monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
-    operator = VideoInferenceResultsOperator(
+    operator = VideoInferResultsOperator(
         task_id="results",
         output_url=signed(storage),
         rows_destination=str(tmp_path / "rows.parquet"),
@@ -210,13 +210,13 @@ def test_parquet_without_pyarrow_fails_before_the_download(storage, monkeypatch,
 
 
 def test_output_url_must_render_to_a_url():
-    operator = VideoInferenceResultsOperator(task_id="results", output_url={"job_id": "j1"})
+    operator = VideoInferResultsOperator(task_id="results", output_url={"job_id": "j1"})
     with pytest.raises(VideoInferValidationError, match="output_url must be the job's output URL"):
         operator.execute(context={})  # type: ignore[arg-type]
 
 
 def test_template_fields():
-    assert set(VideoInferenceResultsOperator.template_fields) == {"output_url", "destination", "rows_destination"}
+    assert set(VideoInferResultsOperator.template_fields) == {"output_url", "destination", "rows_destination"}
 
 
 def test_a_real_job_of_the_local_server(videoinfer_conn, sample_video, tmp_path):
@@ -225,7 +225,7 @@ def test_a_real_job_of_the_local_server(videoinfer_conn, sample_video, tmp_path)
     model = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
     job_id = hook.submit_job(hook.upload_video(sample_video), 5, [model])
     state = hook.wait_for_job(job_id, poll_interval=0.2, timeout=60)
-    operator = VideoInferenceResultsOperator(
+    operator = VideoInferResultsOperator(
         task_id="results", output_url=state.output_url, destination=str(tmp_path / "job.json")
     )
 

@@ -12,7 +12,7 @@ import requests
 from helpers import API_KEY, connection_json, inject_fault
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.triggers.videoinfer import VideoInferenceJobTrigger
+from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 
@@ -22,11 +22,11 @@ def _submit(video, models=(MOTION,)) -> str:
     return hook.submit_job(hook.upload_video(video), 5, list(models))
 
 
-async def _events(trigger: VideoInferenceJobTrigger) -> list[dict]:
+async def _events(trigger: VideoInferJobTrigger) -> list[dict]:
     return [event.payload async for event in trigger.run()]
 
 
-def _rebuild(trigger: VideoInferenceJobTrigger) -> VideoInferenceJobTrigger:
+def _rebuild(trigger: VideoInferJobTrigger) -> VideoInferJobTrigger:
     path, kwargs = trigger.serialize()
     module, name = path.rsplit(".", 1)
     return getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
@@ -34,7 +34,7 @@ def _rebuild(trigger: VideoInferenceJobTrigger) -> VideoInferenceJobTrigger:
 
 async def test_success_event_carries_the_output_url(videoinfer_conn, sample_video):
     job_id = _submit(sample_video)
-    events = await _events(VideoInferenceJobTrigger(job_id, poll_interval=0.2, deadline=time.time() + 60))
+    events = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2, deadline=time.time() + 60))
     assert len(events) == 1
     assert events[0]["status"] == "success" and events[0]["job_id"] == job_id and events[0]["code"] == 0
     assert requests.get(events[0]["output_url"], timeout=5).json()["frame_offset"][0] == 0
@@ -42,7 +42,7 @@ async def test_success_event_carries_the_output_url(videoinfer_conn, sample_vide
 
 async def test_failure_event_carries_code_and_message(videoinfer_conn, sample_video):
     job_id = _submit(sample_video, [{**MOTION, "model_id": "no-such-model"}])
-    (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=0.2))
+    (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2))
     assert event["status"] == "failed" and event["code"] > 1 and "no-such-model" in event["message"]
 
 
@@ -54,19 +54,19 @@ async def test_forced_failure_status_is_reported(slow_conn, sample_video):
         json={"status": 7, "error": "GPU on fire"},
         timeout=5,
     ).raise_for_status()
-    (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=0.2))
+    (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2))
     assert (event["status"], event["code"], event["message"]) == ("failed", 7, "GPU on fire")
 
 
 async def test_deadline_gives_a_timeout_event(slow_conn, sample_video):
     job_id = _submit(sample_video)
-    (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=0.2, deadline=time.time() + 0.5))
+    (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2, deadline=time.time() + 0.5))
     assert event["status"] == "timeout" and event["job_id"] == job_id
 
 
 async def test_rebuilt_from_serialize_mid_job_finishes_with_the_same_deadline(slow_conn, sample_video):
     job_id = _submit(sample_video)
-    first = VideoInferenceJobTrigger(job_id, "videoinfer_slow", poll_interval=0.3, deadline=time.time() + 60)
+    first = VideoInferJobTrigger(job_id, "videoinfer_slow", poll_interval=0.3, deadline=time.time() + 60)
     with pytest.raises(asyncio.TimeoutError):  # the triggerer dies while the job runs
         await asyncio.wait_for(_events(first), timeout=1.0)
     rebuilt = _rebuild(first)
@@ -76,7 +76,7 @@ async def test_rebuilt_from_serialize_mid_job_finishes_with_the_same_deadline(sl
 
 
 def test_serialized_trigger_holds_no_key(videoinfer_conn):
-    _, kwargs = VideoInferenceJobTrigger("job-1", poll_interval=5, deadline=123.0).serialize()
+    _, kwargs = VideoInferJobTrigger("job-1", poll_interval=5, deadline=123.0).serialize()
     assert kwargs == {
         "job_id": "job-1",
         "videoinfer_conn_id": "videoinfer_default",
@@ -88,27 +88,27 @@ def test_serialized_trigger_holds_no_key(videoinfer_conn):
 
 async def test_bad_key_gives_an_error_event_without_the_key(server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(server.base_url, api_key="wrong-key-42"))
-    (event,) = await _events(VideoInferenceJobTrigger("job-1", poll_interval=0.2))
+    (event,) = await _events(VideoInferJobTrigger("job-1", poll_interval=0.2))
     assert event["status"] == "error" and "refused the API key" in event["message"]
     assert "wrong-key-42" not in json.dumps(event)
 
 
 async def test_missing_connection_gives_an_error_event(monkeypatch):
-    (event,) = await _events(VideoInferenceJobTrigger("job-1", "no_such_conn", poll_interval=0.2))
+    (event,) = await _events(VideoInferJobTrigger("job-1", "no_such_conn", poll_interval=0.2))
     assert event["status"] == "error" and "no_such_conn" in event["message"]
 
 
 async def test_transient_errors_are_retried_then_the_job_completes(videoinfer_conn, sample_video):
     job_id = _submit(sample_video)
     inject_fault(videoinfer_conn, "status", "status", count=2, status_code=503, retry_after=0.1)
-    (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=0.2))
+    (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2))
     assert event["status"] == "success"
 
 
 async def test_answer_without_status_is_an_error_not_a_success(videoinfer_conn, sample_video):
     job_id = _submit(sample_video)
     inject_fault(videoinfer_conn, "status", "malformed", count=10)
-    (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=0.2))
+    (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2))
     assert event["status"] == "error" and "not JSON" in event["message"]
 
 
@@ -120,5 +120,5 @@ async def test_first_poll_respects_the_rate_limit_after_the_sensor_checked(tmp_p
         monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(limited.base_url, retry_max_attempts=1))
         job_id = _submit(sample_video)
         VideoInferHook().get_job(job_id)  # the deferrable sensor's own check before it defers
-        (event,) = await _events(VideoInferenceJobTrigger(job_id, poll_interval=1.0))
+        (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=1.0))
     assert event["status"] == "success", event

@@ -335,7 +335,7 @@ class VideoInferHook(BaseHook):
             if deadline is not None and time.monotonic() + poll_interval > deadline:
                 raise VideoInferTimeoutError(
                     f"Video inference job {job_id} was still running after {timeout:g} s; it keeps running "
-                    "on the service. Raise the timeout, or wait for it again with VideoInferenceJobSensor."
+                    "on the service. Raise the timeout, or wait for it again with VideoInferJobSensor."
                 )
             time.sleep(poll_interval)
 
@@ -453,7 +453,7 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-class AsyncVideoInferClient:
+class VideoInferAsyncClient:
     """The async transport (httpx) used by the trigger; it only polls jobs.
 
     :param settings: as read from the connection by :meth:`ClientSettings.from_connection`.
@@ -468,7 +468,7 @@ class AsyncVideoInferClient:
         )
 
     @classmethod
-    async def from_conn_id(cls, conn_id: str) -> AsyncVideoInferClient:
+    async def from_conn_id(cls, conn_id: str) -> VideoInferAsyncClient:
         """Build a client from an Airflow connection, without blocking the event loop."""
         conn = await BaseHook.aget_connection(conn_id)
         return cls(ClientSettings.from_connection(conn))

@@ -16,7 +16,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.videoinfer import is_runtime_value
-from airflow_provider_videoinfer.results import (
+from airflow_provider_videoinfer.results.reader import (
     ResultLocation,
     ResultReader,
     describe_location,
@@ -24,8 +24,8 @@ from airflow_provider_videoinfer.results import (
     open_location,
     validate_inference_types,
 )
-from airflow_provider_videoinfer.rows import RowsWriter, require_pyarrow, validate_rows_format
-from airflow_provider_videoinfer.summary import DEFAULT_MAX_TIMELINE_BUCKETS
+from airflow_provider_videoinfer.results.rows import RowsWriter, require_pyarrow, validate_rows_format
+from airflow_provider_videoinfer.results.summary import DEFAULT_MAX_TIMELINE_BUCKETS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -45,7 +45,7 @@ def asset_uri(location: ResultLocation) -> str:
     return str(location)
 
 
-class VideoInferenceResultsOperator(BaseOperator):
+class VideoInferResultsOperator(BaseOperator):
     """Download a job's result file, summarise it per model, and return the summary (XCom).
 
     The file is read streaming, in bounded memory, whatever its size. With ``destination`` the
@@ -57,7 +57,7 @@ class VideoInferenceResultsOperator(BaseOperator):
     ``destination`` the file goes to a temporary file, deleted when the task ends.
 
     :param output_url: the job's ``output_signed_url`` (templated), e.g. the return value of
-        ``VideoInferenceOperator(wait_for_completion=True)``; a job state dict with an
+        ``VideoInferSubmitJobOperator(wait_for_completion=True)``; a job state dict with an
         ``output_url`` key is accepted too.
     :param destination: where to keep the result file (templated): a local path, an
         ``ObjectStoragePath`` or a URI such as ``s3://bucket/results/{{ ds }}.json``; optional.
@@ -119,7 +119,7 @@ class VideoInferenceResultsOperator(BaseOperator):
         if not isinstance(url, str) or not url.strip():
             raise VideoInferValidationError(
                 f"task {self.task_id}: output_url must be the job's output URL (a non-empty string), got "
-                f"{type(self.output_url).__name__}; pass the return value of VideoInferenceOperator with "
+                f"{type(self.output_url).__name__}; pass the return value of VideoInferSubmitJobOperator with "
                 "wait_for_completion=True, or the 'output_url' of its job state."
             )
         return url.strip()

@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_videoinfer import api
 from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.triggers.videoinfer import VideoInferenceJobTrigger, output_url_from_event
+from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger, output_url_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,7 +37,7 @@ def is_runtime_value(value: Any) -> bool:
     return "{{" in json.dumps(value, default=str)
 
 
-class VideoUploadOperator(BaseOperator):
+class VideoInferUploadOperator(BaseOperator):
     """Upload one video, streamed, and return its ``input_url`` (the XCom return value).
 
     The source is checked (it exists, is a non-empty file, has a supported extension) before
@@ -79,7 +79,7 @@ class VideoUploadOperator(BaseOperator):
         return self.hook.upload_video(self.video, self.file_name)
 
 
-class VideoInferenceOperator(BaseOperator):
+class VideoInferSubmitJobOperator(BaseOperator):
     """Submit a video inference job; return its id, or its output URL when waiting for it.
 
     Inputs are validated before any network call. The job id is pushed to XCom (key ``job_id``)
@@ -87,7 +87,7 @@ class VideoInferenceOperator(BaseOperator):
     of the task reconnects to the same job when it is still running or done, and submits a new
     one only when it failed (or when the inputs changed): a retry never pays for a duplicate job.
 
-    :param input_url: the uploaded video's URL (``VideoUploadOperator``'s return value) or any
+    :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value) or any
         public http(s) video URL (templated).
     :param infer_fps: frames per second to sample, an integer from 1 to 120 and at most the
         video's frame rate (templated).
@@ -157,7 +157,7 @@ class VideoInferenceOperator(BaseOperator):
             return state.output_url  # type: ignore[return-value]
         if self.deferrable:
             self.defer(
-                trigger=VideoInferenceJobTrigger(
+                trigger=VideoInferJobTrigger(
                     job_id=job_id,
                     videoinfer_conn_id=self.videoinfer_conn_id,
                     poll_interval=self.poll_interval,

@@ -11,13 +11,13 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_videoinfer import api
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.triggers.videoinfer import VideoInferenceJobTrigger, output_url_from_event
+from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger, output_url_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class VideoInferenceJobSensor(BaseSensorOperator):
+class VideoInferJobSensor(BaseSensorOperator):
     """Wait for a video inference job; return its ``output_signed_url`` (the XCom return value).
 
     Status 1 keeps waiting, 0 succeeds, anything above 1 fails the task with an error naming the
@@ -25,7 +25,7 @@ class VideoInferenceJobSensor(BaseSensorOperator):
     is an error, never a success.
 
     :param job_id: the job to wait for (templated), e.g. the return value of
-        ``VideoInferenceOperator``.
+        ``VideoInferSubmitJobOperator``.
     :param videoinfer_conn_id: the ``videoinfer`` connection.
     :param poll_interval: seconds between polls; default 60 because the hosted API allows one
         poll a minute per job.
@@ -70,7 +70,7 @@ class VideoInferenceJobSensor(BaseSensorOperator):
         if isinstance(done, PokeReturnValue) and done.is_done:
             return done.xcom_value
         self.defer(
-            trigger=VideoInferenceJobTrigger(
+            trigger=VideoInferJobTrigger(
                 job_id=job_id,
                 videoinfer_conn_id=self.videoinfer_conn_id,
                 poll_interval=self.poll_interval,

@@ -46,7 +46,7 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
 """
 
 
-class JobState(str, Enum):
+class JobPhase(str, Enum):
     """Where a job is in its life; ``code`` in the database is the contract's integer status."""
 
     QUEUED = "queued"
@@ -57,7 +57,7 @@ class JobState(str, Enum):
     @property
     def is_terminal(self) -> bool:
         """Whether the job has ended."""
-        return self in (JobState.SUCCEEDED, JobState.FAILED)
+        return self in (JobPhase.SUCCEEDED, JobPhase.FAILED)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Job:
     """One row of the ``jobs`` table."""
 
     job_id: str
-    state: JobState
+    state: JobPhase
     code: int
     input_url: str
     infer_fps: int
@@ -82,7 +82,7 @@ class Job:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
         data = dict(row)
-        data["state"] = JobState(data["state"])
+        data["state"] = JobPhase(data["state"])
         data["models"] = json.loads(data["models"])
         return cls(**data)
 
@@ -166,7 +166,7 @@ class Store:
             db.execute(
                 "INSERT INTO jobs (job_id, state, code, input_url, infer_fps, models, created_at) "
                 "VALUES (?, ?, 1, ?, ?, ?, ?)",
-                (job_id, JobState.QUEUED.value, input_url, infer_fps, json.dumps(models), time.time()),
+                (job_id, JobPhase.QUEUED.value, input_url, infer_fps, json.dumps(models), time.time()),
             )
 
     def get_job(self, job_id: str) -> Job | None:
@@ -186,7 +186,7 @@ class Store:
         with self._cursor() as db:
             rows = db.execute(
                 "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at, rowid",
-                (JobState.QUEUED.value, JobState.RUNNING.value),
+                (JobPhase.QUEUED.value, JobPhase.RUNNING.value),
             ).fetchall()
         return [Job.from_row(row) for row in rows]
 
@@ -194,7 +194,7 @@ class Store:
         """Put back in the queue the jobs a stopped server left running; return how many."""
         with self._cursor() as db:
             cur = db.execute(
-                "UPDATE jobs SET state = ? WHERE state = ?", (JobState.QUEUED.value, JobState.RUNNING.value)
+                "UPDATE jobs SET state = ? WHERE state = ?", (JobPhase.QUEUED.value, JobPhase.RUNNING.value)
             )
             return cur.rowcount
 
@@ -203,7 +203,7 @@ class Store:
         with self._cursor() as db:
             cur = db.execute(
                 "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1 WHERE job_id = ? AND state = ?",
-                (JobState.RUNNING.value, time.time(), job_id, JobState.QUEUED.value),
+                (JobPhase.RUNNING.value, time.time(), job_id, JobPhase.QUEUED.value),
             )
             return cur.rowcount == 1
 
@@ -218,7 +218,7 @@ class Store:
                 return
             if row["forced_code"] is not None:
                 code, error = row["forced_code"], row["forced_error"]
-            state = JobState.SUCCEEDED if code == 0 else JobState.FAILED
+            state = JobPhase.SUCCEEDED if code == 0 else JobPhase.FAILED
             db.execute(
                 "UPDATE jobs SET state = ?, code = ?, error = ?, frames = ?, finished_at = ? WHERE job_id = ?",
                 (state.value, code, error, frames, time.time(), job_id),
@@ -236,7 +236,7 @@ class Store:
             if job.state.is_terminal:
                 db.execute(
                     "UPDATE jobs SET state = ?, code = ?, error = ? WHERE job_id = ?",
-                    (JobState.FAILED.value, code, error, job_id),
+                    (JobPhase.FAILED.value, code, error, job_id),
                 )
             return True
 
@@ -245,7 +245,7 @@ class Store:
         with self._cursor() as db:
             rows = db.execute(
                 "SELECT * FROM jobs WHERE created_at < ? AND state IN (?, ?)",
-                (before, JobState.SUCCEEDED.value, JobState.FAILED.value),
+                (before, JobPhase.SUCCEEDED.value, JobPhase.FAILED.value),
             ).fetchall()
         return [Job.from_row(row) for row in rows]
 

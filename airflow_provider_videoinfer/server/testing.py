@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from airflow_provider_videoinfer.server.config import ServerConfig
-from airflow_provider_videoinfer.server.models.base import Frame, ModelDefinition, VideoContext, image_result
+from airflow_provider_videoinfer.server.models.base import ModelDefinition, VideoContext, VideoFrame, image_result
 
 
 @dataclass
@@ -146,7 +146,7 @@ class _SlowModel:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._delay = float(params.get("delay", 0.05))
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         time.sleep(self._delay)
         return image_result(frame, [], self._delay)
 
@@ -155,7 +155,7 @@ class _FlakyModel:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._every = int(params.get("fail_every", 2))
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         if frame.index % self._every == 0:
             raise RuntimeError("flaky model fails on purpose")
         return image_result(frame, [], 0.0)

@@ -24,8 +24,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from airflow_provider_videoinfer.results.format import FRAME_OFFSET_KEY, TIME_OFFSET_KEY
 from airflow_provider_videoinfer.server.failures import FailureCode, JobFailure
-from airflow_provider_videoinfer.server.models.base import Frame
+from airflow_provider_videoinfer.server.models.base import VideoFrame
 
 
 class Interrupted(Exception):
@@ -106,7 +107,7 @@ class VideoReader:
                 f"{max(1, math.floor(self.fps))}, ideally a divisor of the frame rate.",
             )
 
-    def frames(self, infer_fps: int, stop: threading.Event | None = None) -> Iterator[Frame]:
+    def frames(self, infer_fps: int, stop: threading.Event | None = None) -> Iterator[VideoFrame]:
         """Yield the sampled frames in order; raise code 3 when not a single frame decodes.
 
         :param stop: when set, stop with :class:`Interrupted`.
@@ -120,7 +121,7 @@ class VideoReader:
                 ok, image = self._cap.retrieve()
                 if not ok or image is None:
                     break
-                yield Frame(image=image, index=index, time=sampler.time_offset(index))
+                yield VideoFrame(image=image, index=index, time=sampler.time_offset(index))
             index += 1
         if index == 0:
             raise JobFailure(
@@ -160,7 +161,7 @@ class ResultWriter:
         self.frame_offsets: list[int] = []
         self.time_offsets: list[float] = []
 
-    def add(self, frame: Frame, results: list[str]) -> None:
+    def add(self, frame: VideoFrame, results: list[str]) -> None:
         """Record one sampled frame; ``results`` holds one serialised result (or ``"null"``) per model."""
         self.frame_offsets.append(frame.index)
         self.time_offsets.append(frame.time)
@@ -178,9 +179,9 @@ class ResultWriter:
         self.close()
         part = out_path.with_name(out_path.name + ".part")
         with open(part, "w", encoding="utf-8") as out:
-            out.write('{"frame_offset":')
+            out.write("{" + json.dumps(FRAME_OFFSET_KEY) + ":")
             out.write(json.dumps(self.frame_offsets))
-            out.write(',"time_offset":')
+            out.write("," + json.dumps(TIME_OFFSET_KEY) + ":")
             out.write(json.dumps(self.time_offsets))
             for model_id, path in zip(self._model_ids, self._paths, strict=True):
                 out.write("," + json.dumps(model_id) + ":[")

@@ -24,7 +24,7 @@ from airflow_provider_videoinfer.server.inputs import (
     fetch_remote,
     upload_file,
 )
-from airflow_provider_videoinfer.server.models.base import Frame, VideoContext
+from airflow_provider_videoinfer.server.models.base import VideoContext, VideoFrame
 from airflow_provider_videoinfer.server.models.registry import ModelRegistry
 from airflow_provider_videoinfer.server.signing import Signer
 from airflow_provider_videoinfer.server.store import Job, Store
@@ -175,7 +175,7 @@ class JobRunner:
             context = VideoContext(
                 fps=reader.fps, infer_fps=job.infer_fps, width=reader.width, height=reader.height
             )
-            sessions: list[tuple[str, Callable[[Frame], Any]]] = []
+            sessions: list[tuple[str, Callable[[VideoFrame], Any]]] = []
             for spec, model in models:
                 opened: Any = model.open(spec.get("inference_params") or {}, context)
                 sessions.append((spec["model_id"], getattr(opened, "infer", opened)))

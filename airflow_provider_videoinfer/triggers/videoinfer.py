@@ -13,12 +13,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_videoinfer import api
 from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferTimeoutError
-from airflow_provider_videoinfer.hooks.videoinfer import AsyncVideoInferClient
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient
 
 SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 
 
-class VideoInferenceJobTrigger(BaseTrigger):
+class VideoInferJobTrigger(BaseTrigger):
     """Poll one job until it stops, then yield exactly one event.
 
     The first poll comes one to two poll intervals after the trigger starts (see ``run``).
@@ -68,7 +68,7 @@ class VideoInferenceJobTrigger(BaseTrigger):
         # connect and poll in lockstep and starve the event loop.
         await self._sleep(self.poll_interval * random.uniform(1.0, 2.0))
         try:
-            client = await AsyncVideoInferClient.from_conn_id(self.videoinfer_conn_id)
+            client = await VideoInferAsyncClient.from_conn_id(self.videoinfer_conn_id)
         except AirflowException as err:  # a missing connection, or one without an API key
             yield self._event(ERROR, message=f"connection {self.videoinfer_conn_id!r}: {err}")
             return
@@ -83,7 +83,7 @@ class VideoInferenceJobTrigger(BaseTrigger):
             seconds = max(0.0, min(seconds, self.deadline - time.time()))
         await asyncio.sleep(seconds)
 
-    async def _poll(self, client: AsyncVideoInferClient) -> TriggerEvent:
+    async def _poll(self, client: VideoInferAsyncClient) -> TriggerEvent:
         while True:
             try:
                 state = await client.get_job(self.job_id)
@@ -119,6 +119,6 @@ def output_url_from_event(event: Mapping[str, Any] | None) -> str:
     if event["status"] == TIMEOUT:
         raise VideoInferTimeoutError(
             f"Video inference job {job_id} was still running at the deadline; it keeps running on the "
-            "service. Raise the timeout, or wait for it again with VideoInferenceJobSensor."
+            "service. Raise the timeout, or wait for it again with VideoInferJobSensor."
         )
     raise VideoInferError(f"Waiting for video inference job {job_id} failed: {event.get('message')}")

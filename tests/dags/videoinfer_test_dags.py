@@ -6,8 +6,8 @@ import datetime
 
 from airflow.sdk import DAG, Param
 
-from airflow_provider_videoinfer.operators.videoinfer import VideoInferenceOperator, VideoUploadOperator
-from airflow_provider_videoinfer.sensors.videoinfer import VideoInferenceJobSensor
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
+from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 START = datetime.datetime(2024, 1, 1)
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
@@ -15,18 +15,20 @@ PARAMS = {"video": Param("", type="string"), "model_id": Param("motion-detection
 MODELS = [{**MOTION, "model_id": "{{ params.model_id }}"}]
 
 with DAG("vi_test_pipeline", schedule=None, start_date=START, catchup=False, params=PARAMS):
-    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}")
-    submit = VideoInferenceOperator(task_id="submit", input_url=upload.output, infer_fps=5, models=MODELS)
-    wait = VideoInferenceJobSensor(task_id="wait", job_id=submit.output, poll_interval=0.3, timeout=120)
+    upload = VideoInferUploadOperator(task_id="upload", video="{{ params.video }}")
+    submit = VideoInferSubmitJobOperator(task_id="submit", input_url=upload.output, infer_fps=5, models=MODELS)
+    wait = VideoInferJobSensor(task_id="wait", job_id=submit.output, poll_interval=0.3, timeout=120)
     upload >> submit >> wait
 
 with DAG("vi_test_sensor_modes", schedule=None, start_date=START, catchup=False, params=PARAMS):
-    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow")
-    submit = VideoInferenceOperator(
+    upload = VideoInferUploadOperator(
+        task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow"
+    )
+    submit = VideoInferSubmitJobOperator(
         task_id="submit", input_url=upload.output, infer_fps=5, models=MODELS, videoinfer_conn_id="videoinfer_slow"
     )
     for mode in ("poke", "reschedule"):
-        VideoInferenceJobSensor(
+        VideoInferJobSensor(
             task_id=f"wait_{mode}",
             job_id=submit.output,
             videoinfer_conn_id="videoinfer_slow",
@@ -40,8 +42,10 @@ with DAG("vi_test_sensor_modes", schedule=None, start_date=START, catchup=False,
 # The first try of "submit" loses its status polls to injected server errors while the job runs
 # (as when a worker dies mid-wait); the retry must reconnect to the same job, not submit another.
 with DAG("vi_test_retry", schedule=None, start_date=START, catchup=False, params=PARAMS):
-    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow")
-    VideoInferenceOperator(
+    upload = VideoInferUploadOperator(
+        task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow"
+    )
+    VideoInferSubmitJobOperator(
         task_id="submit",
         input_url=upload.output,
         infer_fps=5,
@@ -55,8 +59,8 @@ with DAG("vi_test_retry", schedule=None, start_date=START, catchup=False, params
     )
 
 with DAG("vi_test_submit_and_wait_deferred", schedule=None, start_date=START, catchup=False, params=PARAMS):
-    upload = VideoUploadOperator(task_id="upload", video="{{ params.video }}")
-    VideoInferenceOperator(
+    upload = VideoInferUploadOperator(task_id="upload", video="{{ params.video }}")
+    VideoInferSubmitJobOperator(
         task_id="submit",
         input_url=upload.output,
         infer_fps=5,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from airflow_provider_videoinfer.server.models.base import (
-    Frame,
     FrameModel,
     ModelDefinition,
     VideoContext,
+    VideoFrame,
     VideoModel,
     box_prediction,
     classification_result,
@@ -34,7 +34,7 @@ BUILTIN_MODEL_IDS = (
 __all__ = [
     "BUILTIN_MODEL_IDS",
     "ENTRY_POINT_GROUP",
-    "Frame",
+    "VideoFrame",
     "FrameModel",
     "ModelDefinition",
     "ModelRegistry",

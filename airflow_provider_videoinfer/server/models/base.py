@@ -9,7 +9,7 @@ A *model* is any object with these attributes and one method::
     def open(self, params: Mapping[str, Any], context: VideoContext) -> FrameModel: ...
 
 ``open`` is called once per job with the job's ``inference_params`` and returns a *frame model*:
-an object with ``infer(frame: Frame) -> result`` or a plain callable ``(frame) -> result``. It
+an object with ``infer(frame: VideoFrame) -> result`` or a plain callable ``(frame) -> result``. It
 sees the job's sampled frames in order, so it may keep state (the motion models do). The result
 must be JSON-serialisable and shaped like the single-image response of the inference type; an
 exception on a frame gives ``null`` for that frame in the result file.
@@ -26,7 +26,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Frame:
+class VideoFrame:
     """One sampled frame.
 
     :param image: the decoded frame, BGR ``uint8`` of shape ``(height, width, 3)``.
@@ -72,7 +72,7 @@ class VideoContext:
 class FrameModel(Protocol):
     """A model opened for one job."""
 
-    def infer(self, frame: Frame) -> Any:
+    def infer(self, frame: VideoFrame) -> Any:
         """Return the frame result (JSON-serialisable)."""
 
 
@@ -96,7 +96,7 @@ class VideoModel(Protocol):
     def description(self) -> str:
         """One line for listings."""
 
-    def open(self, params: Mapping[str, Any], context: VideoContext) -> FrameModel | Callable[[Frame], Any]:
+    def open(self, params: Mapping[str, Any], context: VideoContext) -> FrameModel | Callable[[VideoFrame], Any]:
         """Prepare the model for one job."""
 
 
@@ -125,7 +125,7 @@ class ModelDefinition:
 def simple_model(
     model_id: str,
     inference_type: str,
-    fn: Callable[[Frame, Mapping[str, Any]], Any],
+    fn: Callable[[VideoFrame, Mapping[str, Any]], Any],
     *,
     model_version: str = "1",
     description: str = "",
@@ -139,7 +139,7 @@ def simple_model(
     :param description: one line for listings.
     """
 
-    def factory(params: Mapping[str, Any], context: VideoContext) -> Callable[[Frame], Any]:
+    def factory(params: Mapping[str, Any], context: VideoContext) -> Callable[[VideoFrame], Any]:
         return lambda frame: fn(frame, params)
 
     return ModelDefinition(model_id, inference_type, factory, model_version, description)
@@ -170,7 +170,7 @@ def box_prediction(
     }
 
 
-def image_result(frame: Frame, predictions: Any, elapsed: float, **extra: Any) -> dict[str, Any]:
+def image_result(frame: VideoFrame, predictions: Any, elapsed: float, **extra: Any) -> dict[str, Any]:
     """The common envelope ``{"time", "image": {"width", "height"}, "predictions"}``.
 
     :param elapsed: inference time in seconds, reported as ``time`` like the hosted service does.
@@ -184,7 +184,7 @@ def image_result(frame: Frame, predictions: Any, elapsed: float, **extra: Any) -
 
 
 def classification_result(
-    frame: Frame, scores: Mapping[str, float], class_ids: Mapping[str, int], elapsed: float
+    frame: VideoFrame, scores: Mapping[str, float], class_ids: Mapping[str, int], elapsed: float
 ):
     """A classification result from per-class confidences, best first."""
     ranked = sorted(scores.items(), key=lambda item: -item[1])

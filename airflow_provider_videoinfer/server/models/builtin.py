@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from airflow_provider_videoinfer.server.models.base import (
-    Frame,
     ModelDefinition,
     VideoContext,
+    VideoFrame,
     box_prediction,
     classification_result,
     image_result,
@@ -29,7 +29,7 @@ def _squash(score: float) -> float:
     return 1.0 / (1.0 + math.exp(-float(score)))
 
 
-def _gray(frame: Frame) -> np.ndarray:
+def _gray(frame: VideoFrame) -> np.ndarray:
     import cv2
 
     return cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
@@ -57,7 +57,7 @@ class PeopleDetector:
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self._threshold = param_float(params, "confidence", 0.5)
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         rects, weights = self._hog.detectMultiScale(frame.image, winStride=(8, 8), padding=(8, 8), scale=1.05)
         predictions = []
@@ -86,7 +86,7 @@ class FaceDetector:
         self._faces = _cascade("haarcascade_frontalface_default.xml")
         self._threshold = param_float(params, "confidence", 0.5)
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         predictions = [
             box_prediction(*rect, confidence, "face", 0)
@@ -110,7 +110,7 @@ class FaceKeypoints:
         self._eyes = _cascade("haarcascade_eye.xml")
         self._threshold = param_float(params, "confidence", 0.5)
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         gray = _gray(frame)
         predictions = []
@@ -154,7 +154,7 @@ class SharpnessClassifier:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._threshold = max(1e-6, param_float(params, "threshold", 100.0))
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         import cv2
 
         started = time.perf_counter()

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from airflow_provider_videoinfer.server.models.base import (
-    Frame,
     ModelDefinition,
     VideoContext,
+    VideoFrame,
     box_prediction,
     classification_result,
     image_result,
@@ -86,7 +86,7 @@ class MotionTracker:
             context.shared[key] = cls(context, threshold, min_area)
         return context.shared[key]
 
-    def analyse(self, frame: Frame) -> MotionState:
+    def analyse(self, frame: VideoFrame) -> MotionState:
         """Update the background with ``frame`` and return its foreground (cached per frame)."""
         if self._last is not None and self._last[0] == frame.index:
             return self._last[1]
@@ -94,7 +94,7 @@ class MotionTracker:
         self._last = (frame.index, state)
         return state
 
-    def _analyse(self, frame: Frame) -> MotionState:
+    def _analyse(self, frame: VideoFrame) -> MotionState:
         import cv2
 
         scale = min(1.0, _WORK_WIDTH / frame.width)
@@ -152,7 +152,7 @@ class _MotionModel:
 class MotionDetector(_MotionModel):
     """``motion-detection``: one box per moving blob, class ``motion``."""
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
         predictions = [box_prediction(*blob.box, blob.fill, "motion", 0) for blob in self._blobs(state)]
@@ -162,7 +162,7 @@ class MotionDetector(_MotionModel):
 class MotionSegmenter(_MotionModel):
     """``motion-segmentation``: the moving blobs with their outline polygon as ``points``."""
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
         predictions = []
@@ -188,7 +188,7 @@ class ForegroundSegmenter(_MotionModel):
     ``confidence_mask`` holds the confidence of each pixel's class scaled to 0-255.
     """
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         import cv2
 
         started = time.perf_counter()
@@ -214,7 +214,7 @@ class MotionClassifier(_MotionModel):
 
     CLASS_IDS = {"still": 0, "moving": 1}
 
-    def infer(self, frame: Frame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
         half = max(1e-6, param_float(self._params, "motion_fraction", 0.005))

@@ -3,18 +3,19 @@
 A result file is one JSON object of parallel lists (``frame_offset``, ``time_offset`` and one list
 per ``model_id``) that reaches gigabytes for long videos. :class:`ResultReader` never loads it
 whole: it indexes the lists once, then walks them in lockstep, one file handle per list (see
-:mod:`airflow_provider_videoinfer.jsonstream`), and yields one :class:`Frame` at a time.
+:mod:`airflow_provider_videoinfer.results.jsonstream`), and yields one :class:`ResultFrame` at a time.
 
 Typical use::
 
-    from airflow_provider_videoinfer.results import iter_frames, summarize_result
+    from airflow_provider_videoinfer.results.reader import iter_frames, summarize_result
 
     for frame in iter_frames("result.json"):
         detections = frame.results["my-model"]
     summary = summarize_result("s3://bucket/result.json")
 
-The typed records live in :mod:`airflow_provider_videoinfer.records`, the summary in
-:mod:`airflow_provider_videoinfer.summary` and the rows export in :mod:`airflow_provider_videoinfer.rows`.
+The typed records live in :mod:`airflow_provider_videoinfer.results.records`, the summary in
+:mod:`airflow_provider_videoinfer.results.summary` and the rows export in
+:mod:`airflow_provider_videoinfer.results.rows`.
 """
 
 from __future__ import annotations
@@ -28,24 +29,23 @@ from typing import IO, TYPE_CHECKING, Any, Union
 
 from airflow_provider_videoinfer.api import INFERENCE_TYPES, redact
 from airflow_provider_videoinfer.exceptions import VideoInferResponseError, VideoInferValidationError
-from airflow_provider_videoinfer.jsonstream import (
+from airflow_provider_videoinfer.results.format import FRAME_OFFSET_KEY, TIME_OFFSET_KEY
+from airflow_provider_videoinfer.results.jsonstream import (
     DEFAULT_CHUNK_SIZE,
     ArrayInfo,
     JSONStreamError,
     index_arrays,
     iter_array,
 )
-from airflow_provider_videoinfer.records import Frame, FrameResult, parse_frame_result
+from airflow_provider_videoinfer.results.records import FrameResult, ResultFrame, parse_frame_result
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_videoinfer.summary import ResultSummary
+    from airflow_provider_videoinfer.results.summary import ResultSummary
 
 ResultLocation = Union[str, "os.PathLike[str]", "ObjectStoragePath"]
 
-FRAME_OFFSET_KEY = "frame_offset"
-TIME_OFFSET_KEY = "time_offset"
 
 
 class VideoInferResultFileError(VideoInferResponseError):
@@ -185,7 +185,7 @@ class ResultReader:
             except JSONStreamError as err:
                 raise VideoInferResultFileError(f"result file {self.name}, list {key!r}: {err}.") from None
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[ResultFrame]:
         """Yield every frame in order; each call starts from the first frame."""
         models = self.model_ids
         lists = [self._iter_list(key) for key in (FRAME_OFFSET_KEY, TIME_OFFSET_KEY, *models)]
@@ -206,7 +206,7 @@ class ResultReader:
                         # Remember a model's type, so that frames without predictions keep it.
                         types[model] = result.inference_type
                     results[model] = result
-                yield Frame(index, _number(frame_offset, int), _number(time_offset, float), results)
+                yield ResultFrame(index, _number(frame_offset, int), _number(time_offset, float), results)
         finally:
             for generator in lists:
                 generator.close()  # type: ignore[attr-defined]
@@ -219,8 +219,8 @@ class ResultReader:
         return summary.to_dict()
 
     def summary(self, **options: Any) -> ResultSummary:
-        """Return an empty :class:`~airflow_provider_videoinfer.summary.ResultSummary` for this file."""
-        from airflow_provider_videoinfer.summary import ResultSummary
+        """Return an empty :class:`~airflow_provider_videoinfer.results.summary.ResultSummary` for this file."""
+        from airflow_provider_videoinfer.results.summary import ResultSummary
 
         return ResultSummary(source=self.name, inference_types=self._inference_types, **options)
 
@@ -255,7 +255,7 @@ def validate_inference_types(inference_types: Mapping[str, str] | None) -> dict[
     return dict(inference_types)
 
 
-def iter_frames(source: ResultLocation, inference_types: Mapping[str, str] | None = None) -> Iterator[Frame]:
+def iter_frames(source: ResultLocation, inference_types: Mapping[str, str] | None = None) -> Iterator[ResultFrame]:
     """Yield the typed frames of a result file, streaming; see :class:`ResultReader`.
 
     :param source: a local path, an fsspec URI or an ``ObjectStoragePath``.
@@ -272,7 +272,7 @@ def summarize_result(
 
     :param source: a local path, an fsspec URI or an ``ObjectStoragePath``.
     :param inference_types: optional ``{model_id: inference_type}`` overriding shape detection.
-    :param options: passed to :class:`~airflow_provider_videoinfer.summary.ResultSummary`, e.g.
+    :param options: passed to :class:`~airflow_provider_videoinfer.results.summary.ResultSummary`, e.g.
         ``max_timeline_buckets``.
     """
     with ResultReader(source, inference_types) as reader:

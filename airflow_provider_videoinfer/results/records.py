@@ -157,7 +157,7 @@ FrameResult = Detections | Classification | SemanticMask | GazeResult | Embeddin
 
 
 @dataclass(frozen=True, slots=True)
-class Frame:
+class ResultFrame:
     """One sampled frame and every model's result on it.
 
     :param index: position of the frame in the file's lists, from 0.

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from airflow_provider_videoinfer.records import (
+from airflow_provider_videoinfer.results.records import (
     Classification,
     Detections,
     Embedding,
-    Frame,
     FrameResult,
     GazeResult,
+    ResultFrame,
     SemanticMask,
     UnknownResult,
 )
@@ -94,7 +94,7 @@ class _ModelSummary:
         self.timeline: _Timeline | None = None
         self.dimensions: int | None = None
 
-    def add(self, frame: Frame, result: FrameResult | None) -> None:
+    def add(self, frame: ResultFrame, result: FrameResult | None) -> None:
         self.frames += 1
         if result is None:
             self.null_frames += 1
@@ -124,7 +124,7 @@ class _ModelSummary:
             self.frames_with_predictions += 1
             self.dimensions = result.dimensions
 
-    def _add_objects(self, frame: Frame, names: list[str]) -> None:
+    def _add_objects(self, frame: ResultFrame, names: list[str]) -> None:
         if not names:
             return
         counts = Counter(names)
@@ -140,7 +140,7 @@ class _ModelSummary:
             }
         self._add_timeline(frame, counts, peak=True)
 
-    def _add_timeline(self, frame: Frame, counts: Mapping[str, int], peak: bool) -> None:
+    def _add_timeline(self, frame: ResultFrame, counts: Mapping[str, int], peak: bool) -> None:
         if frame.time_offset is None:
             return
         if self.timeline is None:
@@ -206,7 +206,7 @@ class ResultSummary:
         self.duration: float | None = None
         self.models: dict[str, _ModelSummary] = {}
 
-    def add(self, frame: Frame) -> None:
+    def add(self, frame: ResultFrame) -> None:
         """Count one frame of every model."""
         self.frames += 1
         if frame.time_offset is not None and (self.duration is None or frame.time_offset > self.duration):

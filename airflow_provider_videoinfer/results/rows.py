@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from airflow_provider_videoinfer.records import Classification, Detection, Detections, Frame, GazeResult
-from airflow_provider_videoinfer.results import ResultLocation, ResultReader, open_location
+from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader, open_location
+from airflow_provider_videoinfer.results.records import Classification, Detection, Detections, GazeResult, ResultFrame
 
 ROW_FORMATS = ("jsonl", "csv", "parquet")
 ROW_COLUMNS = (
@@ -67,7 +67,7 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
-def frame_rows(frame: Frame) -> Iterator[dict[str, Any]]:
+def frame_rows(frame: ResultFrame) -> Iterator[dict[str, Any]]:
     """Yield the rows of one frame, with the keys of :data:`ROW_COLUMNS` (None where not applicable).
 
     ``points`` is a list of ``[x, y]`` pairs and ``keypoints`` a list of dicts, or None.
@@ -155,7 +155,7 @@ class RowsWriter:
             self._csv.writeheader()
         return self
 
-    def write(self, frame: Frame) -> None:
+    def write(self, frame: ResultFrame) -> None:
         """Write the rows of one frame (see :func:`frame_rows`)."""
         for row in frame_rows(frame):
             self.rows += 1
