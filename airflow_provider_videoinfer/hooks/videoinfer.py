@@ -26,14 +26,13 @@ import urllib3
 from airflow.sdk import BaseHook, ObjectStoragePath
 from tenacity import AsyncRetrying, Retrying
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import api, storage
 from airflow_provider_videoinfer.exceptions import (
     VideoInferConfigError,
     VideoInferConnectionError,
     VideoInferError,
     VideoInferMalformedResponseError,
     VideoInferTimeoutError,
-    VideoInferValidationError,
 )
 from airflow_provider_videoinfer.retry import RetryPolicy, parse_retry_after
 
@@ -161,30 +160,6 @@ def _connection_error(what: str, exc: Exception, api_key: str, *, request_sent: 
     )
 
 
-def _location(value: str | os.PathLike[str] | ObjectStoragePath) -> Path | ObjectStoragePath:
-    """A local path, or an ``ObjectStoragePath`` for a storage URI (anything with ``://``)."""
-    if isinstance(value, ObjectStoragePath):
-        return value
-    if "://" in str(value):
-        return ObjectStoragePath(str(value))
-    return Path(value).expanduser()
-
-
-def _open_source(source: str | os.PathLike[str] | ObjectStoragePath) -> tuple[Callable[[], IO[bytes]], int, str]:
-    """Check an upload source before any network call; return (opener, size, name)."""
-    if not isinstance(source, (str, os.PathLike, ObjectStoragePath)) or not str(source).strip():
-        raise VideoInferValidationError(f"video must be a file path or storage URI, got {source!r}.")
-    path = _location(source)
-    if not path.exists():
-        raise VideoInferValidationError(f"video {str(source)!r} does not exist: check the path or URI.")
-    if not path.is_file():
-        raise VideoInferValidationError(f"video {str(source)!r} is not a file (a directory?): pass one video file.")
-    size = path.stat().st_size
-    if size == 0:
-        raise VideoInferValidationError(f"video {str(source)!r} is empty (0 bytes): nothing to upload.")
-    return (lambda: path.open("rb")), size, path.name
-
-
 class _StreamingBody:
     """An upload body read in chunks from a fresh handle on each attempt, with a known length.
 
@@ -279,7 +254,7 @@ class VideoInferHook(BaseHook):
         :param source: a local path, or any ``ObjectStoragePath``/fsspec URI (``s3://...``).
         :param file_name: the name to upload it as; defaults to the source's own name.
         """
-        opener, size, source_name = _open_source(source)
+        opener, size, source_name = storage.open_video_source(source)
         name = api.validate_video_file_name(file_name or source_name)
         signed_url = self.request_upload_url(name)
         what = f"upload of {name!r} ({size} bytes)"
@@ -349,7 +324,7 @@ class VideoInferHook(BaseHook):
         """
         api.validate_input_url(output_url)
         what = "download of the job result"
-        target = _location(destination)
+        target = storage.resolve(destination)
         if isinstance(target, Path):
             target.parent.mkdir(parents=True, exist_ok=True)
 

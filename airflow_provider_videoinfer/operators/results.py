@@ -19,13 +19,11 @@ from airflow_provider_videoinfer.operators.videoinfer import is_runtime_value
 from airflow_provider_videoinfer.results.reader import (
     ResultLocation,
     ResultReader,
-    describe_location,
-    local_path,
-    open_location,
     validate_inference_types,
 )
 from airflow_provider_videoinfer.results.rows import RowsWriter, require_pyarrow, validate_rows_format
 from airflow_provider_videoinfer.results.summary import DEFAULT_MAX_TIMELINE_BUCKETS
+from airflow_provider_videoinfer.storage import describe_location, local_path, open_location
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

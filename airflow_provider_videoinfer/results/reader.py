@@ -25,9 +25,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_videoinfer.api import INFERENCE_TYPES, redact
+from airflow_provider_videoinfer.api import INFERENCE_TYPES
 from airflow_provider_videoinfer.exceptions import VideoInferResponseError, VideoInferValidationError
 from airflow_provider_videoinfer.results.format import FRAME_OFFSET_KEY, TIME_OFFSET_KEY
 from airflow_provider_videoinfer.results.jsonstream import (
@@ -38,63 +38,18 @@ from airflow_provider_videoinfer.results.jsonstream import (
     iter_array,
 )
 from airflow_provider_videoinfer.results.records import FrameResult, ResultFrame, parse_frame_result
+from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location
 
 if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_videoinfer.results.summary import ResultSummary
 
-ResultLocation = Union[str, "os.PathLike[str]", "ObjectStoragePath"]
+ResultLocation = Location
 
 
 
 class VideoInferResultFileError(VideoInferResponseError):
     """A result file does not follow the API contract (bad JSON, missing or unequal lists)."""
-
-
-def describe_location(location: ResultLocation) -> str:
-    """Return a printable name of a file location, with any ``api_key`` masked."""
-    return redact(os.fspath(location) if isinstance(location, os.PathLike) else str(location))
-
-
-def local_path(location: ResultLocation) -> str | None:
-    """Return the local file system path of ``location``, or None when it is remote.
-
-    :param location: a path, a ``file://`` URI, or an ``ObjectStoragePath``/``UPath``.
-    """
-    protocol = getattr(location, "protocol", None)
-    if protocol is not None:  # ObjectStoragePath or another universal_pathlib path
-        return str(location.path) if protocol in ("", "file", "local") else None  # type: ignore[union-attr]
-    text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
-    if text.startswith("file://"):
-        from fsspec.core import url_to_fs
-
-        return str(url_to_fs(text)[1])
-    return None if "://" in text else text
-
-
-def open_location(location: ResultLocation, mode: str = "rb") -> IO[bytes]:
-    """Open a local path, an ``ObjectStoragePath`` or an fsspec URI in binary ``mode``.
-
-    A URI string is opened as an Airflow ``ObjectStoragePath`` (so that ``s3://conn_id@bucket/key``
-    uses the Airflow connection), or with plain fsspec for schemes Airflow has no file system for
-    (such as ``memory://``).
-    """
-    path = local_path(location)
-    if path is not None:
-        return open(path, mode)  # noqa: SIM115 - the caller closes it
-    if hasattr(location, "open"):
-        return location.open(mode)  # type: ignore[union-attr]
-    from airflow.sdk import ObjectStoragePath
-
-    try:
-        storage_path = ObjectStoragePath(str(location))
-        storage_path.fs  # noqa: B018 - resolves the file system, raising for unknown schemes
-    except ValueError:
-        import fsspec
-
-        return fsspec.open(str(location), mode).open()
-    return storage_path.open(mode)
 
 
 class ResultReader:

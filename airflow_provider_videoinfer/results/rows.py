@@ -15,8 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader, open_location
+from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader
 from airflow_provider_videoinfer.results.records import Classification, Detection, Detections, GazeResult, ResultFrame
+from airflow_provider_videoinfer.storage import open_location
 
 ROW_FORMATS = ("jsonl", "csv", "parquet")
 ROW_COLUMNS = (
