@@ -7,8 +7,11 @@ before any network call.
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
+import json
 import math
-import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -21,12 +24,14 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferError,
     VideoInferInvalidRequestError,
     VideoInferJobFailedError,
+    VideoInferMalformedResponseError,
     VideoInferNotFoundError,
     VideoInferRateLimitError,
     VideoInferResponseError,
     VideoInferServerError,
     VideoInferValidationError,
 )
+from airflow_provider_videoinfer.redaction import redact as redact  # re-exported for the contract's users
 
 DEFAULT_BASE_URL = "https://api.roboflow.com"
 
@@ -49,19 +54,8 @@ INFERENCE_TYPES = (
     "clip-embed-image",
 )
 
-_SECRET_QUERY = re.compile(r"(api_key=)[^&#\s'\"]+", re.IGNORECASE)
-
-
-def redact(text: str, secret: str | None = None) -> str:
-    """Return ``text`` with any ``api_key=...`` query value, and ``secret`` itself, masked.
-
-    :param text: any text that may hold a URL or a response body.
-    :param secret: the API key, masked wherever it appears; optional.
-    """
-    text = _SECRET_QUERY.sub(r"\1***", text)
-    if secret:
-        text = text.replace(secret, "***")
-    return text
+#: HTTP statuses that may pass if the same request is sent again (anything else 4xx/5xx will not).
+RETRYABLE_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
 
 
 class JobStatus(str, Enum):
@@ -107,27 +101,6 @@ class JobState:
     code: int
     output_url: str | None = None
     error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable form, for XCom or a trigger event."""
-        return {
-            "job_id": self.job_id,
-            "status": self.status.value,
-            "code": self.code,
-            "output_url": self.output_url,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JobState:
-        """Rebuild a state written by :meth:`to_dict`."""
-        return cls(
-            job_id=data["job_id"],
-            status=JobStatus(data["status"]),
-            code=int(data["code"]),
-            output_url=data.get("output_url"),
-            error=data.get("error"),
-        )
 
 
 @dataclass(frozen=True)
@@ -219,7 +192,7 @@ def validate_model_fields(model_id: Any, model_version: Any, inference_type: Any
 def validate_models(models: Any) -> list[ModelSpec]:
     """Check a job's model list and return it as specs.
 
-    :param models: a non-empty list of dicts or :class:`ModelSpec`.
+    :param models: a non-empty list of dicts or :class:`ModelSpec`; a single one is accepted too.
     """
     if isinstance(models, (ModelSpec, Mapping)):
         models = [models]
@@ -230,7 +203,28 @@ def validate_models(models: Any) -> list[ModelSpec]:
     specs = [ModelSpec.from_value(model, position) for position, model in enumerate(models)]
     if not specs:
         raise VideoInferValidationError("models is empty: a job needs at least one model.")
+    ids = [spec.model_id for spec in specs]
+    duplicates = sorted({model_id for model_id in ids if ids.count(model_id) > 1})
+    if duplicates:
+        raise VideoInferValidationError(
+            f"model_id {', '.join(map(repr, duplicates))} appears more than once in models: the result "
+            "has one list per model_id, so list each model once."
+        )
     return specs
+
+
+def plain_models(models: Any) -> Any:
+    """Return ``models`` with every :class:`ModelSpec` turned into its dict, other values unchanged.
+
+    Operator fields must serialize with the DAG and render as JSON, so specs are kept as dicts.
+
+    :param models: a spec, a dict, a list of them, or a template.
+    """
+    if isinstance(models, ModelSpec):
+        return models.to_payload()
+    if isinstance(models, (list, tuple)):
+        return [model.to_payload() if isinstance(model, ModelSpec) else model for model in models]
+    return models
 
 
 def validate_infer_fps(infer_fps: Any) -> int:
@@ -256,31 +250,38 @@ def validate_infer_fps(infer_fps: Any) -> int:
     return value
 
 
+def _validate_http_url(value: Any, name: str, what_it_is: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise VideoInferValidationError(f"{name} must be a non-empty http(s) URL, got {value!r}: pass {what_it_is}.")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise VideoInferValidationError(
+            f"{name} must be an http:// or https:// URL, got {redact(value)!r}: pass {what_it_is}."
+        )
+    return value.strip()
+
+
 def validate_input_url(input_url: Any) -> str:
     """Check that ``input_url`` is an absolute http(s) URL.
 
     :param input_url: the signed upload URL, or any public video URL.
     """
-    if not isinstance(input_url, str) or not input_url.strip():
-        raise VideoInferValidationError(
-            f"input_url must be a non-empty http(s) URL, got {input_url!r}: pass the URL returned by "
-            "VideoInferUploadOperator or a public video URL."
-        )
-    parts = urlsplit(input_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise VideoInferValidationError(
-            f"input_url must be an http:// or https:// URL, got {redact(input_url)!r}: upload local "
-            "files with VideoInferUploadOperator first."
-        )
-    return input_url.strip()
+    return _validate_http_url(
+        input_url, "input_url", "the signed URL of an uploaded video, or a public http(s) video URL"
+    )
+
+
+def validate_output_url(output_url: Any) -> str:
+    """Check that ``output_url`` (a job's ``output_signed_url``) is an absolute http(s) URL."""
+    return _validate_http_url(output_url, "output_url", "the output_signed_url of a job that succeeded")
 
 
 def validate_job_id(job_id: Any) -> str:
     """Check that ``job_id`` is a non-empty string without spaces."""
     if not isinstance(job_id, str) or not job_id.strip() or any(ch.isspace() for ch in job_id.strip()):
         raise VideoInferValidationError(
-            f"job_id must be a non-empty string without spaces, got {job_id!r}: pass the id "
-            "returned by VideoInferSubmitJobOperator (its XCom return value)."
+            f"job_id must be a non-empty string without spaces, got {job_id!r}: pass the job_id that "
+            "the job submission answered."
         )
     return job_id.strip()
 
@@ -307,13 +308,61 @@ def validate_video_file_name(file_name: Any) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """One validated job: built once from the user's values, then passed down unchanged.
+
+    Build it with :meth:`build`, which validates every field.
+
+    :param input_url: the video's URL.
+    :param infer_fps: frames per second to sample.
+    :param models: the models to run, in the user's order.
+    """
+
+    input_url: str
+    infer_fps: int
+    models: tuple[ModelSpec, ...]
+
+    @classmethod
+    def build(cls, input_url: Any, infer_fps: Any, models: Any) -> JobRequest:
+        """Validate a job's inputs (as the user or a template gave them) and return the request.
+
+        :param input_url: see :func:`validate_input_url`.
+        :param infer_fps: see :func:`validate_infer_fps`.
+        :param models: see :func:`validate_models`.
+        """
+        return cls(validate_input_url(input_url), validate_infer_fps(infer_fps), tuple(validate_models(models)))
+
+    def to_payload(self) -> dict[str, Any]:
+        """The ``/videoinfer`` request body."""
+        return {
+            "input_url": self.input_url,
+            "infer_fps": self.infer_fps,
+            "models": [spec.to_payload() for spec in self.models],
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the request: a retry reconnects to a saved job only when this still matches."""
+        return hashlib.sha256(json.dumps(self.to_payload(), sort_keys=True).encode()).hexdigest()
+
+    @property
+    def model_names(self) -> str:
+        """The model ids, comma-separated, for messages."""
+        return ", ".join(spec.model_id for spec in self.models)
+
+
 def build_submit_payload(input_url: Any, infer_fps: Any, models: Any) -> dict[str, Any]:
     """Validate a job's inputs and return the ``/videoinfer`` request body."""
-    return {
-        "input_url": validate_input_url(input_url),
-        "infer_fps": validate_infer_fps(infer_fps),
-        "models": [spec.to_payload() for spec in validate_models(models)],
-    }
+    return JobRequest.build(input_url, infer_fps, models).to_payload()
+
+
+def status_request(job_id: str) -> tuple[tuple[str, str], dict[str, str]]:
+    """The status endpoint and query (without the key) for one job; both transports send this.
+
+    :param job_id: a job id, validated here.
+    """
+    return JOB_STATUS_ENDPOINT, {"job_id": validate_job_id(job_id)}
 
 
 def _require_object(body: Any, what: str) -> Mapping[str, Any]:
@@ -373,19 +422,52 @@ def job_failed(state: JobState) -> VideoInferJobFailedError:
     return VideoInferJobFailedError(state.job_id, state.code, state.error)
 
 
-def error_for_status(status_code: int, body_text: str, what: str, retry_after: float | None = None) -> VideoInferError:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Read a ``Retry-After`` header: seconds, or an HTTP date. None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_for_status(
+    status_code: int,
+    body_text: str,
+    what: str,
+    retry_after: float | None = None,
+    *,
+    signed_url: bool = False,
+) -> VideoInferError:
     """Return the provider exception for an HTTP error answer.
 
     :param status_code: the HTTP status, 400 or above.
     :param body_text: the answer's body; shortened and redacted into the message.
     :param what: what was being done, e.g. ``"status of job 123"``; named in the message.
     :param retry_after: seconds from the answer's ``Retry-After`` header, if any.
+    :param signed_url: the request went to a signed upload or result URL, which carries no API
+        key: a refusal then means the URL expired or was altered, not that the key is wrong.
     """
     detail = redact(body_text or "").strip()[:300] or "no details"
+    if status_code in (401, 403) and signed_url:
+        return VideoInferAuthError(
+            f"{what}: the signed URL was refused (HTTP {status_code}: {detail}). Signed URLs expire and "
+            "must be used unchanged: get a fresh one (upload the video again, or read the job's status "
+            "again for a new output_signed_url)."
+        )
     if status_code in (401, 403):
         return VideoInferAuthError(
             f"{what}: the service refused the API key (HTTP {status_code}: {detail}). Check the "
-            "password of the videoinfer connection, and that signed URLs have not expired."
+            "password of the videoinfer connection and that the key's workspace has access."
         )
     if status_code == 404:
         return VideoInferNotFoundError(f"{what}: not found (HTTP 404: {detail}).")
@@ -395,10 +477,48 @@ def error_for_status(status_code: int, body_text: str, what: str, retry_after: f
             http_status=status_code,
             retry_after=retry_after,
         )
-    if status_code >= 500:
+    if status_code in RETRYABLE_STATUS_CODES:
         return VideoInferServerError(
             f"{what}: the service failed (HTTP {status_code}: {detail}).",
             http_status=status_code,
             retry_after=retry_after,
         )
+    if status_code >= 500:
+        return VideoInferInvalidRequestError(
+            f"{what}: the service cannot serve this request (HTTP {status_code}: {detail}); sending it "
+            "again will not help. Check the connection's Base URL."
+        )
     return VideoInferInvalidRequestError(f"{what}: the service refused the request (HTTP {status_code}: {detail}).")
+
+
+def decode_response(
+    status_code: int,
+    headers: Mapping[str, str],
+    text: str,
+    what: str,
+    secret: str | None = None,
+    *,
+    signed_url: bool = False,
+) -> Any:
+    """Turn one HTTP answer into its JSON value, or raise the provider's exception for it.
+
+    The one place where an answer becomes a value or an error, for both transports.
+
+    :param status_code: the HTTP status.
+    :param headers: the answer's headers (case-insensitive mapping; ``retry-after`` is read).
+    :param text: the answer's body.
+    :param what: what was being done, named in error messages.
+    :param secret: the API key, masked in any message.
+    :param signed_url: see :func:`error_for_status`.
+    """
+    if status_code >= 400:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        raise error_for_status(status_code, redact(text, secret), what, retry_after, signed_url=signed_url)
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise VideoInferMalformedResponseError(
+            f"{what}: the service answered HTTP {status_code} with a body that is not JSON: "
+            f"{redact(text, secret)[:120]!r}.",
+            http_status=status_code,
+        ) from None

@@ -2,38 +2,56 @@
 
 Every message names the job id, file or endpoint concerned and what the user can do.
 No message ever contains the API key: the transports redact URLs before they reach here.
+
+Two families, which decide whether Airflow retries the task:
+
+- :class:`VideoInferFatalError` (bad input, an unusable connection, a refused key, any other 4xx
+  but 429): a retry cannot fix these, so they also derive from Airflow's
+  ``AirflowFailException`` and end the task without its retries;
+- everything else (:class:`VideoInferTransientError`, a failed job, a timeout, an answer that
+  breaks the contract) keeps the task's retries: a retry reconnects to the job, or resubmits it
+  when it failed.
+
+Importable without Airflow: the local server uses the contract without it.
 """
 
 from __future__ import annotations
 
 try:
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 except ImportError:  # the local server runs the shared contract without Airflow installed
     AirflowException = Exception  # type: ignore[misc,assignment]
+
+    class AirflowFailException(Exception):  # type: ignore[no-redef]
+        """Stand-in for Airflow's "fail without retries" exception when Airflow is absent."""
 
 
 class VideoInferError(AirflowException):
     """Base class of every error raised by the videoinfer provider."""
 
 
-class VideoInferValidationError(VideoInferError, ValueError):
+class VideoInferFatalError(VideoInferError, AirflowFailException):
+    """An error that a retry of the task cannot fix: the task fails without Airflow's retries."""
+
+
+class VideoInferValidationError(VideoInferFatalError, ValueError):
     """User input is invalid; raised before any network call."""
 
 
-class VideoInferConfigError(VideoInferError):
+class VideoInferConfigError(VideoInferFatalError):
     """The Airflow connection is unusable (no API key, malformed host or extra)."""
 
 
-class VideoInferAuthError(VideoInferError):
+class VideoInferAuthError(VideoInferFatalError):
     """The service answered 401/403: the API key is missing, wrong, or lacks access."""
 
 
-class VideoInferNotFoundError(VideoInferError):
+class VideoInferNotFoundError(VideoInferFatalError):
     """The service answered 404: the job or endpoint does not exist."""
 
 
-class VideoInferInvalidRequestError(VideoInferError):
-    """The service refused the request as invalid (4xx other than 401/403/404/429)."""
+class VideoInferInvalidRequestError(VideoInferFatalError):
+    """The service refused the request (a 4xx other than 401/403/404/429, or a 5xx no retry can fix)."""
 
 
 class VideoInferTransientError(VideoInferError):
@@ -73,7 +91,7 @@ class VideoInferRateLimitError(VideoInferTransientError):
 
 
 class VideoInferServerError(VideoInferTransientError):
-    """The service answered 5xx; raised once the retry policy is spent."""
+    """The service answered 500, 502, 503 or 504; raised once the retry policy is spent."""
 
 
 class VideoInferConnectionError(VideoInferTransientError):
@@ -89,7 +107,7 @@ class VideoInferMalformedResponseError(VideoInferTransientError, VideoInferRespo
 
 
 class VideoInferJobFailedError(VideoInferError):
-    """A job ended with a failure status (any status above 1)."""
+    """A job ended with a failure status (any status above 1); a retry of the task resubmits it."""
 
     def __init__(self, job_id: str, code: int, message: str | None) -> None:
         self.job_id = job_id

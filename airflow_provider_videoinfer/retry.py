@@ -1,11 +1,15 @@
-"""The retry policy, configured once with tenacity and shared by the sync hook and the async client."""
+"""The retry policy of one call, configured once with tenacity and shared by the sync hook and the async client.
+
+Which answers are worth sending again is decided where answers are decoded
+(:func:`airflow_provider_videoinfer.api.error_for_status`: 429, 500, 502, 503, 504 and lost
+connections become :class:`~airflow_provider_videoinfer.exceptions.VideoInferTransientError`);
+this module decides how often and how long. Waiting for a job through an outage is
+:mod:`airflow_provider_videoinfer.hooks.waiting`'s concern, not a call's.
+"""
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from tenacity import (
@@ -21,26 +25,9 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferTransientError,
 )
 
-RETRYABLE_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
 # A submission answered with one of these was refused before any work began, so it is safe to
 # send again; a 500/502/504 or a lost answer may hide a job that was created.
 SAFE_RESUBMIT_STATUS_CODES = frozenset({429, 503})
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Read a ``Retry-After`` header: seconds, or an HTTP date. None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @dataclass(frozen=True)
@@ -64,22 +51,6 @@ class RetryPolicy:
         for name in ("max_elapsed", "initial_wait", "max_wait"):
             if getattr(self, name) < 0:
                 raise VideoInferConfigError(f"{name} must not be negative, got {getattr(self, name)}.")
-
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> RetryPolicy:
-        """Build a policy from a connection's extra (keys ``retry_max_attempts``, ``retry_max_elapsed``,
-        ``retry_initial_wait``, ``retry_max_wait``); missing keys keep the defaults."""
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            key = f"retry_{item.name}"
-            if key in extra:
-                try:
-                    values[item.name] = int(extra[key]) if item.name == "max_attempts" else float(extra[key])
-                except (TypeError, ValueError):
-                    raise VideoInferConfigError(
-                        f"connection extra {key!r} must be a number, got {extra[key]!r}."
-                    ) from None
-        return cls(**values)
 
     def tenacity_kwargs(self, *, idempotent: bool) -> dict[str, Any]:
         """Keyword arguments for ``tenacity.Retrying`` or ``AsyncRetrying``.

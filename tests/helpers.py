@@ -27,6 +27,11 @@ def inject_fault(server, endpoint: str, action: str = "status", count: int = 1, 
     requests.post(f"{server.base_url}/_faults", params={"api_key": API_KEY}, json=body, timeout=5).raise_for_status()
 
 
+def clear_faults(server) -> None:
+    """Disarm every fault the local server has armed."""
+    requests.delete(f"{server.base_url}/_faults", params={"api_key": API_KEY}, timeout=5).raise_for_status()
+
+
 def server_jobs(server) -> list[dict]:
     """Every job the local server has received."""
     answer = requests.get(f"{server.base_url}/_jobs", params={"api_key": API_KEY}, timeout=5)

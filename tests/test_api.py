@@ -9,15 +9,22 @@ import pytest
 from airflow_provider_videoinfer import api
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
+    VideoInferConfigError,
+    VideoInferConnectionError,
+    VideoInferError,
+    VideoInferFatalError,
     VideoInferInvalidRequestError,
     VideoInferJobFailedError,
     VideoInferNotFoundError,
     VideoInferRateLimitError,
     VideoInferResponseError,
     VideoInferServerError,
+    VideoInferTimeoutError,
+    VideoInferTransientError,
     VideoInferValidationError,
 )
-from airflow_provider_videoinfer.retry import RetryPolicy, parse_retry_after
+from airflow_provider_videoinfer.hooks.settings import retry_policy
+from airflow_provider_videoinfer.triggers.events import EventKind, JobEvent
 
 MODEL = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 
@@ -78,7 +85,7 @@ def test_model_version_int_is_sent_as_string_and_params_kept():
         ("", "non-empty http"),
         (None, "non-empty http"),
         ("/tmp/video.mp4", "must be an http:// or https:// URL"),
-        ("s3://bucket/video.mp4", "upload local files with VideoInferUploadOperator"),
+        ("s3://bucket/video.mp4", "the signed URL of an uploaded video, or a public http"),
         ("ftp://host/video.mp4", "must be an http"),
     ],
 )
@@ -127,7 +134,8 @@ def test_job_state_parsing():
     failed = api.parse_job_state("j1", {"status": 3, "error": "corrupt video"})
     assert (failed.status, failed.code, failed.error) == (api.JobStatus.FAILED, 3, "corrupt video")
     assert api.parse_job_state("j1", {"status": 7, "message": "boom"}).error == "boom"
-    assert api.JobState.from_dict(failed.to_dict()) == failed
+    event = JobEvent.from_state(failed)
+    assert JobEvent.from_payload(event.to_payload()) == event and event.kind is EventKind.FAILED
 
 
 @pytest.mark.parametrize(
@@ -160,7 +168,11 @@ def test_failed_job_error_names_job_code_and_reason_and_pickles():
         (413, VideoInferInvalidRequestError),
         (429, VideoInferRateLimitError),
         (500, VideoInferServerError),
+        (502, VideoInferServerError),
         (503, VideoInferServerError),
+        (504, VideoInferServerError),
+        (501, VideoInferInvalidRequestError),
+        (505, VideoInferInvalidRequestError),
     ],
 )
 def test_error_for_status(status, cls):
@@ -175,14 +187,152 @@ def test_redact():
 
 
 def test_retry_after_parsing():
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert api.parse_retry_after("3") == 3.0
+    assert api.parse_retry_after(None) is None
+    assert api.parse_retry_after("soon") is None
+    assert api.parse_retry_after("inf") is None
+    assert api.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
 def test_retry_policy_from_extra():
-    policy = RetryPolicy.from_extra({"retry_max_attempts": "3", "retry_max_wait": 2})
+    policy = retry_policy({"retry_max_attempts": "3", "retry_max_wait": 2})
     assert (policy.max_attempts, policy.max_wait, policy.initial_wait) == (3, 2.0, 1.0)
     with pytest.raises(Exception, match="must be a number"):
-        RetryPolicy.from_extra({"retry_max_attempts": "many"})
+        retry_policy({"retry_max_attempts": "many"})
+
+
+def test_only_statuses_that_may_pass_are_transient():
+    for status in (429, 500, 502, 503, 504):
+        assert isinstance(api.error_for_status(status, "", "x"), VideoInferTransientError)
+    for status in (400, 401, 403, 404, 409, 413, 422, 501, 505, 511):
+        assert not isinstance(api.error_for_status(status, "", "x"), VideoInferTransientError), status
+
+
+def test_a_refused_signed_url_is_not_blamed_on_the_api_key():
+    err = api.error_for_status(403, "expired", "download of the job result", signed_url=True)
+    assert isinstance(err, VideoInferAuthError)
+    assert "signed URL was refused" in str(err) and "API key" not in str(err)
+    assert "API key" in str(api.error_for_status(403, "", "status of job j1"))
+
+
+def test_decode_response_turns_one_answer_into_a_value_or_an_error():
+    assert api.decode_response(200, {}, '{"status": 1}', "status of job j1") == {"status": 1}
+    with pytest.raises(VideoInferRateLimitError) as err:
+        api.decode_response(429, {"retry-after": "7"}, "slow down", "status of job j1")
+    assert err.value.retry_after == 7.0
+    with pytest.raises(VideoInferResponseError, match="not JSON: '<html>\\?api_key=\\*\\*\\*"):
+        api.decode_response(200, {}, "<html>?api_key=SECRET123", "status of job j1", "SECRET123")
+
+
+def test_duplicate_model_ids_are_refused_before_any_call():
+    with pytest.raises(VideoInferValidationError, match="'motion-detection' appears more than once"):
+        api.validate_models([MODEL, {**MODEL, "model_version": "2"}])
+
+
+def test_a_bare_model_spec_becomes_a_dict():
+    spec = api.ModelSpec("clip", 1, "clip-embed-image")
+    assert api.plain_models(spec) == {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
+    assert api.plain_models([spec, MODEL]) == [api.plain_models(spec), MODEL]
+    assert api.plain_models("{{ params.models }}") == "{{ params.models }}"
+
+
+def test_output_url_gets_its_own_message():
+    with pytest.raises(VideoInferValidationError, match="output_url must be an http.*output_signed_url"):
+        api.validate_output_url("s3://bucket/result.json")
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda: api.validate_input_url("s3://b/v.mp4"),
+        lambda: api.validate_input_url(""),
+        lambda: api.validate_job_id(" "),
+        lambda: api.validate_models([MODEL, MODEL]),
+    ],
+)
+def test_contract_messages_name_no_operator(check):
+    """They come back in the local server's HTTP 400 answers, to clients that have no operators."""
+    with pytest.raises(VideoInferValidationError) as err:
+        check()
+    assert "Operator" not in str(err.value) and "Sensor" not in str(err.value)
+
+
+def test_job_request_is_built_once_and_fingerprinted():
+    request = api.JobRequest.build(" https://h/v.mp4 ", "5", [{**MODEL, "model_version": 1}])
+    assert request.to_payload() == {"input_url": "https://h/v.mp4", "infer_fps": 5, "models": [MODEL]}
+    same = api.JobRequest.build("https://h/v.mp4", 5, api.ModelSpec(**MODEL))
+    assert same == request and same.fingerprint == request.fingerprint
+    assert api.JobRequest.build("https://h/v.mp4", 4, [MODEL]).fingerprint != request.fingerprint
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        VideoInferValidationError,
+        VideoInferConfigError,
+        VideoInferAuthError,
+        VideoInferNotFoundError,
+        VideoInferInvalidRequestError,
+    ],
+)
+def test_errors_a_retry_cannot_fix_fail_without_retries(cls):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert issubclass(cls, AirflowFailException) and issubclass(cls, VideoInferFatalError)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        VideoInferServerError,
+        VideoInferRateLimitError,
+        VideoInferConnectionError,
+        VideoInferResponseError,
+        VideoInferJobFailedError,
+        VideoInferTimeoutError,
+    ],
+)
+def test_errors_that_may_pass_keep_the_task_retries(cls):
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    assert issubclass(cls, AirflowException) and not issubclass(cls, AirflowFailException)
+
+
+def test_the_contract_imports_without_airflow():
+    """The local server uses api.py and exceptions.py on machines without Airflow."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['airflow'] = None\n"
+        "from airflow_provider_videoinfer import api, exceptions, redaction\n"
+        "assert issubclass(exceptions.VideoInferAuthError, exceptions.AirflowFailException)\n"
+        "api.validate_models([{'model_id': 'a', 'model_version': 1, 'inference_type': 'classification'}])\n"
+        "assert 'airflow' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        (JobEvent(EventKind.FAILED, "j1", code=4, message="unknown model"), VideoInferJobFailedError),
+        (JobEvent(EventKind.TIMEOUT, "j1", code=1), VideoInferTimeoutError),
+        (JobEvent(EventKind.ERROR, "j1", message="refused", error_type="VideoInferAuthError"), VideoInferAuthError),
+        (JobEvent(EventKind.ERROR, "j1", message="x", error_type="builtins.SystemExit"), VideoInferError),
+    ],
+)
+def test_trigger_events_round_trip_and_resume_as_the_right_error(event, error):
+    parsed = JobEvent.from_payload(event.to_payload())
+    assert parsed == event
+    with pytest.raises(error, match="j1"):
+        parsed.output_url_or_raise()
+
+
+def test_success_event_gives_the_output_url_and_bad_payloads_are_bugs():
+    event = JobEvent(EventKind.SUCCEEDED, "j1", output_url="https://h/r.json", code=0)
+    assert event.to_payload()["kind"] == "succeeded"
+    assert JobEvent.from_payload(event.to_payload()).output_url_or_raise() == "https://h/r.json"
+    for payload in (None, {}, {"kind": "success", "job_id": "j1"}, {"job_id": "j1"}):
+        with pytest.raises(VideoInferError, match="no usable event"):
+            JobEvent.from_payload(payload)

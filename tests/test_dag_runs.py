@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import inject_fault, run_dag, server_jobs, states, xcom
+from helpers import clear_faults, inject_fault, run_dag, server_jobs, states, xcom
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
@@ -50,12 +51,33 @@ def test_operator_submit_and_wait_deferred(videoinfer_conn, sample_video):
 
 def test_retried_submit_task_reconnects_instead_of_submitting_again(slow_conn, sample_video):
     before = len(server_jobs(slow_conn))
-    # Enough 500s on the status endpoint to spend the first try's retries while the job runs (4 s).
+    # Server errors on the status endpoint are ridden out; the first try gives up at its 1 s wait_timeout.
     inject_fault(slow_conn, "status", "status", count=5, status_code=500)
     run = run_dag("vi_test_retry", video=str(sample_video))
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(server_jobs(slow_conn)) == before + 1, "the retry submitted a second job"
     with create_session() as session:
         submit = run.get_task_instance("submit", session=session)
-        assert submit.try_number == 2, "the first try should have failed on the injected errors"
+        assert submit.try_number >= 2, "the first try should have given up at its wait_timeout"
     assert xcom(run, "submit").startswith(slow_conn.base_url)
+
+
+def test_retry_that_cannot_read_its_job_fails_without_submitting_a_second(slow_conn, sample_video, capfd):
+    """503s on the retry's status reads: the retry fails rather than pay twice; a later one reconnects."""
+    before = len(server_jobs(slow_conn))
+    inject_fault(slow_conn, "status", "status", count=100_000, status_code=503)
+    # The service recovers 5 s into the run: after the first try's 1 s wait and several retries' reads.
+    recovery = threading.Timer(5.0, clear_faults, args=(slow_conn,))
+    recovery.start()
+    try:
+        run = run_dag("vi_test_retry", video=str(sample_video))
+    finally:
+        recovery.cancel()
+        clear_faults(slow_conn)
+    assert run.state == DagRunState.SUCCESS, states(run)
+    assert len(server_jobs(slow_conn)) == before + 1, "a retry submitted a second job"
+    out, err = capfd.readouterr()
+    assert "No new job is submitted while its state is unknown" in out + err
+    assert "submitting a new job" not in out + err
+    with create_session() as session:
+        assert run.get_task_instance("submit", session=session).try_number >= 3

@@ -20,7 +20,8 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferTimeoutError,
     VideoInferValidationError,
 )
-from airflow_provider_videoinfer.hooks.videoinfer import ClientSettings, VideoInferAsyncClient, VideoInferHook
+from airflow_provider_videoinfer.hooks.settings import ClientSettings
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient, VideoInferHook
 from airflow_provider_videoinfer.server.testing import free_port
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}

@@ -2,42 +2,43 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import time
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_videoinfer import api
-from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
+from airflow_provider_videoinfer.exceptions import (
+    VideoInferError,
+    VideoInferNotFoundError,
+    VideoInferTransientError,
+)
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger, output_url_from_event
+from airflow_provider_videoinfer.hooks.waiting import is_transient
+from airflow_provider_videoinfer.operators.base import (
+    VideoInferBaseOperator,
+    defer_until_done,
+    deferrable_default,
+    is_runtime_value,
+    positive_seconds,
+    validate_if_known,
+    with_hint,
+)
+from airflow_provider_videoinfer.triggers.events import JobEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+__all__ = ["VideoInferSubmitJobOperator", "VideoInferUploadOperator", "is_runtime_value"]
 
 #: task_state_store key under which the submitted job survives a retry of the task. Renaming it
 #: breaks reconnection for tasks already in flight.
 JOB_STATE_KEY = "videoinfer_job"
 DEFAULT_WAIT_TIMEOUT = 7 * 24 * 3600.0
+INPUT_URL_HINT = "Upload local files with VideoInferUploadOperator first and pass its return value."
 
 
-def is_runtime_value(value: Any) -> bool:
-    """Whether a value is only known at run time (a Jinja template or an XComArg).
-
-    Operators validate other values in ``__init__``, so that bad input fails at DAG parse time.
-    """
-    if hasattr(value, "resolve") and hasattr(value, "iter_references"):
-        return True
-    return "{{" in json.dumps(value, default=str)
-
-
-class VideoInferUploadOperator(BaseOperator):
+class VideoInferUploadOperator(VideoInferBaseOperator):
     """Upload one video, streamed, and return its ``input_url`` (the XCom return value).
 
     The source is checked (it exists, is a non-empty file, has a supported extension) before
@@ -61,31 +62,31 @@ class VideoInferUploadOperator(BaseOperator):
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
         self.video = video
         self.file_name = file_name
-        self.videoinfer_conn_id = videoinfer_conn_id
         name = file_name if file_name is not None else video
-        if isinstance(name, (str, os.PathLike)) and not is_runtime_value(str(name)):
-            api.validate_video_file_name(PurePosixPath(str(name).rstrip("/")).name or str(name))
-
-    @cached_property
-    def hook(self) -> VideoInferHook:
-        """The hook of the operator's connection."""
-        return VideoInferHook(self.videoinfer_conn_id)
+        if isinstance(name, (str, os.PathLike)):
+            validate_if_known(str(name), lambda text: api.validate_video_file_name(_base_name(text)))
 
     def execute(self, context: Context) -> str:
         """Upload the video; return the signed URL to pass as ``input_url``."""
         return self.hook.upload_video(self.video, self.file_name)
 
 
-class VideoInferSubmitJobOperator(BaseOperator):
+def _base_name(path: str) -> str:
+    return PurePosixPath(path.rstrip("/")).name or path
+
+
+class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     """Submit a video inference job; return its id, or its output URL when waiting for it.
 
     Inputs are validated before any network call. The job id is pushed to XCom (key ``job_id``)
     and written to the task's ``task_state_store`` (Airflow 3.3+) before any waiting, so a retry
     of the task reconnects to the same job when it is still running or done, and submits a new
-    one only when it failed (or when the inputs changed): a retry never pays for a duplicate job.
+    one only when the service reports it failed or does not know it (404), or when the inputs
+    changed. When the saved job cannot be read (the service is down, 5xx, 429...), the try fails
+    without submitting, and a later retry reconnects: a retry never pays for a duplicate job.
 
     :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value) or any
         public http(s) video URL (templated).
@@ -96,7 +97,8 @@ class VideoInferSubmitJobOperator(BaseOperator):
     :param videoinfer_conn_id: the ``videoinfer`` connection.
     :param wait_for_completion: also wait for the job and return its ``output_signed_url``
         (default False: return the job id at once).
-    :param deferrable: when waiting, wait in the triggerer rather than in the worker (default True).
+    :param deferrable: when waiting, wait in the triggerer rather than in the worker. Default:
+        ``[operators] default_deferrable`` when the deployment sets it, else True.
     :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
     :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
     """
@@ -113,68 +115,44 @@ class VideoInferSubmitJobOperator(BaseOperator):
         models: Any,
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         wait_for_completion: bool = False,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
         self.input_url = input_url
         self.infer_fps = infer_fps
-        # ModelSpec objects become dicts: operator fields must serialize with the DAG.
-        if isinstance(models, (list, tuple)):
-            models = [m.to_payload() if isinstance(m, api.ModelSpec) else m for m in models]
-        self.models = models
-        self.videoinfer_conn_id = videoinfer_conn_id
+        self.models = api.plain_models(models)
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        for name, value in (("poll_interval", poll_interval), ("wait_timeout", wait_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise VideoInferValidationError(f"{name} must be a positive number of seconds, got {value!r}.")
-        self.poll_interval = float(poll_interval)
-        self.wait_timeout = float(wait_timeout)
-        # Fail at DAG parse time where the values are already known.
-        if not is_runtime_value(input_url):
-            api.validate_input_url(input_url)
-        if not is_runtime_value(infer_fps):
-            api.validate_infer_fps(infer_fps)
-        if not is_runtime_value(self.models):
-            api.validate_models(self.models)
-
-    @cached_property
-    def hook(self) -> VideoInferHook:
-        """The hook of the operator's connection."""
-        return VideoInferHook(self.videoinfer_conn_id)
+        self.deferrable = deferrable_default() if deferrable is None else deferrable
+        self.poll_interval = positive_seconds("poll_interval", poll_interval)
+        self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
+        validate_if_known(input_url, api.validate_input_url, INPUT_URL_HINT)
+        validate_if_known(infer_fps, api.validate_infer_fps)
+        validate_if_known(self.models, api.validate_models)
 
     def execute(self, context: Context) -> str:
         """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
-        payload = api.build_submit_payload(self.input_url, self.infer_fps, self.models)
-        job_id, state = self._submit_or_reconnect(context, payload)
+        with_hint(api.validate_input_url, self.input_url, INPUT_URL_HINT)
+        request = api.JobRequest.build(self.input_url, self.infer_fps, self.models)
+        job_id, state = self._submit_or_reconnect(context, request)
         context["ti"].xcom_push(key="job_id", value=job_id)
         if not self.wait_for_completion:
             return job_id
         if state is not None and state.status is api.JobStatus.SUCCEEDED:
             return state.output_url  # type: ignore[return-value]
         if self.deferrable:
-            self.defer(
-                trigger=VideoInferJobTrigger(
-                    job_id=job_id,
-                    videoinfer_conn_id=self.videoinfer_conn_id,
-                    poll_interval=self.poll_interval,
-                    deadline=time.time() + self.wait_timeout,
-                ),
-                method_name="execute_complete",
-            )
+            defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
         done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
         return done.output_url  # type: ignore[return-value]
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
-        return output_url_from_event(event)
+        return JobEvent.from_payload(event).output_url_or_raise()
 
-    def _submit_or_reconnect(self, context: Context, payload: dict[str, Any]) -> tuple[str, api.JobState | None]:
+    def _submit_or_reconnect(self, context: Context, request: api.JobRequest) -> tuple[str, api.JobState | None]:
         """Reuse the job a previous try of this task submitted, unless it failed; else submit."""
-        fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         store = context.get("task_state_store")
         if store is None:
             self.log.warning(
@@ -184,9 +162,9 @@ class VideoInferSubmitJobOperator(BaseOperator):
         else:
             saved = store.get(JOB_STATE_KEY)
             if isinstance(saved, dict) and saved.get("job_id"):
-                if saved.get("request") == fingerprint:
+                if saved.get("request") == request.fingerprint:
                     state = self._previous_state(str(saved["job_id"]))
-                    if state is not None and state.status is not api.JobStatus.FAILED:
+                    if state is not None:
                         self.log.info(
                             "Reconnecting to job %s from a previous try (%s).", state.job_id, state.status.value
                         )
@@ -195,17 +173,31 @@ class VideoInferSubmitJobOperator(BaseOperator):
                     self.log.info(
                         "The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"]
                     )
-        job_id = self.hook.submit_job(payload["input_url"], payload["infer_fps"], payload["models"])
+        job_id = self.hook.submit(request)
         if store is not None:
-            store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
+            store.set(JOB_STATE_KEY, {"job_id": job_id, "request": request.fingerprint})
         return job_id, None
 
     def _previous_state(self, job_id: str) -> api.JobState | None:
+        """The saved job's state; None when a new job must be submitted (it failed, or is unknown).
+
+        Raises when the state cannot be read: submitting on doubt could pay for a second job.
+        """
         try:
             state = self.hook.get_job(job_id)
-        except VideoInferError as err:
-            self.log.warning("Could not read job %s from a previous try (%s): submitting a new job.", job_id, err)
+        except VideoInferNotFoundError as err:
+            self.log.warning(
+                "Job %s from a previous try is unknown to the service (%s): submitting a new job.", job_id, err
+            )
             return None
+        except VideoInferError as err:
+            if not is_transient(err):
+                raise
+            raise VideoInferTransientError(
+                f"Could not read job {job_id}, submitted by a previous try of this task ({err}). No new job is "
+                "submitted while its state is unknown, so as not to pay twice: this try fails, and the next "
+                "retry of the task reconnects to the job."
+            ) from None
         if state.status is api.JobStatus.FAILED:
             self.log.warning(
                 "Job %s from a previous try failed with status %s (%s): submitting a new job.",
@@ -213,4 +205,5 @@ class VideoInferSubmitJobOperator(BaseOperator):
                 state.code,
                 state.error,
             )
+            return None
         return state

@@ -2,34 +2,48 @@
 
 from __future__ import annotations
 
-import time
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_videoinfer import api
-from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.exceptions import VideoInferError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger, output_url_from_event
+from airflow_provider_videoinfer.hooks.waiting import JobWait
+from airflow_provider_videoinfer.operators.base import (
+    VideoInferHookMixin,
+    defer_until_done,
+    deferrable_default,
+    positive_seconds,
+    validate_if_known,
+    with_hint,
+)
+from airflow_provider_videoinfer.triggers.events import JobEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+JOB_ID_HINT = "Pass the job id that VideoInferSubmitJobOperator returns (its XCom return value)."
+#: task_state_store key: when the current outage began, kept across the pokes of a rescheduled sensor.
+UNREACHABLE_SINCE_KEY = "videoinfer_unreachable_since"
 
-class VideoInferJobSensor(BaseSensorOperator):
+
+class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     """Wait for a video inference job; return its ``output_signed_url`` (the XCom return value).
 
-    Status 1 keeps waiting, 0 succeeds, anything above 1 fails the task with an error naming the
-    job id, the status code and the service's message. An answer without a valid integer status
-    is an error, never a success.
+    Status 1 (running) keeps waiting, 0 succeeds, anything above 1 fails the task with an error
+    naming the job id, the status code and the service's message. An answer without a valid
+    integer status is an error, never a success. While the service is unreachable (or answers
+    5xx, 429 or malformed bodies), the sensor logs a warning per poll and keeps waiting until
+    its ``timeout``; a refused key (401/403) or an unknown job (404) fails it at once.
 
     :param job_id: the job to wait for (templated), e.g. the return value of
         ``VideoInferSubmitJobOperator``.
     :param videoinfer_conn_id: the ``videoinfer`` connection.
     :param poll_interval: seconds between polls; default 60 because the hosted API allows one
         poll a minute per job.
-    :param deferrable: wait in the triggerer, freeing the worker slot (default True). When False,
+    :param deferrable: wait in the triggerer, freeing the worker slot. Default:
+        ``[operators] default_deferrable`` when the deployment sets it, else True. When False,
         the sensor pokes in the worker, in ``mode="poke"`` or ``mode="reschedule"``.
     :param timeout: seconds to wait in all before failing (``BaseSensorOperator``'s, default 7 days).
     """
@@ -43,47 +57,45 @@ class VideoInferJobSensor(BaseSensorOperator):
         job_id: str,
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         poll_interval: float = 60.0,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-            raise VideoInferValidationError(
-                f"poll_interval must be a positive number of seconds, got {poll_interval!r}."
-            )
+        poll_interval = positive_seconds("poll_interval", poll_interval)
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id
-        self.poll_interval = float(poll_interval)
-        self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> VideoInferHook:
-        """The hook of the sensor's connection."""
-        return VideoInferHook(self.videoinfer_conn_id)
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable_default() if deferrable is None else deferrable
+        validate_if_known(job_id, api.validate_job_id, JOB_ID_HINT)
+        self._wait: JobWait | None = None
 
     def execute(self, context: Context) -> Any:
         """Check once; when the job still runs, defer to the trigger (or poke, when not deferrable)."""
         if not self.deferrable:
             return super().execute(context)
-        job_id = api.validate_job_id(self.job_id)
         done = self.poke(context)
         if isinstance(done, PokeReturnValue) and done.is_done:
             return done.xcom_value
-        self.defer(
-            trigger=VideoInferJobTrigger(
-                job_id=job_id,
-                videoinfer_conn_id=self.videoinfer_conn_id,
-                poll_interval=self.poll_interval,
-                deadline=time.time() + self.timeout,
-            ),
-            method_name="execute_complete",
-        )
+        defer_until_done(self, self._job_id(), self.poll_interval, self.timeout)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        """Poll once: False while running, the output URL when done; raise when the job failed."""
-        state = self.hook.get_job(api.validate_job_id(self.job_id))
+        """Poll once: False while running or while the state is unknown, the output URL when done.
+
+        Raises when the job failed, or for an error a retry cannot fix.
+        """
+        job_id = self._job_id()
+        wait = self._job_wait(job_id, context)
+        try:
+            state = self.hook.get_job(job_id)
+        except VideoInferError as err:
+            wait.failed(err)  # raises unless the error is transient
+            self._remember_outage(context, wait)
+            return False
+        outage = wait.unreachable_since is not None
+        wait.answered(state)
+        if outage:
+            self._remember_outage(context, wait)
         if state.status is api.JobStatus.RUNNING:
-            self.log.info("Job %s is still running.", state.job_id)
             return False
         if state.status is api.JobStatus.FAILED:
             raise api.job_failed(state)
@@ -92,4 +104,28 @@ class VideoInferJobSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
-        return output_url_from_event(event)
+        return JobEvent.from_payload(event).output_url_or_raise()
+
+    def _job_id(self) -> str:
+        return with_hint(api.validate_job_id, self.job_id, JOB_ID_HINT)
+
+    def _job_wait(self, job_id: str, context: Context) -> JobWait:
+        """This sensor's wait; a rescheduled sensor is a new object each poke, so its outage is stored."""
+        if self._wait is None:
+            since = None
+            store = context.get("task_state_store") if self.reschedule else None
+            if store is not None:
+                saved = store.get(UNREACHABLE_SINCE_KEY)
+                since = float(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) else None
+            retry = self.hook.settings.retry
+            self._wait = JobWait(job_id, self.poll_interval, None, retry, self.log, unreachable_since=since)
+        return self._wait
+
+    def _remember_outage(self, context: Context, wait: JobWait) -> None:
+        store = context.get("task_state_store") if self.reschedule else None
+        if store is None:
+            return
+        if wait.unreachable_since is None:
+            store.delete(UNREACHABLE_SINCE_KEY)
+        else:
+            store.set(UNREACHABLE_SINCE_KEY, wait.unreachable_since)

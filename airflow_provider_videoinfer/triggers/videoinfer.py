@@ -5,26 +5,24 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_videoinfer import api
-from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferTimeoutError
-from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient
-
-SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
+from airflow_provider_videoinfer.exceptions import VideoInferConfigError, VideoInferError
+from airflow_provider_videoinfer.hooks.videoinfer import SINGLE_ATTEMPT, VideoInferAsyncClient
+from airflow_provider_videoinfer.hooks.waiting import JobWait
+from airflow_provider_videoinfer.triggers.events import EventKind, JobEvent
 
 
 class VideoInferJobTrigger(BaseTrigger):
-    """Poll one job until it stops, then yield exactly one event.
+    """Poll one job until it stops, then yield exactly one event: a :class:`JobEvent` payload.
 
     The first poll comes one to two poll intervals after the trigger starts (see ``run``).
-
-    The event's payload is ``{"status": "success" | "failed" | "timeout" | "error", "job_id",
-    "output_url", "code", "message"}``; read it with :func:`output_url_from_event`.
+    Outages are ridden out until the deadline (see :mod:`~airflow_provider_videoinfer.hooks.waiting`).
 
     :param job_id: the job to wait for.
     :param videoinfer_conn_id: the connection to read the API key from (the key itself is never
@@ -69,13 +67,18 @@ class VideoInferJobTrigger(BaseTrigger):
         await self._sleep(self.poll_interval * random.uniform(1.0, 2.0))
         try:
             client = await VideoInferAsyncClient.from_conn_id(self.videoinfer_conn_id)
-        except AirflowException as err:  # a missing connection, or one without an API key
-            yield self._event(ERROR, message=f"connection {self.videoinfer_conn_id!r}: {err}")
+        except VideoInferError as err:  # a connection without an API key, or with a bad extra
+            yield TriggerEvent(JobEvent.from_error(self.job_id, err).to_payload())
+            return
+        except AirflowException as err:  # no such connection
+            missing = VideoInferConfigError(f"connection {self.videoinfer_conn_id!r}: {err}")
+            yield TriggerEvent(JobEvent.from_error(self.job_id, missing).to_payload())
             return
         try:
-            yield await self._poll(client)
+            event = await self._wait(client)
         finally:
             await client.aclose()
+        yield TriggerEvent(event.to_payload())
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but not past the deadline."""
@@ -83,42 +86,22 @@ class VideoInferJobTrigger(BaseTrigger):
             seconds = max(0.0, min(seconds, self.deadline - time.time()))
         await asyncio.sleep(seconds)
 
-    async def _poll(self, client: VideoInferAsyncClient) -> TriggerEvent:
+    async def _wait(self, client: VideoInferAsyncClient) -> JobEvent:
+        wait = JobWait(self.job_id, self.poll_interval, self.deadline, client.settings.retry, self.log)
+        code = None
         while True:
             try:
-                state = await client.get_job(self.job_id)
+                state = await client.get_job(self.job_id, policy=SINGLE_ATTEMPT)
             except VideoInferError as err:
-                return self._event(ERROR, message=str(err))
-            if state.status is api.JobStatus.SUCCEEDED:
-                return self._event(SUCCESS, code=state.code, output_url=state.output_url)
-            if state.status is api.JobStatus.FAILED:
-                return self._event(FAILED, code=state.code, message=state.error)
-            if self.deadline is not None and time.time() >= self.deadline:
-                return self._event(TIMEOUT, code=state.code, message="deadline passed while the job was running")
-            self.log.info("Job %s is still running (status %s).", self.job_id, state.code)
-            await self._sleep(self.poll_interval)
-
-    def _event(self, status: str, **fields: Any) -> TriggerEvent:
-        payload = {"status": status, "job_id": self.job_id, "output_url": None, "code": None, "message": None}
-        payload.update(fields)
-        return TriggerEvent(payload)
-
-
-def output_url_from_event(event: Mapping[str, Any] | None) -> str:
-    """Return the output URL of a success event; raise the provider's exception for any other.
-
-    Shared by the operator and the sensor when they resume from the trigger.
-    """
-    if not event or "status" not in event:
-        raise VideoInferError(f"The job trigger sent no usable event ({event!r}); this is a bug, please report it.")
-    job_id = event.get("job_id")
-    if event["status"] == SUCCESS and event.get("output_url"):
-        return event["output_url"]
-    if event["status"] == FAILED:
-        raise api.job_failed(api.JobState(str(job_id), api.JobStatus.FAILED, event["code"], error=event.get("message")))
-    if event["status"] == TIMEOUT:
-        raise VideoInferTimeoutError(
-            f"Video inference job {job_id} was still running at the deadline; it keeps running on the "
-            "service. Raise the timeout, or wait for it again with VideoInferJobSensor."
-        )
-    raise VideoInferError(f"Waiting for video inference job {job_id} failed: {event.get('message')}")
+                try:
+                    wait.failed(err)
+                except VideoInferError as definite:
+                    return JobEvent.from_error(self.job_id, definite)
+            else:
+                wait.answered(state)
+                if state.status.is_terminal:
+                    return JobEvent.from_state(state)
+                code = state.code
+            if wait.expired:
+                return JobEvent(EventKind.TIMEOUT, self.job_id, code=code, message=wait.timeout_reason())
+            await asyncio.sleep(wait.next_delay())

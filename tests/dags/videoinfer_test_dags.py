@@ -39,8 +39,9 @@ with DAG("vi_test_sensor_modes", schedule=None, start_date=START, catchup=False,
         )
     upload >> submit
 
-# The first try of "submit" loses its status polls to injected server errors while the job runs
-# (as when a worker dies mid-wait); the retry must reconnect to the same job, not submit another.
+# The first try of "submit" gives up waiting after 1 s while the job runs (4 s on the slow
+# server), as when a worker dies mid-wait; every retry must reconnect to the same job, never
+# submit another.
 with DAG("vi_test_retry", schedule=None, start_date=START, catchup=False, params=PARAMS):
     upload = VideoInferUploadOperator(
         task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow"
@@ -54,7 +55,8 @@ with DAG("vi_test_retry", schedule=None, start_date=START, catchup=False, params
         wait_for_completion=True,
         deferrable=False,
         poll_interval=0.3,
-        retries=2,
+        wait_timeout=1,
+        retries=30,
         retry_delay=datetime.timedelta(seconds=0),
     )
 

@@ -1,0 +1,139 @@
+"""What every videoinfer operator and the sensor share: the hook, parse-time checks, deferral default.
+
+To adopt it, an operator derives from :class:`VideoInferBaseOperator` (or, for a sensor, mixes
+:class:`VideoInferHookMixin` into ``BaseSensorOperator``), passes ``videoinfer_conn_id`` on to
+``super().__init__``, drops its own ``hook`` property, and validates each value that may be
+known at parse time with :func:`validate_if_known`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from configparser import ConfigParser
+from functools import cached_property
+from typing import Any, TypeVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
+
+T = TypeVar("T")
+
+
+def is_runtime_value(value: Any) -> bool:
+    """Whether a value is only known at run time (a Jinja template or an XComArg).
+
+    Operators validate other values in ``__init__``, so that bad input fails at DAG parse time.
+    """
+    if hasattr(value, "resolve") and hasattr(value, "iter_references"):
+        return True
+    return "{{" in json.dumps(value, default=str)
+
+
+def validate_if_known(value: Any, validator: Callable[[Any], T], hint: str = "") -> T | None:
+    """Validate ``value`` now when it is already known; return the validated value, or None.
+
+    :param value: an operator argument, possibly a template or an XComArg.
+    :param validator: a check of :mod:`~airflow_provider_videoinfer.api` (raises
+        :class:`~airflow_provider_videoinfer.exceptions.VideoInferValidationError`).
+    :param hint: appended to the error's message, e.g. which operator produces a good value.
+    """
+    if is_runtime_value(value):
+        return None
+    return with_hint(validator, value, hint)
+
+
+def with_hint(validator: Callable[[Any], T], value: Any, hint: str) -> T:
+    """Run ``validator(value)``; when it refuses the value, add ``hint`` to its message.
+
+    The contract's messages name no operator (the local server sends them to any client):
+    operators add the hint where they raise.
+    """
+    try:
+        return validator(value)
+    except VideoInferValidationError as err:
+        if not hint:
+            raise
+        raise VideoInferValidationError(f"{err} {hint}") from None
+
+
+def positive_seconds(name: str, value: Any) -> float:
+    """Check a duration argument: a finite number of seconds above 0 (not a bool); return it as float.
+
+    :param name: the argument's name, for the message.
+    :param value: what the user passed.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise VideoInferValidationError(f"{name} must be a positive number of seconds, got {value!r}: e.g. {name}=60.")
+    return float(value)
+
+
+def deferrable_default() -> bool:
+    """``[operators] default_deferrable`` when the deployment set it; else True (wait in the triggerer).
+
+    Official providers take their ``deferrable`` default from that setting; its built-in value
+    (False) is not used, because waiting for hours in a worker slot is rarely what one wants.
+    """
+    from airflow.sdk.configuration import conf
+
+    if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ or ConfigParser.has_option(
+        conf, "operators", "default_deferrable"
+    ):
+        return conf.getboolean("operators", "default_deferrable")
+    return True
+
+
+def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, timeout: float) -> None:
+    """Hand the wait for a job over to the triggerer (raises ``TaskDeferred``); the task resumes in
+    ``execute_complete``. Logs one line saying so.
+
+    :param task: the operator or sensor that waits.
+    :param job_id: the job.
+    :param poll_interval: seconds between the trigger's polls.
+    :param timeout: seconds from now after which the wait gives up.
+    """
+    deadline = time.time() + timeout
+    until = datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    task.log.info(
+        "Job %s is running: the wait continues in the triggerer (this worker slot is freed), polling "
+        "every %g s until %s at the latest.",
+        job_id,
+        poll_interval,
+        until,
+    )
+    trigger = VideoInferJobTrigger(
+        job_id=job_id,
+        videoinfer_conn_id=task.videoinfer_conn_id,  # type: ignore[attr-defined]
+        poll_interval=poll_interval,
+        deadline=deadline,
+    )
+    task.defer(trigger=trigger, method_name="execute_complete")
+
+
+class VideoInferHookMixin:
+    """The ``hook`` of an operator or sensor with a ``videoinfer_conn_id``, created once."""
+
+    videoinfer_conn_id: str
+
+    @cached_property
+    def hook(self) -> VideoInferHook:
+        """The hook of this task's connection."""
+        return VideoInferHook(self.videoinfer_conn_id)
+
+
+class VideoInferBaseOperator(VideoInferHookMixin, BaseOperator):
+    """Base of the videoinfer operators.
+
+    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    """
+
+    def __init__(self, *, videoinfer_conn_id: str = VideoInferHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.videoinfer_conn_id = videoinfer_conn_id
