@@ -1,23 +1,35 @@
 """Faults injected by the local server on every endpoint: what is retryable is retried, the rest fails clearly.
 
 A job submission is retried only when the answer proves no job was created (429, 503, no
-connection), so no fault ever makes the server receive the same job twice.
+connection), so no fault ever makes the server receive the same job twice. Waits (trigger,
+in-worker, sensor) ride out a real outage: the server process stopped and started again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import hashlib
+import json
+import time
 
 import pytest
-from helpers import connection_json, inject_fault, server_jobs, stored_digests
+from helpers import API_KEY, connection_json, inject_fault, server_jobs, stored_digests
 
+from airflow_provider_videoinfer import api
 from airflow_provider_videoinfer.exceptions import (
+    VideoInferAuthError,
     VideoInferConnectionError,
     VideoInferError,
+    VideoInferNotFoundError,
     VideoInferResponseError,
     VideoInferServerError,
 )
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
+from airflow_provider_videoinfer.server.testing import free_port, run_server_process
+from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 ENDPOINTS = ["upload_url", "upload", "submit", "status", "result"]
@@ -106,3 +118,107 @@ def test_unreachable_service_is_a_connection_error(monkeypatch):
     with pytest.raises(VideoInferConnectionError, match="status of job j1") as err:
         VideoInferHook("down").get_job("j1")
     assert isinstance(err.value, VideoInferError)
+
+
+# --- Waits ride out a real outage: the local server process is stopped, then started again ---
+
+
+@contextlib.contextmanager
+def _outage_server(tmp_path, monkeypatch, *args: str):
+    """A server process on a fixed port, and a connection to it with the default settings.
+
+    Yields ``restart(down_seconds)``, which stops the process, waits, and starts it again on the
+    same port and data dir; every process started is stopped on exit.
+    """
+    port, data = free_port(), tmp_path / "outage-data"
+    with contextlib.ExitStack() as stack:
+        running = [stack.enter_context(contextlib.ExitStack())]
+        running[0].enter_context(run_server_process(data, API_KEY, *args, port=port))
+        # Default settings (no fast retries): the ride-out must hold with what users get.
+        conn = {"conn_type": "videoinfer", "host": f"http://127.0.0.1:{port}", "password": API_KEY}
+        monkeypatch.setenv("AIRFLOW_CONN_OUTAGE", json.dumps(conn))
+
+        def restart(down_seconds: float) -> None:
+            running[0].close()  # stops the process (terminate, then wait)
+            time.sleep(down_seconds)
+            running[0] = stack.enter_context(contextlib.ExitStack())
+            running[0].enter_context(run_server_process(data, API_KEY, *args, port=port))
+
+        yield restart
+
+
+def _outage_log(text: str) -> tuple[list[str], list[str]]:
+    """The failed-poll warnings and the recovery lines that the wait printed (Airflow logs through structlog)."""
+    lines = text.splitlines()
+    assert API_KEY not in text
+    failed = [line for line in lines if "poll failed; the service has been unreachable for" in line]
+    assert all("warning" in line for line in failed), failed
+    return failed, [line for line in lines if "the service answers again after" in line]
+
+
+async def test_deferred_wait_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd):
+    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "4") as restart:
+        hook = VideoInferHook("outage")
+        job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+        trigger = VideoInferJobTrigger(job_id, "outage", poll_interval=0.5, deadline=time.time() + 120)
+        waiting = asyncio.ensure_future(_trigger_events(trigger))
+        await asyncio.to_thread(restart, 6.0)
+        events = await asyncio.wait_for(waiting, timeout=60)
+    assert [(e["kind"], e["job_id"]) for e in events] == [("succeeded", job_id)]
+    failed, recovered = _outage_log("".join(capfd.readouterr()))
+    assert len(failed) >= 2 and len(recovered) == 1, failed
+    assert f"nothing answers at {hook.settings.base_url} (connection refused)" in failed[0]
+
+
+def test_in_worker_wait_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd):
+    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "4") as restart:
+        hook = VideoInferHook("outage")
+        job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(hook.wait_for_job, job_id, 0.5, 120)
+            restart(6.0)
+            state = waiting.result(timeout=60)
+    assert state.status is api.JobStatus.SUCCEEDED
+    out, err = capfd.readouterr()
+    assert f"Job {job_id} is running; next poll in" in out + err  # each poll is logged, like the sensor's
+    failed, recovered = _outage_log(out + err)
+    assert len(failed) >= 2 and len(recovered) == 1, failed
+
+
+def test_poking_sensor_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd):
+    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "2") as restart:
+        hook = VideoInferHook("outage")
+        job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+        sensor = VideoInferJobSensor(task_id="wait", job_id=job_id, videoinfer_conn_id="outage", deferrable=False)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_OUTAGE",
+            connection_json(hook.settings.base_url, retry_max_attempts=2, retry_max_wait=0.2),
+        )
+        sensor.hook.__dict__.pop("settings", None)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            down = pool.submit(restart, 3.0)
+            time.sleep(0.5)
+            assert sensor.poke({}) is False  # unreachable: state unknown, keep waiting
+            down.result(timeout=60)
+            time.sleep(2)
+            done = sensor.poke({})
+    assert done.is_done and done.xcom_value.startswith(hook.settings.base_url)
+    failed, recovered = _outage_log("".join(capfd.readouterr()))
+    assert len(failed) == 1 and len(recovered) == 1, failed
+
+
+async def _trigger_events(trigger: VideoInferJobTrigger) -> list[dict]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monkeypatch):
+    """401 and 404 are not outages: no warning loop, the error at once, without Airflow retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(VideoInferNotFoundError) as err:
+        VideoInferHook().wait_for_job("no-such-job", poll_interval=0.1, timeout=30)
+    assert isinstance(err.value, AirflowFailException)
+    monkeypatch.setenv("AIRFLOW_CONN_BADKEY", connection_json(videoinfer_conn.base_url, api_key="wrong-key-99"))
+    with pytest.raises(VideoInferAuthError) as err:
+        VideoInferHook("badkey").wait_for_job(finished_job[1], poll_interval=0.1, timeout=30)
+    assert isinstance(err.value, AirflowFailException) and "wrong-key-99" not in str(err.value)

@@ -103,7 +103,7 @@ def describe_failure(exc: BaseException, url: str, settings: ClientSettings) -> 
         )
     if any(marker in text for marker in _DNS_MARKERS) or "nameresolutionerror" in text:
         return f"the host of {origin} cannot be resolved: check the connection's Base URL and the network's DNS."
-    if "connection refused" in text:
+    if "connection refused" in text or "connectionrefusederror" in text:
         return (
             f"nothing answers at {origin} (connection refused): check the Base URL and port, and that the service runs."
         )

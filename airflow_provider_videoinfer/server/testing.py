@@ -102,7 +102,12 @@ def free_port() -> int:
 
 @contextmanager
 def run_server_process(
-    data_dir: str | Path, api_key: str, *args: str, output: IO[Any] | int | None = None, start_timeout: float = 30.0
+    data_dir: str | Path,
+    api_key: str,
+    *args: str,
+    output: IO[Any] | int | None = None,
+    start_timeout: float = 30.0,
+    port: int | None = None,
 ) -> Iterator[str]:
     """Run the ``videoinfer-server`` command in its own process on a free loopback port; yield its base URL.
 
@@ -114,10 +119,12 @@ def run_server_process(
     :param args: more command-line options, e.g. ``"--min-job-seconds", "30"``.
     :param output: where its stdout and stderr go (a file, ``subprocess.PIPE``...); default inherited.
     :param start_timeout: seconds to wait for it to answer.
+    :param port: the loopback port to listen on; default a free one. Pass the port of a stopped
+        server (and its data dir) to restart it at the same address.
     """
     import httpx
 
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
     command += ["--data-dir", str(data_dir), *args]
     env = {**os.environ, "VIDEOINFER_API_KEY": api_key}
