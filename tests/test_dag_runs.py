@@ -81,3 +81,27 @@ def test_retry_that_cannot_read_its_job_fails_without_submitting_a_second(slow_c
     assert "submitting a new job" not in out + err
     with create_session() as session:
         assert run.get_task_instance("submit", session=session).try_number >= 3
+
+
+def test_errors_no_retry_can_fix_fail_the_task_without_retries(videoinfer_conn, capfd):
+    jobs_before = len(server_jobs(videoinfer_conn))
+    run = run_dag("vi_test_fail_fast")
+    assert run.state == DagRunState.FAILED
+    assert states(run) == {"bad_input": TaskInstanceState.FAILED, "unknown_job": TaskInstanceState.FAILED}
+    with create_session() as session:
+        for task_id in ("bad_input", "unknown_job"):
+            assert run.get_task_instance(task_id, session=session).try_number == 1, f"{task_id} was retried"
+    out, err = capfd.readouterr()
+    assert "input_url must be an http:// or https:// URL, got '/data/local-video.mp4'" in out + err
+    assert "Upload local files with VideoInferUploadOperator first" in out + err
+    assert "status of job no-such-job: not found (HTTP 404" in out + err
+    assert len(server_jobs(videoinfer_conn)) == jobs_before
+
+
+def test_deferral_is_logged_in_one_line(videoinfer_conn, sample_video, capfd):
+    run = run_dag("vi_test_submit_and_wait_deferred", video=str(sample_video))
+    assert run.state == DagRunState.SUCCESS, states(run)
+    out, err = capfd.readouterr()
+    job_id = xcom(run, "submit", "job_id")
+    deferrals = [line for line in (out + err).splitlines() if "the wait continues in the triggerer" in line]
+    assert len(deferrals) == 1 and f"Job {job_id} is running" in deferrals[0] and "polling every 0.3 s" in deferrals[0]

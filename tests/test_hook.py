@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,49 @@ def test_provider_registration_and_ui_fields():
             import_module(module)
     behaviour = VideoInferHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "API Key" and "login" in behaviour["hidden_fields"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"read_timeout": "nan"}, "'read_timeout' must be a number, got 'nan'"),
+        ({"connect_timeout": "inf"}, "'connect_timeout' must be a number, got 'inf'"),
+        ({"transfer_timeout": "1e999"}, "'transfer_timeout' must be a number"),
+        ({"read_timeout": "abc"}, "'read_timeout' must be a number, got 'abc'"),
+        ({"retry_max_attempts": "inf"}, "'retry_max_attempts' must be a number, got 'inf'"),
+        ({"retry_max_attempts": 2.5}, "'retry_max_attempts' must be a whole number"),
+        ({"retry_max_elapsed": "nan"}, "'retry_max_elapsed' must be a number"),
+        ({"read_timeout": 0}, "'read_timeout' must be above 0"),
+    ],
+)
+def test_bad_extra_gets_a_clear_error_and_the_test_button_a_sentence(extra, message, monkeypatch):
+    conn = Connection(conn_id="c", conn_type="videoinfer", password="k", extra=json.dumps(extra))
+    with pytest.raises(VideoInferConfigError, match=message):
+        ClientSettings.from_connection(conn)
+    monkeypatch.setenv("AIRFLOW_CONN_BADEXTRA", conn.as_json())
+    ok, text = VideoInferHook("badextra").test_connection()
+    assert not ok and re.search(message, text)
+
+
+def test_connection_test_never_raises_and_speaks_plainly(server, monkeypatch):
+    port = free_port()
+    http_port = server.base_url.rsplit(":", 1)[1]
+    monkeypatch.setenv("AIRFLOW_CONN_DOWN", connection_json(f"http://127.0.0.1:{port}"))
+    monkeypatch.setenv("AIRFLOW_CONN_TLS", connection_json(f"https://127.0.0.1:{http_port}"))
+    monkeypatch.setenv("AIRFLOW_CONN_NONAME", connection_json("http://no-such-host.invalid"))
+    ok, message = VideoInferHook("down").test_connection()
+    assert not ok and message == (
+        f"connection test: nothing answers at http://127.0.0.1:{port} (connection refused): check the Base URL "
+        "and port, and that the service runs."
+    )
+    ok, message = VideoInferHook("tls").test_connection()
+    assert not ok and message == (
+        f"connection test: https://127.0.0.1:{http_port} does not speak TLS (it answers plain HTTP): set the "
+        f"connection's Base URL to http://127.0.0.1:{http_port}."
+    )
+    ok, message = VideoInferHook("noname").test_connection()
+    assert not ok and "cannot be resolved" in message
+    ok, message = VideoInferHook("no_such_connection").test_connection()
+    assert not ok and "no_such_connection" in message
+    for text in (message,):
+        assert "urllib3" not in text and "Pool" not in text

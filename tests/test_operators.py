@@ -64,3 +64,43 @@ def test_upload_operator_accepts_templates_and_good_names():
 def test_sensor_rejects_a_non_positive_poll_interval():
     with pytest.raises(VideoInferValidationError, match="poll_interval"):
         VideoInferJobSensor(task_id="t", job_id="j", poll_interval=0)
+
+
+@pytest.mark.parametrize("value", [True, 0, -1, float("nan"), float("inf"), "60"])
+def test_operator_and_sensor_share_one_seconds_check(value):
+    with pytest.raises(VideoInferValidationError, match="poll_interval must be a positive number of seconds"):
+        VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION], poll_interval=value)
+    with pytest.raises(VideoInferValidationError, match="poll_interval must be a positive number of seconds"):
+        VideoInferJobSensor(task_id="t", job_id="j", poll_interval=value)
+
+
+def test_a_bare_model_spec_is_stored_as_a_dict():
+    op = VideoInferSubmitJobOperator(
+        task_id="t", input_url=URL, infer_fps=5, models=ModelSpec("clip", 1, "clip-embed-image")
+    )
+    assert op.models == {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
+
+
+def test_operators_add_their_hint_to_the_contract_message():
+    with pytest.raises(VideoInferValidationError, match="Upload local files with VideoInferUploadOperator"):
+        VideoInferSubmitJobOperator(task_id="t", input_url="s3://b/v.mp4", infer_fps=5, models=[MOTION])
+    with pytest.raises(VideoInferValidationError, match="job_id must be .* VideoInferSubmitJobOperator returns"):
+        VideoInferJobSensor(task_id="t", job_id="a job")
+    VideoInferJobSensor(task_id="t", job_id="{{ ti.xcom_pull('submit') }}")
+
+
+def test_duplicate_models_fail_at_parse_time():
+    with pytest.raises(VideoInferValidationError, match="appears more than once"):
+        VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION, MOTION])
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, True), ("false", False), ("True", True)])
+def test_deferrable_follows_the_deployment_setting_when_set(monkeypatch, setting, expected):
+    if setting is None:
+        monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+    assert VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION]).deferrable is expected
+    assert VideoInferJobSensor(task_id="s", job_id="j").deferrable is expected
+    explicit = VideoInferJobSensor(task_id="e", job_id="j", deferrable=not expected)
+    assert explicit.deferrable is (not expected)

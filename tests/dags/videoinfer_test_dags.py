@@ -70,3 +70,28 @@ with DAG("vi_test_submit_and_wait_deferred", schedule=None, start_date=START, ca
         wait_for_completion=True,
         poll_interval=0.3,
     )
+
+# Errors no retry can fix end each task at its first try, although both allow three retries.
+with DAG(
+    "vi_test_fail_fast",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"input_url": Param("/data/local-video.mp4", type="string")},
+):
+    VideoInferSubmitJobOperator(
+        task_id="bad_input",
+        input_url="{{ params.input_url }}",
+        infer_fps=5,
+        models=[MOTION],
+        retries=3,
+        retry_delay=datetime.timedelta(seconds=0),
+    )
+    VideoInferJobSensor(
+        task_id="unknown_job",
+        job_id="no-such-job",
+        poll_interval=0.3,
+        timeout=60,
+        retries=3,
+        retry_delay=datetime.timedelta(seconds=0),
+    )
