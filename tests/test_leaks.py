@@ -39,3 +39,49 @@ def test_local_server_access_log_masks_the_key(tmp_path):
     text = log.read_text()
     assert '"GET /?api_key=*** HTTP/1.1" 200' in text
     assert API_KEY not in text
+
+
+def test_one_log_filter_masks_the_key_in_messages_and_arguments():
+    """The filter the HTTP clients' loggers get (and that the local server's access log can use)."""
+    import logging
+
+    import httpx
+
+    from airflow_provider_videoinfer.redaction import RedactApiKeyFilter
+
+    access = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", f"/videoinfer?job_id=j&api_key={API_KEY}", "1.1", 200),
+        None,
+    )
+    client = logging.LogRecord(
+        "httpx",
+        logging.INFO,
+        __file__,
+        1,
+        'HTTP Request: %s %s "%s %d %s"',
+        ("GET", httpx.URL(f"http://h/videoinfer?api_key={API_KEY}"), "HTTP/1.1", 200, "OK"),
+        None,
+    )
+    inline = logging.LogRecord("x", logging.INFO, __file__, 1, f"GET /?api_key={API_KEY}", None, None)
+    for record in (access, client, inline):
+        assert RedactApiKeyFilter().filter(record)
+        assert API_KEY not in record.getMessage() and "api_key=***" in record.getMessage()
+    assert access.args[4] == 200 and access.getMessage().endswith('HTTP/1.1" 200')
+
+
+def test_log_redaction_is_installed_once_by_the_transports(videoinfer_conn):
+    import logging
+
+    from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+    from airflow_provider_videoinfer.redaction import RedactApiKeyFilter, install_log_redaction
+
+    VideoInferHook().get_conn()
+    install_log_redaction()
+    for name in ("urllib3.connectionpool", "httpx"):
+        filters = [f for f in logging.getLogger(name).filters if isinstance(f, RedactApiKeyFilter)]
+        assert len(filters) == 1, name
