@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -243,3 +244,19 @@ def test_connection_test_never_raises_and_speaks_plainly(server, monkeypatch):
     assert not ok and "no_such_connection" in message
     for text in (message,):
         assert "urllib3" not in text and "Pool" not in text
+
+
+async def test_async_clients_share_one_pool_per_event_loop(videoinfer_conn, sample_video):
+    first = await VideoInferAsyncClient.from_conn_id("videoinfer_default")
+    second = await VideoInferAsyncClient.from_conn_id("videoinfer_default")
+    own = VideoInferAsyncClient(first.settings, share_pool=False)
+    pool = first._client
+    assert second._client is pool and own._client is not pool
+    job_id = VideoInferHook().submit_job(VideoInferHook().upload_video(sample_video), 5, [MOTION])
+    states = await asyncio.gather(first.get_job(job_id), second.get_job(job_id), own.get_job(job_id))
+    assert {state.job_id for state in states} == {job_id}
+    await first.aclose()
+    assert not pool.is_closed, "closed while another trigger still uses it"
+    await second.aclose()
+    await own.aclose()
+    assert pool.is_closed and own._client.is_closed

@@ -8,13 +8,16 @@ error is :func:`airflow_provider_videoinfer.api.decode_response`'s job.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import ssl
+import weakref
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
+import httpx
 import requests
 import urllib3
 from tenacity import Retrying
@@ -244,3 +247,70 @@ def _never_sent(exc: requests.RequestException) -> bool:
         return False
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+_PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+)
+
+
+def new_async_client(settings: ClientSettings) -> httpx.AsyncClient:
+    """An httpx client with the connection's timeouts, the environment's CA bundle and proxies."""
+    install_log_redaction()
+    return httpx.AsyncClient(
+        verify=ssl_context(),
+        trust_env=True,
+        timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+class AsyncPools:
+    """One httpx connection pool per event loop and connection settings, shared by every trigger.
+
+    Thousands of triggers waiting in one triggerer then hold a few sockets between them rather
+    than one each (see ``benchmarks/bench_triggerer.py``). A pool holds no key (the key travels
+    in each request), and is closed when its last user releases it.
+    """
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], list[Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @staticmethod
+    def _key(settings: ClientSettings) -> tuple[Any, ...]:
+        proxies = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+        return settings.base_url, settings.connect_timeout, settings.read_timeout, ca_bundle(), proxies
+
+    def acquire(self, settings: ClientSettings) -> httpx.AsyncClient:
+        """The shared client for these settings on the running event loop; counts one more user."""
+        pools = self._pools.setdefault(asyncio.get_running_loop(), {})
+        entry = pools.get(self._key(settings))
+        if entry is None or entry[0].is_closed:
+            entry = pools[self._key(settings)] = [new_async_client(settings), 0]
+        entry[1] += 1
+        return entry[0]
+
+    async def release(self, client: httpx.AsyncClient) -> None:
+        """Count one user less; close the pool when it was the last."""
+        pools = self._pools.get(asyncio.get_running_loop(), {})
+        for key, entry in list(pools.items()):
+            if entry[0] is client:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del pools[key]
+                    await client.aclose()
+                return
+        await client.aclose()  # not shared (or its loop is gone): close it alone
+
+
+#: The process's shared async pools (one per event loop).
+ASYNC_POOLS = AsyncPools()

@@ -9,6 +9,7 @@ retried by :mod:`airflow_provider_videoinfer.retry`, sent through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -26,14 +27,14 @@ from airflow_provider_videoinfer import api, storage
 from airflow_provider_videoinfer.exceptions import VideoInferError
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
 from airflow_provider_videoinfer.hooks.transport import (
-    USER_AGENT,
+    ASYNC_POOLS,
     StreamingBody,
     SyncTransport,
     connection_error,
-    ssl_context,
+    new_async_client,
 )
 from airflow_provider_videoinfer.hooks.waiting import JobWait
-from airflow_provider_videoinfer.redaction import install_log_redaction, redact
+from airflow_provider_videoinfer.redaction import redact
 from airflow_provider_videoinfer.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -251,18 +252,22 @@ class VideoInferAsyncClient:
     Trusts the same CA bundle and proxies as requests (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``,
     ``HTTPS_PROXY``, ``NO_PROXY``...), so the triggerer reaches what the worker reaches.
 
+    Clients built on a running event loop share one connection pool per loop and connection
+    settings (:class:`~airflow_provider_videoinfer.hooks.transport.AsyncPools`), so thousands of
+    triggers in one triggerer do not each hold a socket.
+
     :param settings: as read from the connection by :meth:`ClientSettings.from_connection`.
+    :param share_pool: use the shared pool of the running loop (default); False gives this
+        client its own, as when no loop runs yet.
     """
 
-    def __init__(self, settings: ClientSettings) -> None:
-        install_log_redaction()
+    def __init__(self, settings: ClientSettings, *, share_pool: bool = True) -> None:
         self.settings = settings
-        self._client = httpx.AsyncClient(
-            verify=ssl_context(),
-            trust_env=True,
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            headers={"User-Agent": USER_AGENT},
-        )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            share_pool = False
+        self._client = ASYNC_POOLS.acquire(settings) if share_pool else new_async_client(settings)
 
     @classmethod
     async def from_conn_id(cls, conn_id: str) -> VideoInferAsyncClient:
@@ -299,5 +304,5 @@ class VideoInferAsyncClient:
         return api.parse_job_state(job_id, body)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
+        """Release the connection pool (closed with its last user); call once."""
+        await ASYNC_POOLS.release(self._client)
