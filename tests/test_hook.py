@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -156,8 +157,11 @@ def test_wait_for_job_times_out(videoinfer_conn, sample_video, monkeypatch):
         monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(slow.base_url))
         hook = VideoInferHook()
         job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
-        with pytest.raises(VideoInferTimeoutError, match=f"job {job_id} was still running"):
-            hook.wait_for_job(job_id, poll_interval=0.2, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(VideoInferTimeoutError, match=rf"job {job_id} was still running after \d+\.\d s, at the deadline"):
+            hook.wait_for_job(job_id, poll_interval=0.7, timeout=1)
+        # It polls at the deadline rather than giving up one interval early.
+        assert time.monotonic() - started >= 1
 
 
 async def test_async_client_reads_the_same_states(videoinfer_conn, sample_video):
