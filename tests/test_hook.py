@@ -158,7 +158,9 @@ def test_wait_for_job_times_out(videoinfer_conn, sample_video, monkeypatch):
         hook = VideoInferHook()
         job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
         started = time.monotonic()
-        with pytest.raises(VideoInferTimeoutError, match=rf"job {job_id} was still running after \d+\.\d s, at the deadline"):
+        with pytest.raises(
+            VideoInferTimeoutError, match=rf"job {job_id} was still running after \d+\.\d s, at the deadline"
+        ):
             hook.wait_for_job(job_id, poll_interval=0.7, timeout=1)
         # It polls at the deadline rather than giving up one interval early.
         assert time.monotonic() - started >= 1
