@@ -222,3 +222,27 @@ def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monk
     with pytest.raises(VideoInferAuthError) as err:
         VideoInferHook("badkey").wait_for_job(finished_job[1], poll_interval=0.1, timeout=30)
     assert isinstance(err.value, AirflowFailException) and "wrong-key-99" not in str(err.value)
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd):
+    """Each poke is a new run of the task: the outage's start and its failed polls live in task_state_store."""
+    from airflow.utils.state import DagRunState
+    from helpers import run_dag
+
+    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "3") as restart:
+        hook = VideoInferHook("outage")
+        job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+        fast = connection_json(hook.settings.base_url, retry_max_attempts=2, retry_max_wait=0.2)
+        monkeypatch.setenv("AIRFLOW_CONN_OUTAGE", fast)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            # Down long enough to outlast dag.test's own start (several seconds on a busy machine).
+            down = pool.submit(restart, 20.0)
+            time.sleep(0.5)
+            run = run_dag("vi_test_reschedule_outage", job_id=job_id)
+            down.result(timeout=60)
+    assert run.state == DagRunState.SUCCESS
+    failed, recovered = _outage_log("".join(capfd.readouterr()))
+    polls = [int(line.split("(")[1].split(" failed polls")[0]) for line in failed]
+    assert polls == list(range(1, len(polls) + 1)) and len(polls) >= 2, failed
+    assert len(recovered) == 1 and f"({polls[-1]} failed polls)" in recovered[0], recovered

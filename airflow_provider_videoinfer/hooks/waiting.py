@@ -49,6 +49,7 @@ class JobWait:
     :param log: where the wait tells its story.
     :param unreachable_since: wall-clock time of the first failed poll of an outage already
         under way (e.g. recorded by an earlier poke of a rescheduled sensor).
+    :param failed_polls: how many polls of that outage failed already.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class JobWait:
         log: logging.Logger | Any,
         *,
         unreachable_since: float | None = None,
+        failed_polls: int = 0,
     ) -> None:
         self.job_id = job_id
         self.poll_interval = poll_interval
@@ -68,7 +70,7 @@ class JobWait:
         self.log = log
         self.started = time.time()
         self.unreachable_since = unreachable_since
-        self.failed_polls = 0
+        self.failed_polls = failed_polls if unreachable_since is not None else 0
         self.last_error: str | None = None
         self._delay = poll_interval
 

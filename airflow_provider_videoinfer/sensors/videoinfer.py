@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 JOB_ID_HINT = "Pass the job id that VideoInferSubmitJobOperator returns (its XCom return value)."
-#: task_state_store key: when the current outage began, kept across the pokes of a rescheduled sensor.
-UNREACHABLE_SINCE_KEY = "videoinfer_unreachable_since"
+#: task_state_store key: the outage under way (when it began, polls failed), kept across the pokes
+#: of a rescheduled sensor.
+OUTAGE_KEY = "videoinfer_outage"
 
 
 class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
@@ -110,15 +111,18 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         return with_hint(api.validate_job_id, self.job_id, JOB_ID_HINT)
 
     def _job_wait(self, job_id: str, context: Context) -> JobWait:
-        """This sensor's wait; a rescheduled sensor is a new object each poke, so its outage is stored."""
-        if self._wait is None:
-            since = None
+        """This sensor's wait. In reschedule mode each poke is a new run of the task, so the outage
+        under way (when it began, how many polls failed) is kept in the task's ``task_state_store``."""
+        if self._wait is None or self.reschedule:
+            since, failed = None, 0
             store = context.get("task_state_store") if self.reschedule else None
-            if store is not None:
-                saved = store.get(UNREACHABLE_SINCE_KEY)
-                since = float(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) else None
+            saved: Any = store.get(OUTAGE_KEY) if store is not None else None
+            if isinstance(saved, dict) and isinstance(saved.get("since"), (int, float)):
+                since, failed = float(saved["since"]), int(saved.get("failed") or 0)
             retry = self.hook.settings.retry
-            self._wait = JobWait(job_id, self.poll_interval, None, retry, self.log, unreachable_since=since)
+            self._wait = JobWait(
+                job_id, self.poll_interval, None, retry, self.log, unreachable_since=since, failed_polls=failed
+            )
         return self._wait
 
     def _remember_outage(self, context: Context, wait: JobWait) -> None:
@@ -126,6 +130,6 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         if store is None:
             return
         if wait.unreachable_since is None:
-            store.delete(UNREACHABLE_SINCE_KEY)
+            store.delete(OUTAGE_KEY)
         else:
-            store.set(UNREACHABLE_SINCE_KEY, wait.unreachable_since)
+            store.set(OUTAGE_KEY, {"since": wait.unreachable_since, "failed": wait.failed_polls})

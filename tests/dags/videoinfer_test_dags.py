@@ -95,3 +95,21 @@ with DAG(
         retries=3,
         retry_delay=datetime.timedelta(seconds=0),
     )
+
+# A sensor in reschedule mode on the "outage" connection, whose service the test stops for a while.
+with DAG(
+    "vi_test_reschedule_outage",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"job_id": Param("", type="string")},
+):
+    VideoInferJobSensor(
+        task_id="wait",
+        job_id="{{ params.job_id }}",
+        videoinfer_conn_id="outage",
+        deferrable=False,
+        mode="reschedule",
+        poll_interval=0.5,
+        timeout=300,
+    )
