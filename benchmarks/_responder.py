@@ -54,9 +54,7 @@ async def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--done-at", type=float, required=True)
     args = parser.parse_args()
-    server = await asyncio.start_server(
-        lambda r, w: _serve(r, w, args.done_at), "127.0.0.1", args.port, backlog=4096
-    )
+    server = await asyncio.start_server(lambda r, w: _serve(r, w, args.done_at), "127.0.0.1", args.port, backlog=4096)
     print("ready", flush=True)
     async with server:
         await server.serve_forever()
