@@ -30,6 +30,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def _child(args: argparse.Namespace) -> None:
     finally:
         responder.terminate()
         responder.wait(30)
-    print(json.dumps({"variant": args.variant, **result}), flush=True)
+    Path(args.result).write_text(json.dumps({"variant": args.variant, **result}))
 
 
 def main() -> None:
@@ -141,17 +142,31 @@ def main() -> None:
     parser.add_argument("--job-seconds", type=float, default=90.0)
     parser.add_argument("--variants", nargs="+", default=["shared", "own"], choices=["shared", "own"])
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         _child(args)
         return
     rows = []
-    for variant in args.variants:
-        command = [sys.executable, __file__, "--variant", variant, "--triggers", str(args.triggers)]
-        command += ["--poll", str(args.poll), "--job-seconds", str(args.job_seconds)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
-        print(f"{variant}: {rows[-1]}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="videoinfer-bench-") as folder:
+        for variant in args.variants:
+            result, log = Path(folder) / f"{variant}.json", Path(folder) / f"{variant}.log"
+            command = [sys.executable, __file__, "--variant", variant, "--result", str(result)]
+            command += [
+                "--triggers",
+                str(args.triggers),
+                "--poll",
+                str(args.poll),
+                "--job-seconds",
+                str(args.job_seconds),
+            ]
+            # The triggers' log lines go to a file, as a triggerer's go to its log handlers (a pipe
+            # that nobody reads would block the event loop once full).
+            with log.open("w") as output:
+                subprocess.run(command, check=True, stdout=output, stderr=subprocess.STDOUT)
+            rows.append(json.loads(result.read_text()))
+            lines = log.read_text().count("\n")
+            print(f"{variant}: {rows[-1]} ({lines:,} log lines)", file=sys.stderr, flush=True)
     print(f"\n{args.triggers} triggers, poll every {args.poll:g} s, jobs running {args.job_seconds:g} s\n")
     print(
         "| HTTP pools | events delivered | wall time | loop lag p50 | p99 | max | triggerer CPU "
