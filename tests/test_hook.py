@@ -256,8 +256,8 @@ async def test_async_clients_share_one_pool_per_event_loop(videoinfer_conn, samp
     first = await VideoInferAsyncClient.from_conn_id("videoinfer_default")
     second = await VideoInferAsyncClient.from_conn_id("videoinfer_default")
     own = VideoInferAsyncClient(first.settings, share_pool=False)
-    pool = first._client
-    assert second._client is pool and own._client is not pool
+    pool = first._pool.client
+    assert second._pool.client is pool and own._pool.client is not pool
     job_id = VideoInferHook().submit_job(VideoInferHook().upload_video(sample_video), 5, [MOTION])
     states = await asyncio.gather(first.get_job(job_id), second.get_job(job_id), own.get_job(job_id))
     assert {state.job_id for state in states} == {job_id}
@@ -265,4 +265,4 @@ async def test_async_clients_share_one_pool_per_event_loop(videoinfer_conn, samp
     assert not pool.is_closed, "closed while another trigger still uses it"
     await second.aclose()
     await own.aclose()
-    assert pool.is_closed and own._client.is_closed
+    assert pool.is_closed and own._pool.client.is_closed

@@ -14,6 +14,7 @@ import os
 import ssl
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -261,15 +262,37 @@ _PROXY_VARIABLES = (
 )
 
 
-def new_async_client(settings: ClientSettings) -> httpx.AsyncClient:
-    """An httpx client with the connection's timeouts, the environment's CA bundle and proxies."""
+#: Requests one async pool sends at once. Waiting for a slot is O(1) in asyncio, whereas httpcore's
+#: own queue of requests waiting for a connection costs O(queued x connections) per event, which
+#: stalled the event loop with thousands of triggers (see ``benchmarks/bench_triggerer.py``).
+MAX_CONCURRENT_REQUESTS = 20
+
+
+@dataclass
+class AsyncPool:
+    """An httpx client (a connection pool) and the slots that bound its concurrent requests.
+
+    :param client: the httpx client.
+    :param slots: acquire one around each request.
+    :param users: how many async clients share it.
+    """
+
+    client: httpx.AsyncClient
+    slots: asyncio.Semaphore
+    users: int = 0
+
+
+def new_async_pool(settings: ClientSettings) -> AsyncPool:
+    """An httpx pool with the connection's timeouts, the environment's CA bundle and proxies."""
     install_log_redaction()
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         verify=ssl_context(),
         trust_env=True,
         timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+        limits=httpx.Limits(max_connections=MAX_CONCURRENT_REQUESTS, max_keepalive_connections=MAX_CONCURRENT_REQUESTS),
         headers={"User-Agent": USER_AGENT},
     )
+    return AsyncPool(client, asyncio.Semaphore(MAX_CONCURRENT_REQUESTS))
 
 
 class AsyncPools:
@@ -281,7 +304,7 @@ class AsyncPools:
     """
 
     def __init__(self) -> None:
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], list[Any]]] = (
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], AsyncPool]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -290,26 +313,26 @@ class AsyncPools:
         proxies = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
         return settings.base_url, settings.connect_timeout, settings.read_timeout, ca_bundle(), proxies
 
-    def acquire(self, settings: ClientSettings) -> httpx.AsyncClient:
-        """The shared client for these settings on the running event loop; counts one more user."""
+    def acquire(self, settings: ClientSettings) -> AsyncPool:
+        """The shared pool for these settings on the running event loop; counts one more user."""
         pools = self._pools.setdefault(asyncio.get_running_loop(), {})
-        entry = pools.get(self._key(settings))
-        if entry is None or entry[0].is_closed:
-            entry = pools[self._key(settings)] = [new_async_client(settings), 0]
-        entry[1] += 1
-        return entry[0]
+        key = self._key(settings)
+        pool = pools.get(key)
+        if pool is None or pool.client.is_closed:
+            pool = pools[key] = new_async_pool(settings)
+        pool.users += 1
+        return pool
 
-    async def release(self, client: httpx.AsyncClient) -> None:
+    async def release(self, pool: AsyncPool) -> None:
         """Count one user less; close the pool when it was the last."""
+        pool.users -= 1
+        if pool.users > 0:
+            return
         pools = self._pools.get(asyncio.get_running_loop(), {})
-        for key, entry in list(pools.items()):
-            if entry[0] is client:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del pools[key]
-                    await client.aclose()
-                return
-        await client.aclose()  # not shared (or its loop is gone): close it alone
+        for key, shared in list(pools.items()):
+            if shared is pool:
+                del pools[key]
+        await pool.client.aclose()
 
 
 #: The process's shared async pools (one per event loop).

@@ -31,7 +31,7 @@ from airflow_provider_videoinfer.hooks.transport import (
     StreamingBody,
     SyncTransport,
     connection_error,
-    new_async_client,
+    new_async_pool,
 )
 from airflow_provider_videoinfer.hooks.waiting import JobWait
 from airflow_provider_videoinfer.redaction import redact
@@ -267,7 +267,9 @@ class VideoInferAsyncClient:
             asyncio.get_running_loop()
         except RuntimeError:
             share_pool = False
-        self._client = ASYNC_POOLS.acquire(settings) if share_pool else new_async_client(settings)
+        self._pool = ASYNC_POOLS.acquire(settings) if share_pool else new_async_pool(settings)
+        if not share_pool:
+            self._pool.users = 1
 
     @classmethod
     async def from_conn_id(cls, conn_id: str) -> VideoInferAsyncClient:
@@ -290,7 +292,8 @@ class VideoInferAsyncClient:
 
         async def attempt() -> Any:
             try:
-                response = await self._client.request(endpoint[0], url, params=query)
+                async with self._pool.slots:
+                    response = await self._pool.client.request(endpoint[0], url, params=query)
             except httpx.TimeoutException as exc:
                 sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
                 raise connection_error(what, exc, url, settings, request_sent=sent) from None
@@ -305,4 +308,4 @@ class VideoInferAsyncClient:
 
     async def aclose(self) -> None:
         """Release the connection pool (closed with its last user); call once."""
-        await ASYNC_POOLS.release(self._client)
+        await ASYNC_POOLS.release(self._pool)
