@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -243,6 +244,6 @@ def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_v
             down.result(timeout=60)
     assert run.state == DagRunState.SUCCESS
     failed, recovered = _outage_log("".join(capfd.readouterr()))
-    polls = [int(line.split("(")[1].split(" failed polls")[0]) for line in failed]
+    polls = [int(re.search(r"\((\d+) failed polls? in a row\)", line).group(1)) for line in failed]
     assert polls == list(range(1, len(polls) + 1)) and len(polls) >= 2, failed
     assert len(recovered) == 1 and f"({polls[-1]} failed polls)" in recovered[0], recovered

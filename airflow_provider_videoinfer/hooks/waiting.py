@@ -90,10 +90,10 @@ class JobWait:
         """Record a poll that got the job's state; log the recovery, and the state while running."""
         if self.unreachable_since is not None:
             self.log.info(
-                "Job %s: the service answers again after %s unreachable (%d failed polls).",
+                "Job %s: the service answers again after %s unreachable (%s).",
                 self.job_id,
                 _duration(time.time() - self.unreachable_since),
-                self.failed_polls,
+                _polls(self.failed_polls),
             )
         self.unreachable_since, self.failed_polls, self.last_error = None, 0, None
         self._delay = self.poll_interval
@@ -114,11 +114,10 @@ class JobWait:
         self.last_error = redact(str(err))
         self._delay = self._backoff(err)
         self.log.warning(
-            "Job %s: poll failed; the service has been unreachable for %s (%d failed polls in a row); "
-            "next try in %s. %s",
+            "Job %s: poll failed; the service has been unreachable for %s (%s in a row); next try in %s. %s",
             self.job_id,
             _duration(now - self.unreachable_since),
-            self.failed_polls,
+            _polls(self.failed_polls),
             _duration(self.next_delay()),
             self.last_error,
         )
@@ -147,6 +146,10 @@ class JobWait:
         exponential = self.backoff.initial_wait * 2.0 ** min(self.failed_polls - 1, 30)
         # Jitter spreads thousands of waits that all see the same outage end.
         return min(cap, exponential) * random.uniform(0.75, 1.0)
+
+
+def _polls(count: int) -> str:
+    return f"{count} failed poll{'' if count == 1 else 's'}"
 
 
 def _duration(seconds: float) -> str:
