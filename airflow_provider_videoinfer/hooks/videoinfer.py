@@ -303,7 +303,10 @@ class VideoInferAsyncClient:
             return api.decode_response(response.status_code, response.headers, response.text, what, settings.api_key)
 
         policy = policy or settings.retry
-        body: Any = await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
+        if policy.max_attempts == 1:  # a wait's poll: skip tenacity's per-call cost (10,000 triggers poll)
+            body = await attempt()
+        else:
+            body = await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
         return api.parse_job_state(job_id, body)
 
     async def aclose(self) -> None:
