@@ -207,7 +207,7 @@ def validate_models(models: Any) -> list[ModelSpec]:
     duplicates = sorted({model_id for model_id in ids if ids.count(model_id) > 1})
     if duplicates:
         raise VideoInferValidationError(
-            f"model_id {', '.join(map(repr, duplicates))} appears more than once in models: the result "
+            f"model_id {', '.join(map(repr, duplicates))} appears twice or more in models: the result "
             "has one list per model_id, so list each model once."
         )
     return specs

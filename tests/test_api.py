@@ -225,7 +225,7 @@ def test_decode_response_turns_one_answer_into_a_value_or_an_error():
 
 
 def test_duplicate_model_ids_are_refused_before_any_call():
-    with pytest.raises(VideoInferValidationError, match="'motion-detection' appears more than once"):
+    with pytest.raises(VideoInferValidationError, match="'motion-detection' appears twice or more"):
         api.validate_models([MODEL, {**MODEL, "model_version": "2"}])
 
 

@@ -90,7 +90,7 @@ def test_operators_add_their_hint_to_the_contract_message():
 
 
 def test_duplicate_models_fail_at_parse_time():
-    with pytest.raises(VideoInferValidationError, match="appears more than once"):
+    with pytest.raises(VideoInferValidationError, match="appears twice or more"):
         VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION, MOTION])
 
 
