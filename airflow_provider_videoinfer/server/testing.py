@@ -1,4 +1,9 @@
-"""Run the local server in-process, for tests: ``with run_server(tmp_path) as server: ...``."""
+"""Start and stop local servers for tests, the demo and the benchmarks.
+
+:func:`run_server` runs one in a background thread of the caller (``with run_server(tmp_path) as
+server: server.base_url``); :func:`run_server_process` runs the ``videoinfer-server`` command in its
+own process. The models made for tests are in :mod:`airflow_provider_videoinfer.server.models.testing`.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from airflow_provider_videoinfer.server.config import ServerConfig
-from airflow_provider_videoinfer.server.models.base import ModelDefinition, VideoContext, VideoFrame, image_result
 
 
 @dataclass
@@ -140,35 +144,3 @@ def run_server_process(
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-class _SlowModel:
-    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._delay = float(params.get("delay", 0.05))
-
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
-        time.sleep(self._delay)
-        return image_result(frame, [], self._delay)
-
-
-class _FlakyModel:
-    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._every = int(params.get("fail_every", 2))
-
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
-        if frame.index % self._every == 0:
-            raise RuntimeError("flaky model fails on purpose")
-        return image_result(frame, [], 0.0)
-
-
-def testing_models() -> list[ModelDefinition]:
-    """Models for tests, loaded with ``models=["airflow_provider_videoinfer.server.testing:testing_models"]``.
-
-    ``slow-test`` (object-detection) sleeps ``delay`` seconds per frame (default 0.05) and finds
-    nothing; ``flaky-test`` (object-detection) raises on frames whose index is a multiple of
-    ``fail_every`` (default 2).
-    """
-    return [
-        ModelDefinition("slow-test", "object-detection", _SlowModel, description="sleeps per frame (tests)"),
-        ModelDefinition("flaky-test", "object-detection", _FlakyModel, description="fails some frames (tests)"),
-    ]

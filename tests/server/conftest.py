@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_provider_videoinfer.server.models.testing import TESTING_MODELS
 from airflow_provider_videoinfer.server.sample import SampleTruth, make_sample_video
 from airflow_provider_videoinfer.server.testing import RunningServer, run_server
 
-TEST_MODELS = "airflow_provider_videoinfer.server.testing:testing_models"
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 
 
@@ -108,7 +108,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SampleTruth]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A server shared by a test module: faults enabled, test models loaded."""
-    with run_server(tmp_path_factory.mktemp("data"), enable_faults=True, models=[TEST_MODELS]) as running:
+    with run_server(tmp_path_factory.mktemp("data"), enable_faults=True, models=[TESTING_MODELS]) as running:
         yield running
 
 
