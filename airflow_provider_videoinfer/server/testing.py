@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,9 +104,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Runs ``python -m MODULE ARGS...`` with some top-level packages unimportable, as if not installed.
+_LAUNCHER = """
+import runpy, sys
+from importlib.abc import MetaPathFinder
+
+class BlockImports(MetaPathFinder):
+    def __init__(self, names):
+        self.names = names
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (blocked by the test launcher)", name=fullname)
+        return None
+
+blocked, module = set(filter(None, sys.argv[1].split(","))), sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
+sys.meta_path.insert(0, BlockImports(blocked))
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def python_without(packages: Sequence[str], module: str) -> list[str]:
+    """The command running ``python -m module`` in a process where ``packages`` cannot be imported.
+
+    For tests proving that a command does not need a package installed (e.g. the local server without
+    Airflow): ``import airflow`` there raises ``ModuleNotFoundError``, as without Airflow installed.
+
+    :param packages: top-level package names, e.g. ``["airflow"]``.
+    :param module: the module to run, e.g. ``"airflow_provider_videoinfer.server.cli"``.
+    """
+    return [sys.executable, "-c", _LAUNCHER, ",".join(packages), module]
+
+
 @contextmanager
 def run_server_process(
-    data_dir: str | Path, api_key: str, *args: str, output: IO[Any] | int | None = None, start_timeout: float = 30.0
+    data_dir: str | Path,
+    api_key: str,
+    *args: str,
+    output: IO[Any] | int | None = None,
+    start_timeout: float = 30.0,
+    block_imports: Sequence[str] = (),
 ) -> Iterator[str]:
     """Run the ``videoinfer-server`` command in its own process on a free loopback port; yield its base URL.
 
@@ -118,12 +156,15 @@ def run_server_process(
     :param args: more command-line options, e.g. ``"--min-job-seconds", "30"``.
     :param output: where its stdout and stderr go (a file, ``subprocess.PIPE``...); default inherited.
     :param start_timeout: seconds to wait for it to answer.
+    :param block_imports: packages the process must not be able to import (see :func:`python_without`).
     """
     import httpx
 
     port = free_port()
-    command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
-    command += ["--data-dir", str(data_dir), *args]
+    module = "airflow_provider_videoinfer.server.cli"
+    launcher = python_without(block_imports, module) if block_imports else [sys.executable, "-m", module]
+    options = ["--port", str(port), "--data-dir", str(data_dir), *args]
+    command = [*launcher, *options]
     env = {**os.environ, "VIDEOINFER_API_KEY": api_key}
     process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT if output else None)
     base_url = f"http://127.0.0.1:{port}"
@@ -135,7 +176,8 @@ def run_server_process(
                 break
             except httpx.HTTPError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the local server did not start: {' '.join(command[:6])} ...") from None
+                    shown = " ".join(["python -m", module, *options[:4]])
+                    raise RuntimeError(f"the local server did not start: {shown} ...") from None
                 time.sleep(0.1)
         yield base_url
     finally:

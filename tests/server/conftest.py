@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from airflow_provider_videoinfer.server.models.testing import TESTING_MODELS
-from airflow_provider_videoinfer.server.sample import SampleTruth, make_sample_video
+from airflow_provider_videoinfer.server.sample import FaceTruth, SampleTruth, make_face_video, make_sample_video
 from airflow_provider_videoinfer.server.testing import RunningServer, run_server
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
@@ -103,6 +103,18 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SampleTruth]:
         "29.97": make_sample_video(folder / "v2997.mp4", seconds=4, fps=29.97),
         "short": make_sample_video(folder / "short.mp4", seconds=1, fps=24.0, objects=1),
     }
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> FaceTruth:
+    """Two drawn faces for 2 s at 24 fps: the left one turns from yaw -0.3 to +0.3 rad, the right one is frontal."""
+    return make_face_video(tmp_path_factory.mktemp("faces") / "faces.mp4", seconds=2, fps=24.0)
+
+
+@pytest.fixture(scope="session")
+def scene_cut_video(tmp_path_factory: pytest.TempPathFactory) -> SampleTruth:
+    """Moving rectangles for 2 s at 24 fps, on a textured scene that cuts to another one at 1 s."""
+    return make_sample_video(tmp_path_factory.mktemp("cut") / "cut.mp4", seconds=2, fps=24.0, scene_cut_at=1.0)
 
 
 @pytest.fixture(scope="module")
