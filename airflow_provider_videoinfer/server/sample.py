@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,15 @@ def _background(width: int, height: int, seed: int) -> np.ndarray:
     texture = texture[:height, :width]
     ramp = np.linspace(60, 140, width, dtype=np.float32)[None, :, None]
     return np.clip(texture.astype(np.float32) * 0.35 + ramp, 0, 255).astype(np.uint8)
+
+
+def _mp4_writer(path: str | Path, fps: float, size: tuple[int, int]) -> Any:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), size)
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write an mp4v video to {path}: check the folder exists and is writable")
+    return writer
 
 
 def _second_scene(width: int, height: int) -> np.ndarray:
@@ -109,9 +119,7 @@ def make_sample_video(
     background = _background(width, height, seed)
     cut = None if scene_cut_at is None else min(frame_count, max(0, round(scene_cut_at * fps)))
     second = _second_scene(width, height) if cut is not None else background
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write an mp4v video to {path}")
+    writer = _mp4_writer(path, fps, (width, height))
     boxes: list[list[Box]] = []
     travel = 2 * (width - box_w)
     try:
@@ -230,15 +238,12 @@ def make_face_video(
     :param max_yaw: the turning face's largest yaw, in radians (keep it within about 0.4: the
         frontal-face detector loses faces turned further).
     """
-    import cv2
 
     width, height = size
     background = _background(width, height, 11)
     frame_count = max(1, round(seconds * fps))
     face_width = 0.28 * width
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write an mp4v video to {path}")
+    writer = _mp4_writer(path, fps, (width, height))
     faces: list[list[DrawnFace]] = []
     try:
         for index in range(frame_count):

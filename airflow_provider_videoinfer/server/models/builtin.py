@@ -21,7 +21,7 @@ from airflow_provider_videoinfer.server.models.base import (
     image_result,
     param_float,
 )
-from airflow_provider_videoinfer.server.models.faces import cascade, detect_faces, find_eyes, gray, squash
+from airflow_provider_videoinfer.server.models.faces import FaceFinder, gray, squash
 
 
 class PeopleDetector:
@@ -52,15 +52,12 @@ class FaceDetector:
     """``face-detection``: Haar cascade of frontal faces. Params: ``confidence`` (default 0.5)."""
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._faces = cascade("haarcascade_frontalface_default.xml")
-        self._threshold = param_float(params, "confidence", 0.5)
+        self._finder = FaceFinder(params, eyes=False)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         predictions = [
-            box_prediction(*face.box, face.confidence, "face", 0)
-            for face in detect_faces(self._faces, gray(frame))
-            if face.confidence >= self._threshold
+            box_prediction(*face.box, face.confidence, "face", 0) for face in self._finder.faces(gray(frame))
         ]
         return image_result(frame, predictions, time.perf_counter() - started)
 
@@ -76,20 +73,16 @@ class FaceKeypoints:
     KEYPOINTS = ("left_eye", "right_eye")
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._faces = cascade("haarcascade_frontalface_default.xml")
-        self._eyes = cascade("haarcascade_eye.xml")
-        self._threshold = param_float(params, "confidence", 0.5)
+        self._finder = FaceFinder(params)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         image = gray(frame)
         predictions = []
-        for face in detect_faces(self._faces, image):
-            if face.confidence < self._threshold:
-                continue
+        for face in self._finder.faces(image):
             prediction = box_prediction(*face.box, face.confidence, "face", 0)
             # Named by image side: the image-left eye is the person's right eye.
-            eyes = find_eyes(self._eyes, image, face)
+            eyes = self._finder.eyes(image, face)
             prediction["keypoints"] = [
                 _keypoint(eye, name, class_id)
                 for class_id, (name, eye) in enumerate(zip(self.KEYPOINTS, eyes, strict=True))

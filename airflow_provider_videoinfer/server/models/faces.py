@@ -6,12 +6,13 @@ Nothing is downloaded: the cascade files come with ``opencv-python-headless``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from airflow_provider_videoinfer.server.models.base import VideoFrame
+from airflow_provider_videoinfer.server.models.base import VideoFrame, param_float
 
 # The eye cascade's window is 20 px wide and an eye is about a fifth of a face: the upper half of
 # a face narrower than this is enlarged to it before the eyes are searched.
@@ -92,3 +93,27 @@ def find_eyes(
         best = min(candidates, key=lambda c: math.dist(c, expected), default=None)
         eyes.append(best)
     return eyes[0], eyes[1]
+
+
+class FaceFinder:
+    """The face models' shared reading of a frame: faces above the job's ``confidence``, and their eyes.
+
+    :param params: the job's ``inference_params``; ``confidence`` is the smallest face confidence
+        (default 0.5), read with :func:`.base.param_float` like every model's params.
+    :param eyes: whether :meth:`eyes` will be used (loads the eye cascade).
+    """
+
+    def __init__(self, params: Mapping[str, Any], *, eyes: bool = True) -> None:
+        self._faces = cascade("haarcascade_frontalface_default.xml")
+        self._eyes = cascade("haarcascade_eye.xml") if eyes else None
+        self.threshold = param_float(params, "confidence", 0.5)
+
+    def faces(self, image: np.ndarray) -> list[Face]:
+        """The faces of a grey image whose confidence reaches the threshold."""
+        return [face for face in detect_faces(self._faces, image) if face.confidence >= self.threshold]
+
+    def eyes(self, image: np.ndarray, face: Face) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """A face's eyes; see :func:`find_eyes`."""
+        if self._eyes is None:
+            raise RuntimeError("this FaceFinder was made with eyes=False")
+        return find_eyes(self._eyes, image, face)

@@ -38,15 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from airflow_provider_videoinfer.server.models.base import ModelDefinition, VideoContext, VideoFrame, param_float
-from airflow_provider_videoinfer.server.models.faces import (
-    EYE_Y_FRACTION,
-    Face,
-    cascade,
-    detect_faces,
-    find_eyes,
-    gray,
-)
+from airflow_provider_videoinfer.server.models.base import ModelDefinition, VideoContext, VideoFrame
+from airflow_provider_videoinfer.server.models.faces import EYE_Y_FRACTION, Face, FaceFinder, gray
 
 # Colour distance (in BGR units) within which a pixel counts as the face's skin.
 _SKIN_TOLERANCE = 40.0
@@ -109,17 +102,15 @@ class GazeDetector:
     """``gaze``: faces with eye landmarks, yaw and pitch; see the module docstring."""
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._faces = cascade("haarcascade_frontalface_default.xml")
-        self._eyes = cascade("haarcascade_eye.xml")
-        self._threshold = param_float(params, "confidence", 0.5)
+        self._finder = FaceFinder(params)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         image = gray(frame)
         predictions = []
-        for face in detect_faces(self._faces, image):
-            left_eye, right_eye = find_eyes(self._eyes, image, face)
-            if face.confidence < self._threshold or left_eye is None or right_eye is None:
+        for face in self._finder.faces(image):
+            left_eye, right_eye = self._finder.eyes(image, face)
+            if left_eye is None or right_eye is None:
                 continue
             yaw, pitch = head_angles(frame.image, face, left_eye, right_eye)
             x, y, w, h = face.box
