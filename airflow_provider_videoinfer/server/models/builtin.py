@@ -1,4 +1,4 @@
-"""Built-in models on still frames: people (HOG), faces and eyes (Haar cascades), sharpness.
+"""Built-in models on still frames: people (HOG), faces and eyes (Haar cascades, see ``faces.py``), sharpness.
 
 Classic computer vision on the CPU, shipped with OpenCV, nothing downloaded. Confidences are
 heuristic mappings of the detectors' scores into [0, 1].
@@ -52,13 +52,11 @@ class FaceDetector:
     """``face-detection``: Haar cascade of frontal faces. Params: ``confidence`` (default 0.5)."""
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._finder = FaceFinder(params, eyes=False)
+        self._finder = FaceFinder(params, context)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
-        predictions = [
-            box_prediction(*face.box, face.confidence, "face", 0) for face in self._finder.faces(gray(frame))
-        ]
+        predictions = [box_prediction(*face.box, face.confidence, "face", 0) for face in self._finder.faces(frame)]
         return image_result(frame, predictions, time.perf_counter() - started)
 
 
@@ -73,16 +71,15 @@ class FaceKeypoints:
     KEYPOINTS = ("left_eye", "right_eye")
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._finder = FaceFinder(params)
+        self._finder = FaceFinder(params, context)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
-        image = gray(frame)
         predictions = []
-        for face in self._finder.faces(image):
+        for face in self._finder.faces(frame):
             prediction = box_prediction(*face.box, face.confidence, "face", 0)
             # Named by image side: the image-left eye is the person's right eye.
-            eyes = self._finder.eyes(image, face)
+            eyes = self._finder.eyes(frame, face)
             prediction["keypoints"] = [
                 _keypoint(eye, name, class_id)
                 for class_id, (name, eye) in enumerate(zip(self.KEYPOINTS, eyes, strict=True))

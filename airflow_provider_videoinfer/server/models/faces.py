@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from airflow_provider_videoinfer.server.models.base import VideoFrame, param_float
+from airflow_provider_videoinfer.server.models.base import VideoContext, VideoFrame, param_float
 
 # The eye cascade's window is 20 px wide and an eye is about a fifth of a face: the upper half of
 # a face narrower than this is enlarged to it before the eyes are searched.
@@ -68,9 +68,7 @@ def detect_faces(classifier: Any, image: np.ndarray) -> list[Face]:
     return [Face((int(r[0]), int(r[1]), int(r[2]), int(r[3])), squash(weight)) for r, weight in pairs]
 
 
-def find_eyes(
-    classifier: Any, image: np.ndarray, face: Face
-) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+def find_eyes(classifier: Any, image: np.ndarray, face: Face) -> Eyes:
     """The centres of a face's eyes in frame pixels: ``(image-left eye, image-right eye)``, None when not found.
 
     Eyes are searched in the upper half of the face; of several candidates on one side of the face,
@@ -95,25 +93,59 @@ def find_eyes(
     return eyes[0], eyes[1]
 
 
-class FaceFinder:
-    """The face models' shared reading of a frame: faces above the job's ``confidence``, and their eyes.
+Eyes = tuple[tuple[float, float] | None, tuple[float, float] | None]
+"""The centres of a face's eyes, image-left first; None for an eye not found."""
 
-    :param params: the job's ``inference_params``; ``confidence`` is the smallest face confidence
-        (default 0.5), read with :func:`.base.param_float` like every model's params.
-    :param eyes: whether :meth:`eyes` will be used (loads the eye cascade).
+
+class _FrameFaces:
+    """The faces and eyes of a job's current frame, found once for all its face models."""
+
+    def __init__(self) -> None:
+        self._face_cascade = cascade("haarcascade_frontalface_default.xml")
+        self._eye_cascade: Any = None
+        self._index = -1
+        self.grey = np.zeros((0, 0), np.uint8)
+        self.faces: list[Face] = []
+        self._eyes: dict[tuple[int, int, int, int], Eyes] = {}
+
+    def look_at(self, frame: VideoFrame) -> None:
+        if frame.index != self._index:
+            self._index = frame.index
+            self.grey = gray(frame)
+            self.faces = detect_faces(self._face_cascade, self.grey)
+            self._eyes.clear()
+
+    def eyes(self, face: Face) -> Eyes:
+        if face.box not in self._eyes:
+            if self._eye_cascade is None:
+                self._eye_cascade = cascade("haarcascade_eye.xml")
+            self._eyes[face.box] = find_eyes(self._eye_cascade, self.grey, face)
+        return self._eyes[face.box]
+
+
+class FaceFinder:
+    """A face model's view of a frame: the faces reaching its ``confidence``, and their eyes.
+
+    The detections are made once per frame and shared by the job's face models (``face-detection``,
+    ``face-keypoints``, ``gaze``), each applying its own threshold.
+
+    :param params: the job's ``inference_params`` for this model; ``confidence`` is the smallest face
+        confidence (default 0.5), read with :func:`.base.param_float` like every model's params.
+    :param context: the job; its ``shared`` dict holds the shared detections.
     """
 
-    def __init__(self, params: Mapping[str, Any], *, eyes: bool = True) -> None:
-        self._faces = cascade("haarcascade_frontalface_default.xml")
-        self._eyes = cascade("haarcascade_eye.xml") if eyes else None
+    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
+        if "frame-faces" not in context.shared:
+            context.shared["frame-faces"] = _FrameFaces()
+        self._shared: _FrameFaces = context.shared["frame-faces"]
         self.threshold = param_float(params, "confidence", 0.5)
 
-    def faces(self, image: np.ndarray) -> list[Face]:
-        """The faces of a grey image whose confidence reaches the threshold."""
-        return [face for face in detect_faces(self._faces, image) if face.confidence >= self.threshold]
+    def faces(self, frame: VideoFrame) -> list[Face]:
+        """The frame's faces whose confidence reaches the threshold."""
+        self._shared.look_at(frame)
+        return [face for face in self._shared.faces if face.confidence >= self.threshold]
 
-    def eyes(self, image: np.ndarray, face: Face) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-        """A face's eyes; see :func:`find_eyes`."""
-        if self._eyes is None:
-            raise RuntimeError("this FaceFinder was made with eyes=False")
-        return find_eyes(self._eyes, image, face)
+    def eyes(self, frame: VideoFrame, face: Face) -> Eyes:
+        """The eyes of one of the frame's faces; see :func:`find_eyes`."""
+        self._shared.look_at(frame)
+        return self._shared.eyes(face)

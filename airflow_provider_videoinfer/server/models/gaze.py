@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from airflow_provider_videoinfer.server.models.base import ModelDefinition, VideoContext, VideoFrame
-from airflow_provider_videoinfer.server.models.faces import EYE_Y_FRACTION, Face, FaceFinder, gray
+from airflow_provider_videoinfer.server.models.faces import EYE_Y_FRACTION, Face, FaceFinder
 
 # Colour distance (in BGR units) within which a pixel counts as the face's skin.
 _SKIN_TOLERANCE = 40.0
@@ -102,14 +102,13 @@ class GazeDetector:
     """``gaze``: faces with eye landmarks, yaw and pitch; see the module docstring."""
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._finder = FaceFinder(params)
+        self._finder = FaceFinder(params, context)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
-        image = gray(frame)
         predictions = []
-        for face in self._finder.faces(image):
-            left_eye, right_eye = self._finder.eyes(image, face)
+        for face in self._finder.faces(frame):
+            left_eye, right_eye = self._finder.eyes(frame, face)
             if left_eye is None or right_eye is None:
                 continue
             yaw, pitch = head_angles(frame.image, face, left_eye, right_eye)
