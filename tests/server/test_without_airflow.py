@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
+import airflow_provider_videoinfer.server
 from airflow_provider_videoinfer.server.testing import python_without, run_server_process
 
 MODELS = [
@@ -36,3 +39,34 @@ def test_a_job_completes_on_a_server_without_airflow(tmp_path, face_video, make_
     assert len(result["clip"]) == len(result["frame_offset"]) == 8
     assert all(len(vector) == 512 for vector in result["clip"])
     assert all(len(frame["predictions"]) == 2 for frame in result["gaze"])
+
+
+ALLOWED = {
+    "airflow_provider_videoinfer.api",
+    "airflow_provider_videoinfer.exceptions",
+    "airflow_provider_videoinfer.results.format",
+}
+
+
+def test_the_server_imports_only_the_shared_contract_from_the_provider():
+    """Also imports inside functions, which the process test above reaches only if they run."""
+    package = Path(airflow_provider_videoinfer.server.__file__).parent
+    outside = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] == "airflow" or (
+                    name.startswith("airflow_provider_videoinfer") and not name.startswith(package_name(package))
+                ):
+                    outside.add((path.relative_to(package).as_posix(), name))
+    assert {name for _, name in outside} <= ALLOWED, sorted(outside)
+
+
+def package_name(package: Path) -> str:
+    return "airflow_provider_videoinfer." + package.name
