@@ -109,8 +109,8 @@ def test_gaze_finds_the_drawn_faces_their_eyes_and_their_yaw(api, face_video):
     assert turning == sorted(turning)
 
 
-def test_clip_and_gaze_treat_inference_params_like_every_builtin_model(api, face_video):
-    """Unknown keys are ignored and invalid values fall back to the default, for every built-in model."""
+def test_clip_and_gaze_treat_inference_params_like_every_builtin_model(api, face_video, caplog):
+    """Unknown keys are ignored and invalid values fall back to the default with a logged warning."""
     bad = {"confidence": "very", "no_such_param": [1, 2]}
     plain = api.run(face_video.path, 2, [CLIP, GAZE, MOTION])
     odd = api.run(
@@ -120,6 +120,8 @@ def test_clip_and_gaze_treat_inference_params_like_every_builtin_model(api, face
          {**MOTION, "inference_params": bad}],
     )
     assert odd["clip"] == plain["clip"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("inference_params.confidence='very' is not a number" in w for w in warnings) == 2, warnings
     for key in ("gaze", "motion-detection"):
         for a, b in zip(odd[key], plain[key], strict=True):
             for prediction in a["predictions"] + b["predictions"]:
