@@ -150,20 +150,24 @@ Point = tuple[float, float]
 class DrawnFace:
     """One face drawn by :func:`make_face_video`, in pixels.
 
-    The head is an ellipse ``width`` by ``1.3 * width`` seen as a vertical cylinder: a head turned
-    by ``yaw`` radians has its eyes, nose and mouth shifted by ``sin(yaw) * width / 2`` sideways,
-    towards the image's right for a positive ``yaw``.
+    The head is an ellipse ``width`` by ``1.3 * width`` whose eyes, nose and mouth move over it as
+    on a sphere: a head turned by ``yaw`` radians has them shifted by ``sin(yaw) * width / 2``
+    sideways, towards the image's right for a positive ``yaw``; tilted by ``pitch``, by
+    ``sin(pitch) * 1.3 * width / 2`` upwards for a positive ``pitch``. Facing the camera, the eyes
+    are at 0.4 of the head's height from its top.
 
     :param centre: the head's centre ``(x, y)``.
     :param width: the head's width.
     :param eyes: the eye centres, the image-left eye first.
     :param yaw: the head's turn in radians, positive towards the image's right.
+    :param pitch: the head's tilt in radians, positive upwards.
     """
 
     centre: Point
     width: float
     eyes: tuple[Point, Point]
     yaw: float
+    pitch: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ class FaceTruth:
     faces: list[list[DrawnFace]] = field(repr=False)
 
 
-def draw_face(image: np.ndarray, centre: Point, width: float, yaw: float = 0.0) -> DrawnFace:
+def draw_face(image: np.ndarray, centre: Point, width: float, yaw: float = 0.0, pitch: float = 0.0) -> DrawnFace:
     """Draw a face (skin ellipse; eyes, brows, nose and mouth as soft dark blobs) into a BGR image.
 
     The blobs have the light/dark layout OpenCV's frontal face and eye cascades respond to.
@@ -204,18 +208,19 @@ def draw_face(image: np.ndarray, centre: Point, width: float, yaw: float = 0.0) 
         shade[...] += depth * np.exp(-(((xx - px) / sx) ** 2 + ((yy - py) / sy) ** 2))
 
     shift = float(np.sin(yaw)) * width / 2
-    eye_y = cy - 0.1 * height
+    lift = float(np.sin(pitch)) * height / 2
+    eye_y = cy - 0.1 * height - lift
     eyes = []
     for side in (-1, 1):
         ex = cx + side * 0.22 * width + shift
         eyes.append((ex, eye_y))
         blob(ex, eye_y, 0.11 * width, 0.06 * width, 140)
         blob(ex, eye_y - 0.11 * width, 0.14 * width, 0.025 * width, 80)
-    blob(cx + shift, cy + 0.12 * height, 0.06 * width, 0.03 * width, 50)
-    blob(cx + shift, cy + 0.27 * height, 0.15 * width, 0.035 * width, 90)
+    blob(cx + shift, cy + 0.12 * height - lift, 0.06 * width, 0.03 * width, 50)
+    blob(cx + shift, cy + 0.27 * height - lift, 0.15 * width, 0.035 * width, 90)
     region -= (shade * inside)[..., None]
     image[y0:y1, x0:x1] = np.clip(region, 0, 255).astype(np.uint8)
-    return DrawnFace((cx, cy), width, (eyes[0], eyes[1]), yaw)
+    return DrawnFace((cx, cy), width, (eyes[0], eyes[1]), yaw, pitch)
 
 
 def make_face_video(
@@ -224,35 +229,37 @@ def make_face_video(
     seconds: float = 2.0,
     fps: float = 24.0,
     size: tuple[int, int] = (320, 240),
-    max_yaw: float = 0.3,
+    max_angle: float = 0.3,
 ) -> FaceTruth:
-    """Write an ``.mp4`` of two faces on a static texture: the left one turns, the right one faces the camera.
+    """Write an ``.mp4`` of two faces on a static bluish texture: the left one turns its head, the right one nods.
 
-    The left face's yaw goes linearly from ``-max_yaw`` to ``+max_yaw`` over the video; faces are
-    ``0.28 * width`` wide, each centred in its half of the frame.
+    Over the video the left face's yaw goes linearly from ``-max_angle`` to ``+max_angle`` (pitch 0)
+    and the right face's pitch from ``+max_angle`` to ``-max_angle`` (yaw 0). Faces are ``0.28 *
+    width`` wide, each centred in its half of the frame.
 
     :param path: where to write the video; its folder must exist.
     :param seconds: duration; the video has ``round(seconds * fps)`` frames.
     :param fps: frame rate.
     :param size: ``(width, height)`` in pixels.
-    :param max_yaw: the turning face's largest yaw, in radians (keep it within about 0.4: the
+    :param max_angle: the largest yaw and pitch, in radians (keep it within about 0.35: the
         frontal-face detector loses faces turned further).
     """
-
     width, height = size
     background = _background(width, height, 11)
+    # Halve the red: no tile of the texture has the faces' skin colour, whose outline gaze measures.
+    background[..., 2] //= 2
     frame_count = max(1, round(seconds * fps))
     face_width = 0.28 * width
     writer = _mp4_writer(path, fps, (width, height))
     faces: list[list[DrawnFace]] = []
     try:
         for index in range(frame_count):
-            progress = index / max(1, frame_count - 1)
+            angle = max_angle * (2 * index / max(1, frame_count - 1) - 1)
             frame = background.copy()
-            turning = draw_face(frame, (width / 4, height / 2), face_width, max_yaw * (2 * progress - 1))
-            frontal = draw_face(frame, (3 * width / 4, height / 2), face_width, 0.0)
+            turning = draw_face(frame, (width / 4, height / 2), face_width, yaw=angle)
+            nodding = draw_face(frame, (3 * width / 4, height / 2), face_width, pitch=-angle)
             writer.write(frame)
-            faces.append([turning, frontal])
+            faces.append([turning, nodding])
     finally:
         writer.release()
     return FaceTruth(Path(path), float(fps), (width, height), frame_count, faces)

@@ -107,7 +107,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SampleTruth]:
 
 @pytest.fixture(scope="session")
 def face_video(tmp_path_factory: pytest.TempPathFactory) -> FaceTruth:
-    """Two drawn faces for 2 s at 24 fps: the left one turns from yaw -0.3 to +0.3 rad, the right one is frontal."""
+    """Two drawn faces for 2 s at 24 fps: the left one turns (yaw -0.3 to +0.3 rad), the right one nods
+    (pitch +0.3 to -0.3 rad)."""
     return make_face_video(tmp_path_factory.mktemp("faces") / "faces.mp4", seconds=2, fps=24.0)
 
 

@@ -85,7 +85,7 @@ def nearest(faces, x: float, y: float):
     return min(faces, key=lambda face: math.dist(face.centre, (x, y)))
 
 
-def test_gaze_finds_the_drawn_faces_their_eyes_and_their_yaw(api, face_video):
+def test_gaze_finds_the_drawn_faces_their_eyes_and_their_head_angles(api, face_video):
     result = api.run(face_video.path, 4, [GAZE])
     assert len(result["gaze"]) == len(result["frame_offset"]) == 8
     for offset, frame in zip(result["frame_offset"], result["gaze"], strict=True):
@@ -97,16 +97,22 @@ def test_gaze_finds_the_drawn_faces_their_eyes_and_their_yaw(api, face_video):
             assert set(face) == FACE_KEYS
             assert face["class"] == "face" and face["class_id"] == 0 and 0 < face["confidence"] <= 1
             truth = nearest(face_video.faces[offset], face["x"], face["y"])
-            assert math.dist((face["x"], face["y"]), truth.centre) < 0.1 * truth.width
+            # The detector's box follows the eyes, nose and mouth, which move over a turned or tilted head.
+            assert math.dist((face["x"], face["y"]), truth.centre) < 0.2 * truth.width
+            for eye_x, eye_y in truth.eyes:
+                assert abs(eye_x - face["x"]) < face["width"] / 2 and abs(eye_y - face["y"]) < face["height"] / 2
             assert [set(point) for point in face["landmarks"]] == [{"x", "y"}, {"x", "y"}]
             for found, drawn in zip(face["landmarks"], truth.eyes, strict=True):  # image-left eye first
                 assert math.dist((found["x"], found["y"]), drawn) < 3, (found, drawn)
-            assert abs(prediction["yaw"] - truth.yaw) < 0.05, (offset, prediction["yaw"], truth.yaw)
-            assert abs(prediction["pitch"]) < 0.1  # every drawn face looks straight ahead vertically
-    # The documented sign: positive when the face turns toward the image's right.
+            assert abs(prediction["yaw"] - truth.yaw) < 0.05, (offset, prediction, truth)
+            assert abs(prediction["pitch"] - truth.pitch) < 0.05, (offset, prediction, truth)
+    # The documented signs: yaw positive when the face turns toward the image's right, pitch when it tilts up.
     turning = [min(frame["predictions"], key=lambda p: p["face"]["x"])["yaw"] for frame in result["gaze"]]
     assert turning[0] < -0.2 and turning[-1] > 0.2
     assert turning == sorted(turning)
+    nodding = [max(frame["predictions"], key=lambda p: p["face"]["x"])["pitch"] for frame in result["gaze"]]
+    assert nodding[0] > 0.2 and nodding[-1] < -0.2
+    assert nodding == sorted(nodding, reverse=True)
 
 
 def test_clip_and_gaze_treat_inference_params_like_every_builtin_model(api, face_video, caplog):
@@ -174,7 +180,7 @@ def test_a_job_submitted_as_the_sdk_does_reads_back_typed(server, face_video, tm
             assert len(face.landmarks) == 2 and -math.pi / 2 <= face.yaw <= math.pi / 2
         assert isinstance(faces, Detections)
         for drawn in face_video.faces[frame.frame_offset]:
-            assert any(math.dist((d.x, d.y), drawn.centre) < 0.1 * drawn.width for d in faces.detections)
+            assert any(math.dist((d.x, d.y), drawn.centre) < 0.2 * drawn.width for d in faces.detections)
 
 
 @pytest.mark.parametrize("model", [CLIP, GAZE])
