@@ -22,6 +22,10 @@ EYE_X_FRACTIONS = (0.3, 0.7)
 EYE_Y_FRACTION = 0.39
 
 
+Eyes = tuple[tuple[float, float] | None, tuple[float, float] | None]
+"""The centres of a face's eyes, image-left first; None for an eye not found."""
+
+
 @dataclass(frozen=True)
 class Face:
     """A face found in a frame.
@@ -91,10 +95,6 @@ def find_eyes(classifier: Any, image: np.ndarray, face: Face) -> Eyes:
         best = min(candidates, key=lambda c: math.dist(c, expected), default=None)
         eyes.append(best)
     return eyes[0], eyes[1]
-
-
-Eyes = tuple[tuple[float, float] | None, tuple[float, float] | None]
-"""The centres of a face's eyes, image-left first; None for an eye not found."""
 
 
 class _FrameFaces:
