@@ -1,6 +1,6 @@
 """How much a local-server job costs over just decoding its video.
 
-Run: ``python benchmarks/bench_server_processing.py [--seconds 30] [--fps 30] [--infer-fps 5]``.
+Run: ``python benchmarks/bench_server_processing.py [--seconds 30] [--fps 30] [--infer-fps 5] [--only MODEL_ID]``.
 Generates a 640x360 video, times decoding it alone (``grab()`` every frame, and ``read()`` every
 frame), then runs jobs on a real in-process server and reports their processing time (the
 server's ``started_at`` → ``finished_at``) as a ratio of the decode-only time. Not a test.
@@ -64,6 +64,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--infer-fps", type=int, default=5)
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="MODEL_ID", help="run only the scenarios with this model"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +93,12 @@ def main() -> None:
                 ("motion-classification", "classification"),
             ],
             [("motion-detection", "object-detection"), ("people-detection", "object-detection")],
+            [("clip", "clip-embed-image")],
+            [("gaze", "gaze-detection")],
+            [("face-detection", "object-detection"), ("clip", "clip-embed-image"), ("gaze", "gaze-detection")],
         ]
+        if args.only:
+            scenarios = [models for models in scenarios if any(m in args.only for m, _ in models)]
         with run_server(Path(tmp) / "data", workers=1) as server:
             for models in scenarios:
                 processing, wall = run_job(server, video, args.infer_fps, models)

@@ -4,7 +4,7 @@
 
     videoinfer-server [serve] --host 127.0.0.1 --port 9050 --data-dir DIR --api-key KEY [options]
     videoinfer-server models [--model module:callable ...]
-    videoinfer-server sample OUT.mp4 [--seconds S] [--fps F] [--width W] [--height H] [--objects N]
+    videoinfer-server sample OUT.mp4 [--seconds S] [--fps F] [--width W] [--height H] [--objects N | --faces]
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def list_models(argv: Sequence[str]) -> int:
 
 
 def sample(argv: Sequence[str]) -> int:
-    """Write a test video of moving rectangles."""
-    from airflow_provider_videoinfer.server.sample import make_sample_video
+    """Write a test video of moving rectangles, or of two drawn faces (one turning, one nodding)."""
+    from airflow_provider_videoinfer.server.sample import make_face_video, make_sample_video
 
     p = argparse.ArgumentParser(prog="videoinfer-server sample", description="Write a test video (mp4).")
     p.add_argument("out", help="output file, e.g. sample.mp4")
@@ -149,10 +149,14 @@ def sample(argv: Sequence[str]) -> int:
     p.add_argument("--fps", type=float, default=24.0)
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
-    p.add_argument("--objects", type=int, default=2)
+    p.add_argument("--objects", type=int, default=2, help="moving rectangles (default 2)")
+    p.add_argument("--faces", action="store_true", help="two drawn faces instead, for the face and gaze models")
     args = p.parse_args(argv)
-    truth = make_sample_video(
-        args.out, seconds=args.seconds, fps=args.fps, size=(args.width, args.height), objects=args.objects
+    size = (args.width, args.height)
+    truth = (
+        make_face_video(args.out, seconds=args.seconds, fps=args.fps, size=size)
+        if args.faces
+        else make_sample_video(args.out, seconds=args.seconds, fps=args.fps, size=size, objects=args.objects)
     )
     print(f"wrote {truth.path} ({truth.frame_count} frames at {truth.fps:g} fps, {args.width}x{args.height})")
     return 0

@@ -50,11 +50,6 @@ def classify_input(url: str, signer: Signer) -> UploadInput | RemoteInput:
     return RemoteInput(url)
 
 
-def upload_file(uploads_dir: Path, upload_id: str, ext: str) -> Path:
-    """Where an upload's bytes are stored: under its generated id, never its user-given name."""
-    return uploads_dir / f"{upload_id}.{ext}"
-
-
 def fetch_remote(url: str, dest_dir: Path, max_bytes: int, timeout: float) -> Path:
     """Download ``url`` into ``dest_dir``, streaming, refusing more than ``max_bytes``.
 

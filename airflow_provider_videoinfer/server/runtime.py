@@ -11,9 +11,10 @@ import time
 from airflow_provider_videoinfer.server.config import ServerConfig
 from airflow_provider_videoinfer.server.faults import FaultRegistry
 from airflow_provider_videoinfer.server.models.registry import ModelRegistry, build_registry
+from airflow_provider_videoinfer.server.paths import Paths
 from airflow_provider_videoinfer.server.signing import Signer, load_or_create_secret
-from airflow_provider_videoinfer.server.store import Store
-from airflow_provider_videoinfer.server.worker import JobRunner, Paths
+from airflow_provider_videoinfer.server.store import Job, Store
+from airflow_provider_videoinfer.server.worker import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,12 @@ class ServerRuntime:
         if self._sweeper is not None:
             self._sweeper.join(5)
         self.store.close()
+
+    def reported_status(self, job: Job) -> int:
+        """The contract's ``status`` of a job: 1 until it ends, and during ``min_job_seconds`` in any case."""
+        if self.config.min_job_seconds > 0 and time.time() < job.created_at + self.config.min_job_seconds:
+            return 1
+        return job.code if job.state.is_terminal else 1
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.config.sweep_interval_seconds):

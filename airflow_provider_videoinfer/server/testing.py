@@ -1,4 +1,9 @@
-"""Run the local server in-process, for tests: ``with run_server(tmp_path) as server: ...``."""
+"""Start and stop local servers for tests, the demo and the benchmarks.
+
+:func:`run_server` runs one in a background thread of the caller (``with run_server(tmp_path) as
+server: server.base_url``); :func:`run_server_process` runs the ``videoinfer-server`` command in its
+own process. The models made for tests are in :mod:`airflow_provider_videoinfer.server.models.testing`.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from airflow_provider_videoinfer.server.config import ServerConfig
-from airflow_provider_videoinfer.server.models.base import ModelDefinition, VideoContext, VideoFrame, image_result
 
 
 @dataclass
@@ -100,6 +104,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Runs ``python -m MODULE ARGS...`` with some top-level packages unimportable, as if not installed.
+_LAUNCHER = """
+import runpy, sys
+from importlib.abc import MetaPathFinder
+
+class BlockImports(MetaPathFinder):
+    def __init__(self, names):
+        self.names = names
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (blocked by the test launcher)", name=fullname)
+        return None
+
+blocked, module = set(filter(None, sys.argv[1].split(","))), sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
+sys.meta_path.insert(0, BlockImports(blocked))
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def python_without(packages: Sequence[str], module: str) -> list[str]:
+    """The command running ``python -m module`` in a process where ``packages`` cannot be imported.
+
+    For tests proving that a command does not need a package installed (e.g. the local server without
+    Airflow): ``import airflow`` there raises ``ModuleNotFoundError``, as without Airflow installed.
+
+    :param packages: top-level package names, e.g. ``["airflow"]``.
+    :param module: the module to run, e.g. ``"airflow_provider_videoinfer.server.cli"``.
+    """
+    return [sys.executable, "-c", _LAUNCHER, ",".join(packages), module]
+
+
 @contextmanager
 def run_server_process(
     data_dir: str | Path,
@@ -108,6 +145,7 @@ def run_server_process(
     output: IO[Any] | int | None = None,
     start_timeout: float = 30.0,
     port: int | None = None,
+    block_imports: Sequence[str] = (),
 ) -> Iterator[str]:
     """Run the ``videoinfer-server`` command in its own process on a free loopback port; yield its base URL.
 
@@ -121,12 +159,15 @@ def run_server_process(
     :param start_timeout: seconds to wait for it to answer.
     :param port: the loopback port to listen on; default a free one. Pass the port of a stopped
         server (and its data dir) to restart it at the same address.
+    :param block_imports: packages the process must not be able to import (see :func:`python_without`).
     """
     import httpx
 
     port = port or free_port()
-    command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
-    command += ["--data-dir", str(data_dir), *args]
+    module = "airflow_provider_videoinfer.server.cli"
+    launcher = python_without(block_imports, module) if block_imports else [sys.executable, "-m", module]
+    options = ["--port", str(port), "--data-dir", str(data_dir), *args]
+    command = [*launcher, *options]
     env = {**os.environ, "VIDEOINFER_API_KEY": api_key}
     process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT if output else None)
     base_url = f"http://127.0.0.1:{port}"
@@ -138,7 +179,8 @@ def run_server_process(
                 break
             except httpx.HTTPError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the local server did not start: {' '.join(command[:6])} ...") from None
+                    shown = " ".join(["python -m", module, *options[:4]])
+                    raise RuntimeError(f"the local server did not start: {shown} ...") from None
                 time.sleep(0.1)
         yield base_url
     finally:
@@ -147,35 +189,3 @@ def run_server_process(
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-class _SlowModel:
-    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._delay = float(params.get("delay", 0.05))
-
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
-        time.sleep(self._delay)
-        return image_result(frame, [], self._delay)
-
-
-class _FlakyModel:
-    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._every = int(params.get("fail_every", 2))
-
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
-        if frame.index % self._every == 0:
-            raise RuntimeError("flaky model fails on purpose")
-        return image_result(frame, [], 0.0)
-
-
-def testing_models() -> list[ModelDefinition]:
-    """Models for tests, loaded with ``models=["airflow_provider_videoinfer.server.testing:testing_models"]``.
-
-    ``slow-test`` (object-detection) sleeps ``delay`` seconds per frame (default 0.05) and finds
-    nothing; ``flaky-test`` (object-detection) raises on frames whose index is a multiple of
-    ``fail_every`` (default 2).
-    """
-    return [
-        ModelDefinition("slow-test", "object-detection", _SlowModel, description="sleeps per frame (tests)"),
-        ModelDefinition("flaky-test", "object-detection", _FlakyModel, description="fails some frames (tests)"),
-    ]

@@ -16,41 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_videoinfer.server.config import ServerConfig
+from airflow_provider_videoinfer.server.decoding import Interrupted, VideoReader
 from airflow_provider_videoinfer.server.failures import FailureCode, JobFailure
-from airflow_provider_videoinfer.server.inputs import (
-    RemoteInput,
-    UploadInput,
-    classify_input,
-    fetch_remote,
-    upload_file,
-)
+from airflow_provider_videoinfer.server.inputs import RemoteInput, UploadInput, classify_input, fetch_remote
 from airflow_provider_videoinfer.server.models.base import VideoContext, VideoFrame
 from airflow_provider_videoinfer.server.models.registry import ModelRegistry
+from airflow_provider_videoinfer.server.paths import Paths
+from airflow_provider_videoinfer.server.result_file import ResultWriter, to_json
 from airflow_provider_videoinfer.server.signing import Signer
 from airflow_provider_videoinfer.server.store import Job, Store
-from airflow_provider_videoinfer.server.video import Interrupted, ResultWriter, VideoReader, to_json
 
 log = logging.getLogger(__name__)
-
-
-class Paths:
-    """The data dir's layout."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir
-        self.uploads = data_dir / "uploads"
-        self.results = data_dir / "results"
-        self.work = data_dir / "work"
-        self.database = data_dir / "jobs.sqlite3"
-
-    def create(self) -> None:
-        """Create the folders."""
-        for folder in (self.root, self.uploads, self.results, self.work):
-            folder.mkdir(parents=True, exist_ok=True)
-
-    def result(self, job_id: str) -> Path:
-        """A job's result file."""
-        return self.results / f"{job_id}.json"
 
 
 class JobRunner:
@@ -116,7 +92,7 @@ class JobRunner:
         job = self._store.get_job(job_id)
         if job is None:
             return
-        work_dir = self._paths.work / job_id
+        work_dir = self._paths.job_work(job_id)
         shutil.rmtree(work_dir, ignore_errors=True)
         try:
             frames = self._process(job, work_dir)
@@ -146,7 +122,7 @@ class JobRunner:
             raise JobFailure(FailureCode.INPUT_NOT_FETCHABLE, str(err)) from None
         if isinstance(source, UploadInput):
             upload = self._store.get_upload(source.upload_id)
-            path = upload_file(self._paths.uploads, source.upload_id, upload.ext) if upload else None
+            path = self._paths.upload(source.upload_id, upload.ext) if upload else None
             if upload is None or path is None or not path.exists():
                 raise JobFailure(
                     FailureCode.INPUT_NOT_FETCHABLE,

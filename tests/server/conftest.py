@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_videoinfer.server.sample import SampleTruth, make_sample_video
+from airflow_provider_videoinfer.server.models.testing import TESTING_MODELS
+from airflow_provider_videoinfer.server.sample import FaceTruth, SampleTruth, make_face_video, make_sample_video
 from airflow_provider_videoinfer.server.testing import RunningServer, run_server
 
-TEST_MODELS = "airflow_provider_videoinfer.server.testing:testing_models"
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 
 
@@ -105,10 +105,23 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SampleTruth]:
     }
 
 
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> FaceTruth:
+    """Two drawn faces for 2 s at 24 fps: the left one turns (yaw -0.3 to +0.3 rad), the right one nods
+    (pitch +0.3 to -0.3 rad)."""
+    return make_face_video(tmp_path_factory.mktemp("faces") / "faces.mp4", seconds=2, fps=24.0)
+
+
+@pytest.fixture(scope="session")
+def scene_cut_video(tmp_path_factory: pytest.TempPathFactory) -> SampleTruth:
+    """Moving rectangles for 2 s at 24 fps, on a textured scene that cuts to another one at 1 s."""
+    return make_sample_video(tmp_path_factory.mktemp("cut") / "cut.mp4", seconds=2, fps=24.0, scene_cut_at=1.0)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A server shared by a test module: faults enabled, test models loaded."""
-    with run_server(tmp_path_factory.mktemp("data"), enable_faults=True, models=[TEST_MODELS]) as running:
+    with run_server(tmp_path_factory.mktemp("data"), enable_faults=True, models=[TESTING_MODELS]) as running:
         yield running
 
 

@@ -93,6 +93,10 @@ def test_sample_command_writes_a_video(tmp_path):
         assert cli_main(["sample", str(out), "--seconds", "1.5"]) == 0
     assert out.stat().st_size > 0
     assert "36 frames" in printed.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert cli_main(["sample", str(tmp_path / "faces.mp4"), "--faces", "--seconds", "1"]) == 0
+    assert "24 frames" in printed.getvalue()
+    assert (tmp_path / "faces.mp4").stat().st_size > 0
 
 
 def _free_port() -> int:

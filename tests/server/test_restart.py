@@ -6,9 +6,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from airflow_provider_videoinfer.server.models.testing import TESTING_MODELS
 from airflow_provider_videoinfer.server.testing import run_server
 
-TEST_MODELS = "airflow_provider_videoinfer.server.testing:testing_models"
 SLOW = {
     "model_id": "slow-test",
     "model_version": "1",
@@ -25,7 +25,7 @@ def _on(base_url: str, url: str) -> str:
 
 def test_restart_resumes_running_and_queued_jobs(tmp_path, videos, make_api, wait):
     data = tmp_path / "data"
-    options = {"models": [TEST_MODELS], "workers": 1}
+    options = {"models": [TESTING_MODELS], "workers": 1}
     with run_server(data, **options) as first:
         api = make_api(first)
         url = api.upload(videos["24"].path)

@@ -29,6 +29,8 @@ BUILTIN_MODEL_IDS = (
     "motion-classification",
     "sharpness-classification",
     "face-keypoints",
+    "clip",
+    "gaze",
 )
 
 __all__ = [

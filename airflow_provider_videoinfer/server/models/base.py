@@ -17,12 +17,16 @@ exception on a frame gives ``null`` for that frame in the result file.
 
 from __future__ import annotations
 
+import logging
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,13 +149,42 @@ def simple_model(
     return ModelDefinition(model_id, inference_type, factory, model_version, description)
 
 
-def param_float(params: Mapping[str, Any], name: str, default: float) -> float:
-    """Read a numeric inference parameter, falling back to ``default`` when absent or invalid."""
-    value = params.get(name, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
+def param_float(params: Mapping[str, Any], name: str, default: float, *, minimum: float | None = None) -> float:
+    """Read a numeric inference parameter.
+
+    Every built-in model reads its ``inference_params`` through this function or :func:`param_int`,
+    so they all treat them alike: keys a model does not use are ignored, and a value that is not a
+    finite number (a numeric string counts), or is below ``minimum``, is replaced by ``default`` with
+    a warning in the server's log. A job never fails because of its ``inference_params``.
+
+    :param params: the job's ``inference_params`` for this model.
+    :param name: the parameter.
+    :param default: used when the parameter is absent or invalid.
+    :param minimum: the smallest valid value; None for no bound.
+    """
+    if name not in params:
         return default
+    value = params[name]
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
+        bound = f" of at least {minimum:g}" if minimum is not None else ""
+        log.warning(
+            "inference_params.%s=%r is not a number%s; using the default %g", name, value, bound, default
+        )
+        return default
+    return number
+
+
+def param_int(params: Mapping[str, Any], name: str, default: int, *, minimum: int | None = None) -> int:
+    """Read an integer inference parameter, like :func:`param_float`; a fractional value is invalid."""
+    number = param_float(params, name, float(default), minimum=minimum)
+    if not number.is_integer():
+        log.warning("inference_params.%s=%r is not an integer; using the default %d", name, number, default)
+        return default
+    return int(number)
 
 
 def box_prediction(

@@ -1,4 +1,4 @@
-"""Built-in models on still frames: people (HOG), faces and eyes (Haar cascades), sharpness.
+"""Built-in models on still frames: people (HOG), faces and eyes (Haar cascades, see ``faces.py``), sharpness.
 
 Classic computer vision on the CPU, shipped with OpenCV, nothing downloaded. Confidences are
 heuristic mappings of the detectors' scores into [0, 1].
@@ -6,7 +6,6 @@ heuristic mappings of the detectors' scores into [0, 1].
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,26 +21,7 @@ from airflow_provider_videoinfer.server.models.base import (
     image_result,
     param_float,
 )
-
-
-def _squash(score: float) -> float:
-    """Map a detector score (unbounded, 0 = undecided) into (0, 1)."""
-    return 1.0 / (1.0 + math.exp(-float(score)))
-
-
-def _gray(frame: VideoFrame) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-
-
-def _cascade(name: str) -> Any:
-    import cv2
-
-    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
-    if classifier.empty():
-        raise RuntimeError(f"OpenCV's cascade {name} could not be loaded")
-    return classifier
+from airflow_provider_videoinfer.server.models.faces import FaceFinder, gray, squash
 
 
 class PeopleDetector:
@@ -62,85 +42,55 @@ class PeopleDetector:
         rects, weights = self._hog.detectMultiScale(frame.image, winStride=(8, 8), padding=(8, 8), scale=1.05)
         predictions = []
         for (x, y, w, h), weight in zip(rects, np.ravel(weights) if len(rects) else [], strict=True):
-            confidence = _squash(weight)
+            confidence = squash(weight)
             if confidence >= self._threshold:
                 predictions.append(box_prediction(x, y, w, h, confidence, "person", 0))
         return image_result(frame, predictions, time.perf_counter() - started)
-
-
-def _detect_faces(classifier: Any, gray: np.ndarray) -> list[tuple[tuple[int, int, int, int], float]]:
-    min_side = max(20, min(gray.shape[:2]) // 20)
-    rects, _levels, weights = classifier.detectMultiScale3(
-        gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side), outputRejectLevels=True
-    )
-    if len(rects) == 0:
-        return []
-    pairs = zip(rects, np.ravel(weights), strict=True)
-    return [((int(r[0]), int(r[1]), int(r[2]), int(r[3])), _squash(weight)) for r, weight in pairs]
 
 
 class FaceDetector:
     """``face-detection``: Haar cascade of frontal faces. Params: ``confidence`` (default 0.5)."""
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._faces = _cascade("haarcascade_frontalface_default.xml")
-        self._threshold = param_float(params, "confidence", 0.5)
+        self._finder = FaceFinder(params, context)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
-        predictions = [
-            box_prediction(*rect, confidence, "face", 0)
-            for rect, confidence in _detect_faces(self._faces, _gray(frame))
-            if confidence >= self._threshold
-        ]
+        predictions = [box_prediction(*face.box, face.confidence, "face", 0) for face in self._finder.faces(frame)]
         return image_result(frame, predictions, time.perf_counter() - started)
 
 
 class FaceKeypoints:
     """``face-keypoints``: faces with ``left_eye``/``right_eye`` keypoints (Haar eye cascade).
 
-    Eyes are searched in the upper half of each face; an eye not found is left out of the list.
+    Eyes are searched in the upper half of each face (see :func:`.faces.find_eyes`); an eye not found
+    is left out of the list.
     Params: ``confidence`` (default 0.5).
     """
 
     KEYPOINTS = ("left_eye", "right_eye")
 
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
-        self._faces = _cascade("haarcascade_frontalface_default.xml")
-        self._eyes = _cascade("haarcascade_eye.xml")
-        self._threshold = param_float(params, "confidence", 0.5)
+        self._finder = FaceFinder(params, context)
 
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
-        gray = _gray(frame)
         predictions = []
-        for (x, y, w, h), confidence in _detect_faces(self._faces, gray):
-            if confidence < self._threshold:
-                continue
-            prediction = box_prediction(x, y, w, h, confidence, "face", 0)
-            roi = gray[y : y + h // 2, x : x + w]
-            eyes = self._eyes.detectMultiScale(
-                roi, scaleFactor=1.1, minNeighbors=3, minSize=(max(4, w // 10),) * 2
-            )
-            centres = sorted((ex + ew / 2, ey + eh / 2) for ex, ey, ew, eh in eyes)[:2] if len(eyes) else []
-            keypoints: list[dict[str, Any]] = []
-            for cx, cy in centres:
-                # Image-left eye is the person's right eye; name them by image side, documented.
-                name = "left_eye" if cx < w / 2 else "right_eye"
-                if any(k["class"] == name for k in keypoints):
-                    continue
-                keypoints.append(
-                    {
-                        "x": round(x + cx, 1),
-                        "y": round(y + cy, 1),
-                        "confidence": 1.0,
-                        "class": name,
-                        "class_id": self.KEYPOINTS.index(name),
-                    }
-                )
-            prediction["keypoints"] = keypoints
+        for face in self._finder.faces(frame):
+            prediction = box_prediction(*face.box, face.confidence, "face", 0)
+            # Named by image side: the image-left eye is the person's right eye.
+            eyes = self._finder.eyes(frame, face)
+            prediction["keypoints"] = [
+                _keypoint(eye, name, class_id)
+                for class_id, (name, eye) in enumerate(zip(self.KEYPOINTS, eyes, strict=True))
+                if eye is not None
+            ]
             predictions.append(prediction)
         return image_result(frame, predictions, time.perf_counter() - started)
+
+
+def _keypoint(centre: tuple[float, float], name: str, class_id: int) -> dict[str, Any]:
+    return {"x": round(centre[0], 1), "y": round(centre[1], 1), "confidence": 1.0, "class": name, "class_id": class_id}
 
 
 class SharpnessClassifier:
@@ -158,7 +108,7 @@ class SharpnessClassifier:
         import cv2
 
         started = time.perf_counter()
-        variance = float(cv2.Laplacian(_gray(frame), cv2.CV_64F).var())
+        variance = float(cv2.Laplacian(gray(frame), cv2.CV_64F).var())
         sharp = variance / (variance + self._threshold)
         scores = {"sharp": sharp, "blurry": 1.0 - sharp}
         result = classification_result(frame, scores, self.CLASS_IDS, time.perf_counter() - started)

@@ -10,7 +10,7 @@ old is as good, and the median is most of the cost). The first two sampled frame
 background yet: they get no detections (classification: ``still``). All the motion models of a
 job share one background model.
 
-Params (all optional): ``threshold`` colour difference to count as foreground (0-255, default 30),
+Params (all optional): ``threshold`` colour difference to count as foreground (1-255, default 30),
 ``min_area`` smallest blob as a fraction of the frame (default 0.0005), ``confidence`` smallest
 blob confidence, i.e. how much of its box the blob fills (default 0.3); classification also
 ``motion_fraction``, the foreground fraction at which moving and still are equally likely
@@ -63,6 +63,12 @@ class MotionState:
     scale: float
     blobs: list[Blob]
     fraction: float
+    threshold: float
+    """The colour difference at which a pixel counts as foreground."""
+
+    def foreground_confidence(self) -> np.ndarray:
+        """How surely each pixel is foreground (0-1) at working resolution: twice the threshold is sure."""
+        return np.clip(self.strength.astype(np.float32) / (2.0 * self.threshold), 0.0, 1.0)
 
 
 class MotionTracker:
@@ -79,8 +85,8 @@ class MotionTracker:
     @classmethod
     def for_job(cls, context: VideoContext, params: Mapping[str, Any]) -> MotionTracker:
         """The tracker of this job for these params, shared by the job's motion models."""
-        threshold = param_float(params, "threshold", 30.0)
-        min_area = param_float(params, "min_area", 0.0005)
+        threshold = param_float(params, "threshold", 30.0, minimum=1.0)
+        min_area = param_float(params, "min_area", 0.0005, minimum=0.0)
         key = f"motion-tracker:{threshold}:{min_area}"
         if key not in context.shared:
             context.shared[key] = cls(context, threshold, min_area)
@@ -106,7 +112,7 @@ class MotionTracker:
         self._history.append(small)
         empty = np.zeros(small.shape[:2], dtype=np.uint8)
         if len(self._history) < _MIN_HISTORY:
-            return MotionState(False, empty, empty, scale, [], 0.0)
+            return MotionState(False, empty, empty, scale, [], 0.0, self._threshold)
         self._seen += 1
         full = len(self._history) == self._history.maxlen
         if self._background is None or not full or self._seen % 2 == 0:
@@ -136,14 +142,14 @@ class MotionTracker:
                 )
             )
         blobs.sort(key=lambda b: -b.box[2] * b.box[3])
-        return MotionState(True, mask, strength, scale, blobs, float(np.count_nonzero(mask)) / mask.size)
+        fraction = float(np.count_nonzero(mask)) / mask.size
+        return MotionState(True, mask, strength, scale, blobs, fraction, self._threshold)
 
 
 class _MotionModel:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._tracker = MotionTracker.for_job(context, params)
         self._confidence = param_float(params, "confidence", 0.3)
-        self._params = params
 
     def _blobs(self, state: MotionState) -> list[Blob]:
         return [blob for blob in state.blobs if blob.fill >= self._confidence]
@@ -195,7 +201,7 @@ class ForegroundSegmenter(_MotionModel):
         state = self._tracker.analyse(frame)
         size = (frame.width, frame.height)
         classes: np.ndarray = (state.mask > 0).astype(np.uint8)
-        fg_conf = np.clip(state.strength.astype(np.float32) / (2.0 * self._tracker._threshold), 0.0, 1.0)
+        fg_conf = state.foreground_confidence()
         confidence = np.where(classes == 1, fg_conf, 1.0 - fg_conf) if state.ready else np.ones_like(fg_conf)
         confidence_u8: np.ndarray = (confidence * 255).round().astype(np.uint8)
         if state.scale < 1.0:
@@ -214,11 +220,14 @@ class MotionClassifier(_MotionModel):
 
     CLASS_IDS = {"still": 0, "moving": 1}
 
+    def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
+        super().__init__(params, context)
+        self._half = max(1e-6, param_float(params, "motion_fraction", 0.005))
+
     def infer(self, frame: VideoFrame) -> dict[str, Any]:
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
-        half = max(1e-6, param_float(self._params, "motion_fraction", 0.005))
-        moving = min(1.0, state.fraction / (2 * half))
+        moving = min(1.0, state.fraction / (2 * self._half))
         scores = {"moving": moving, "still": 1.0 - moving}
         result = classification_result(frame, scores, self.CLASS_IDS, time.perf_counter() - started)
         result["foreground_fraction"] = round(state.fraction, 5)

@@ -119,10 +119,12 @@ def build_registry(providers: Iterable[str] = (), *, load_entry_points: bool = T
         entry point is logged and skipped.
     """
     from airflow_provider_videoinfer.server.models.builtin import still_frame_models
+    from airflow_provider_videoinfer.server.models.clip import clip_model
+    from airflow_provider_videoinfer.server.models.gaze import gaze_model
     from airflow_provider_videoinfer.server.models.motion import motion_models
 
     registry = ModelRegistry()
-    registry.add_all(still_frame_models() + motion_models(), "builtin")
+    registry.add_all([*still_frame_models(), *motion_models(), clip_model(), gaze_model()], "builtin")
     if load_entry_points:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
