@@ -354,11 +354,11 @@ def test_sources_local_uri_object_storage_memory_and_non_seekable(tmp_path):
 # --- malformed files ----------------------------------------------------------------------------
 
 
-def test_unequal_lists_name_the_key(tmp_path):
+def test_unequal_offsets_name_the_keys(tmp_path):
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"frame_offset": [0, 6, 12], "time_offset": [0, 0.25, 0.5], "cars": [None, None]}))
+    path.write_text(json.dumps({"frame_offset": [0, 6, 12], "time_offset": [0, 0.25], "cars": [None, None, None]}))
 
-    with pytest.raises(VideoInferResultFileError, match="list 'cars' has 2 elements but 'frame_offset' has 3"):
+    with pytest.raises(VideoInferResultFileError, match="list 'time_offset' has 2 elements but 'frame_offset' has 3"):
         ResultReader(path)
 
 

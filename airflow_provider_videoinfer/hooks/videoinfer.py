@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -317,16 +316,13 @@ class VideoInferHook(BaseHook):
     def download_result(self, output_url: str, destination: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """Stream a job's result JSON to a local path or ``ObjectStoragePath``; return the destination.
 
-        A local file appears complete or not at all (written beside it, then renamed).
+        The file appears complete or not at all (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
 
         :param output_url: the job's ``output_signed_url`` (no API key is sent with it).
         :param destination: a local path, or any ``ObjectStoragePath``/fsspec URI.
         """
         api.validate_input_url(output_url)
         what = "download of the job result"
-        target = storage.resolve(destination)
-        if isinstance(target, Path):
-            target.parent.mkdir(parents=True, exist_ok=True)
 
         def attempt() -> None:
             response = self._send(
@@ -336,22 +332,12 @@ class VideoInferHook(BaseHook):
                 stream=True,
                 timeout=(self.settings.connect_timeout, self.settings.transfer_timeout),
             )
-            with response:
-                if isinstance(target, Path):
-                    partial = target.with_name(target.name + ".part")
-                    try:
-                        with partial.open("wb") as out:
-                            _copy(response, out, what, self.settings.api_key)
-                        partial.replace(target)
-                    finally:
-                        partial.unlink(missing_ok=True)
-                else:
-                    with target.open("wb") as out:
-                        _copy(response, out, what, self.settings.api_key)
+            with response, storage.atomic_write(destination) as out:
+                _copy(response, out, what, self.settings.api_key)
 
         self._retrying(attempt)
-        self.log.info("Downloaded the job result to %s.", target)
-        return str(target)
+        self.log.info("Downloaded the job result to %s.", storage.describe_location(destination))
+        return storage.local_path(destination) or storage.describe_location(destination)
 
     def _call(
         self,
