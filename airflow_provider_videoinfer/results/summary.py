@@ -31,6 +31,7 @@ DEFAULT_MAX_CLASSES = 100
 DEFAULT_MAX_SCENE_CHANGES = 10
 MAX_CLASSES_PER_BUCKET = 20
 UNLABELLED = "unlabelled"
+_CLASS_NAME = operator.attrgetter("class_name")
 
 
 def _top(counter: Counter[str], limit: int) -> dict[str, int]:
@@ -185,9 +186,14 @@ class _ModelSummary:
         if self.inference_type is None or isinstance(result, Detections):
             self.inference_type = result.inference_type
         if isinstance(result, Detections):
-            self._add_objects(frame, [d.class_name or UNLABELLED for d in result.detections])
+            if result.detections:
+                counts = Counter(map(_CLASS_NAME, result.detections))
+                if None in counts:
+                    counts[UNLABELLED] += counts.pop(None)  # type: ignore[call-overload]
+                self._add_objects(frame, len(result.detections), counts)
         elif isinstance(result, GazeResult):
-            self._add_objects(frame, ["face"] * len(result.gazes))
+            if result.gazes:
+                self._add_objects(frame, len(result.gazes), Counter(face=len(result.gazes)))
             for face in result.gazes:
                 self.yaw.add(face.yaw)
                 self.pitch.add(face.pitch)
@@ -206,15 +212,12 @@ class _ModelSummary:
                 self.embeddings = _EmbeddingChanges(self.max_changes)
             self.embeddings.add(frame, result.vector)
 
-    def _add_objects(self, frame: ResultFrame, names: list[str]) -> None:
-        if not names:
-            return
-        counts = Counter(names)
-        self.predictions += len(names)
+    def _add_objects(self, frame: ResultFrame, count: int, counts: Counter[str]) -> None:
+        self.predictions += count
         self.frames_with_predictions += 1
         self.class_counts.update(counts)
-        if len(names) > self.max_objects["count"]:
-            self.max_objects = {"count": len(names), **_when(frame)}
+        if count > self.max_objects["count"]:
+            self.max_objects = {"count": count, **_when(frame)}
         self._add_timeline(frame, counts, peak=True)
 
     def _add_timeline(self, frame: ResultFrame, counts: Mapping[str, int], peak: bool) -> None:
