@@ -84,15 +84,26 @@ def asset_uri(location: Location) -> str:
 
 
 def is_folder(location: Location) -> bool:
-    """Whether ``location`` names a folder: it ends with ``/``, or is an existing directory."""
+    """Whether ``location`` names a folder: it ends with ``/``, or is an existing directory.
+
+    Used on destinations before a download, so it also checks what it can of a remote one.
+
+    :raises VideoInferStorageError: its bucket does not exist, or access is denied.
+    """
     text = _text(location)
-    if text.endswith(("/", os.sep)):
-        return True
     path = local_path(location)
     if path is not None:
-        return os.path.isdir(path)
+        return text.endswith(("/", os.sep)) or os.path.isdir(path)
     fs, fs_path = filesystem(location)
-    return bool(_guard(location, "check", lambda: fs.isdir(fs_path)))
+
+    def check() -> bool:
+        folder = bool(fs.isdir(fs_path))  # first: it raises when access is denied, exists() does not
+        bucket = fs.split_path(fs_path)[0] if hasattr(fs, "split_path") else None
+        if bucket and not fs.exists(bucket):
+            raise FileNotFoundError(f"bucket {bucket!r} does not exist")
+        return text.endswith("/") or folder
+
+    return bool(_guard(location, "write to", check))
 
 
 def in_folder(folder: Location, name: str) -> Location:

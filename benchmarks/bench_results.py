@@ -74,8 +74,17 @@ def write_result_file(path: Path, frames: int, detections: int, models: int = 1,
             out.write(f', "{SCENE}": [')
             for frame in range(frames):
                 top = ("street", "highway", "parking")[frame // 600 % 3]
-                scores = [{"class": top, "class_id": 0, "confidence": 0.8}, {"class": "other", "class_id": 1, "confidence": 0.2}]
-                body = {"time": 0.01, "image": {"width": 224, "height": 224}, "predictions": scores, "top": top, "confidence": 0.8}
+                scores = [
+                    {"class": top, "class_id": 0, "confidence": 0.8},
+                    {"class": "other", "class_id": 1, "confidence": 0.2},
+                ]
+                body = {
+                    "time": 0.01,
+                    "image": {"width": 224, "height": 224},
+                    "predictions": scores,
+                    "top": top,
+                    "confidence": 0.8,
+                }
                 out.write((", " if frame else "") + json.dumps(body))
             out.write(f'], "{GAZE}": [')
             for frame in range(frames):
@@ -173,7 +182,9 @@ def run_rows_json_load(path: str) -> int:
                     continue
                 base = {"frame_index": index, "frame_offset": data["frame_offset"][index], "model_id": model_id}
                 if "top" in result:
-                    out.write(json.dumps({**base, "class": result["top"], "confidence": result.get("confidence")}) + "\n")
+                    out.write(
+                        json.dumps({**base, "class": result["top"], "confidence": result.get("confidence")}) + "\n"
+                    )
                     rows += 1
                     continue
                 for p in result.get("predictions") or []:

@@ -344,5 +344,7 @@ def test_a_failed_export_leaves_no_rows_file(storage, tmp_path, rows_format):
 )
 def test_asset_uris_never_carry_a_connection_id(destination):
     for value in (destination, ObjectStoragePath(destination)):
-        operator = VideoInferResultsOperator(task_id="results", output_url="https://example.com/r.json", destination=value)
+        operator = VideoInferResultsOperator(
+            task_id="results", output_url="https://example.com/r.json", destination=value
+        )
         assert operator.outlets == [Asset("s3://bucket/results/x.json")]

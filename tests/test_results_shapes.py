@@ -214,7 +214,7 @@ def tricky_values(rng: random.Random, depth: int = 0) -> Any:
     """Values whose text fools a cut search: brackets, commas and keys inside strings, nesting."""
     choice = rng.random()
     if depth > 3 or choice < 0.3:
-        return rng.choice([1, -2.5e-7, 'a"],[{', "}, {\"time\": ", "é🚚", None, True, float("nan"), float("-inf")])
+        return rng.choice([1, -2.5e-7, 'a"],[{', '}, {"time": ', "é🚚", None, True, float("nan"), float("-inf")])
     if choice < 0.6:
         return [tricky_values(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     return {rng.choice(["time", "x", "],"]): tricky_values(rng, depth + 1) for _ in range(rng.randint(0, 3))}
@@ -247,7 +247,9 @@ def test_batches_read_exactly_what_json_load_reads(tmp_path):
 
 def test_a_long_list_with_a_nan_in_the_middle_is_read_whole(tmp_path):
     cars = [{"predictions": [box(confidence=float("nan") if i == 2500 else 0.5)]} for i in range(5000)]
-    path = write(tmp_path / "r.json", {"frame_offset": list(range(5000)), "time_offset": list(range(5000)), "cars": cars})
+    path = write(
+        tmp_path / "r.json", {"frame_offset": list(range(5000)), "time_offset": list(range(5000)), "cars": cars}
+    )
 
     frames = list(ResultReader(path, chunk_size=4096))
     confidences = [f.results["cars"].detections[0].confidence for f in frames]

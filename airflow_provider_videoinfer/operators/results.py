@@ -40,15 +40,18 @@ def plan_destinations(
     A destination that ends with ``/`` (or, when ``probe``, is an existing folder) is written
     inside it as ``result.json``; a rows destination as ``rows.<format>``.
 
-    :param probe: also ask the file system whether a destination is a folder (not at parse time).
+    :param probe: ask the file system whether a destination is a folder, and whether its bucket
+        exists (not at parse time).
     :raises VideoInferValidationError: both name the same file.
+    :raises VideoInferStorageError: a destination's bucket does not exist, or access is denied.
     """
     planned = []
     names = (RESULT_FILE_NAME, ROWS_FILE_NAME.format(format=rows_format))
     for location, name in zip((destination, rows_destination), names, strict=True):
-        if location is not None and (str(location).endswith(("/", os.sep)) or probe and storage.is_folder(location)):
-            location = storage.in_folder(location, name)
-        planned.append(location)
+        folder = location is not None and (
+            storage.is_folder(location) if probe else str(location).endswith(("/", os.sep))
+        )
+        planned.append(storage.in_folder(location, name) if folder else location)  # type: ignore[arg-type]
     kept, rows = planned
     if kept is not None and rows is not None and asset_uri(kept) == asset_uri(rows):
         raise VideoInferValidationError(
