@@ -118,9 +118,13 @@ _WIRE: dict[str, tuple[Any, Callable[[Any, str], FrameResult]]] = {
     "gaze-detection": (_GazeFrameWire, _gaze_frame),
     "clip-embed-image": (tuple[float, ...], _embedding),
 }
+_WIRE_TYPES = {name: wire for name, (wire, _) in {**_WIRE, "object-detection": (_DetectionsWire, None)}.items()}
 _WIRE_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     name: msgspec.json.Decoder(list[Optional[wire]])  # type: ignore[valid-type]  # noqa: UP045
-    for name, (wire, _) in {**_WIRE, "object-detection": (_DetectionsWire, None)}.items()
+    for name, wire in _WIRE_TYPES.items()
+}
+_WIRE_ELEMENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(wire) for name, wire in _WIRE_TYPES.items()
 }
 
 
@@ -182,6 +186,18 @@ class FrameDecoder:
         return results
 
     def _element(self, raw: msgspec.Raw) -> FrameResult | None:
+        if self.inference_type is not None and not (len(raw) == 4 and bytes(raw) == b"null"):
+            # A model's type is known from its first frames: decode the rest of that batch typed too.
+            kind = family(self.inference_type)
+            decoder = _WIRE_ELEMENT_DECODERS.get(kind)
+            if decoder is not None:
+                try:
+                    wire = decoder.decode(raw)
+                except msgspec.ValidationError:
+                    pass
+                else:
+                    self.count += 1
+                    return self._build([wire], kind)[0]
         try:
             value = _ANY.decode(raw)
         except msgspec.DecodeError:  # e.g. a number out of msgspec's range: the standard library reads it

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import msgspec
 
-DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_CHUNK_SIZE = 512 << 10
 # One list element (one frame's result) larger than this is taken for a malformed file rather
 # than buffered further; semantic-segmentation masks are the largest elements, a few MB at most.
 DEFAULT_MAX_ELEMENT_CHARS = 256 << 20

@@ -43,6 +43,7 @@ ROW_COLUMNS = (
     "keypoints",
 )
 PARQUET_BATCH_ROWS = 65_536
+JSONL_BATCH_ROWS = 4_096
 _INT_COLUMNS = frozenset({"frame_index", "frame_offset", "class_id"})
 _FLOAT_COLUMNS = frozenset({"time_offset", "confidence", "x", "y", "width", "height", "yaw", "pitch"})
 _NESTED = (ROW_COLUMNS.index("points"), ROW_COLUMNS.index("keypoints"))
@@ -202,18 +203,20 @@ class RowsWriter:
         if not rows:
             return
         self.rows += len(rows)
-        if self.rows_format == "jsonl":
-            self._file.write(_ENCODER.encode_lines(rows))  # type: ignore[union-attr]
-        elif self.rows_format == "csv":
+        if self.rows_format == "csv":
             self._csv.writerows(_flat(msgspec.structs.astuple(row)) for row in rows)
-        else:
-            self._batch.extend(rows)
-            if len(self._batch) >= PARQUET_BATCH_ROWS:
-                self._flush_parquet()
+            return
+        self._batch.extend(rows)
+        if len(self._batch) >= (PARQUET_BATCH_ROWS if self.rows_format == "parquet" else JSONL_BATCH_ROWS):
+            self._flush()
 
     write = add
 
-    def _flush_parquet(self) -> None:
+    def _flush(self) -> None:
+        if self.rows_format == "jsonl":
+            self._file.write(_ENCODER.encode_lines(self._batch))  # type: ignore[union-attr]
+            self._batch = []
+            return
         pa = self._pyarrow
         if self._parquet is None:
             schema = pa.schema([(name, _parquet_type(pa, name)) for name in ROW_COLUMNS])
@@ -231,8 +234,8 @@ class RowsWriter:
         with stack:
             if exc is not None:
                 raise exc  # inside the atomic writer, which then discards the file
-            if self.rows_format == "parquet":
-                self._flush_parquet()
+            if self.rows_format != "csv":
+                self._flush()
             if self._parquet is not None:
                 self._parquet.close()
             if self._text is not None:
