@@ -20,6 +20,7 @@ from airflow_provider_videoinfer.results.summary import DEFAULT_MAX_TIMELINE_BUC
 from airflow_provider_videoinfer.storage import asset_uri, describe_location
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 #: The file names used inside a destination that is a folder.
@@ -157,6 +158,7 @@ class VideoInferResultsOperator(BaseOperator):
         """
         url = self._url()
         destination, rows_destination = plan_destinations(self.destination, self.rows_destination, self.rows_format)
+        self._lineage = (url, destination, rows_destination)
         if rows_destination is not None and self.rows_format == "parquet":
             require_pyarrow()  # before a download that may be gigabytes
         with tempfile.TemporaryDirectory(prefix="videoinfer-results-") as temp:
@@ -196,6 +198,13 @@ class VideoInferResultsOperator(BaseOperator):
             f", kept at {result['source']}" if result["source"] else "",
         )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the result file read (its URL without the signature), the kept copy and the rows."""
+        from airflow_provider_videoinfer.lineage import results_lineage
+
+        url, destination, rows = getattr(self, "_lineage", (None, self.destination, self.rows_destination))
+        return results_lineage(url, destination, rows)
 
     def _add_asset_alias_events(self, context: Context, destination: ResultLocation) -> None:
         aliases = [outlet for outlet in self.outlets if isinstance(outlet, AssetAlias)]
