@@ -169,11 +169,11 @@ def _guard(location: Location, action: str, call: Callable[[], Any]) -> Any:
         ) from None
 
 
-def open_location(location: Location, mode: str = "rb") -> IO[bytes]:
+def open_location(location: Location, mode: str = "rb", block_size: int = STREAM_BLOCK_SIZE) -> IO[bytes]:
     """Open a local path, an ``ObjectStoragePath`` or a storage URI in binary ``mode``.
 
-    Remote files are read in blocks of :data:`STREAM_BLOCK_SIZE`, so memory stays bounded
-    whatever their size.
+    :param block_size: remote files are read in requests of this many bytes, and the file
+        system caches about this much, so memory stays bounded whatever their size.
     """
     path = local_path(location)
     if path is not None:
@@ -181,7 +181,7 @@ def open_location(location: Location, mode: str = "rb") -> IO[bytes]:
     if hasattr(location, "open") and not hasattr(location, "fs"):  # another path-like object that opens itself
         return _guard(location, "open", lambda: location.open(mode))  # type: ignore[union-attr,no-any-return]
     fs, fs_path = filesystem(location)
-    options = {"block_size": STREAM_BLOCK_SIZE, "cache_type": "readahead"} if "r" in mode else {}
+    options = {"block_size": block_size, "cache_type": "readahead"} if "r" in mode else {}
     return _guard(location, "open", lambda: fs.open(fs_path, mode, **options))  # type: ignore[no-any-return]
 
 

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ResultLocation = Location
+#: Bytes fetched per request by each list's handle on a remote result file.
+REMOTE_BLOCK_SIZE = 2 << 20
 
 
 class FrameSink(Protocol):
@@ -105,7 +107,8 @@ class ResultReader:
         if path is None:
             with open_location(source) as probe:
                 if probe.seekable():
-                    return lambda: open_location(source)
+                    # One handle per list: a small read-ahead each keeps several lists' memory low.
+                    return lambda: open_location(source, block_size=REMOTE_BLOCK_SIZE)
                 # Copy once so that every list can have its own handle and offset.
                 temp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="videoinfer-result-"))
                 path = os.path.join(temp, "result.json")
