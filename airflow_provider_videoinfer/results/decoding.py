@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Optional, Union
+from typing import Any
 
 import msgspec
 
@@ -50,27 +50,27 @@ class FrameValueError(Exception):
 
 
 class _Image(msgspec.Struct, gc=False):
-    width: Optional[int] = None  # noqa: UP045
-    height: Optional[int] = None  # noqa: UP045
+    width: int | None = None
+    height: int | None = None
 
 
 class _DetectionsWire(msgspec.Struct, gc=False):
     predictions: tuple[Detection, ...] = ()
-    image: Optional[_Image] = None  # noqa: UP045
-    time: Optional[float] = None  # noqa: UP045
+    image: _Image | None = None
+    time: float | None = None
 
 
 class _Score(msgspec.Struct, gc=False):
     confidence: float
-    class_id: Optional[int] = None  # noqa: UP045
+    class_id: int | None = None
 
 
 class _ClassificationWire(msgspec.Struct, gc=False):
     top: str
-    predictions: Union[tuple[ClassPrediction, ...], dict[str, _Score]] = ()  # noqa: UP007
-    confidence: Optional[float] = None  # noqa: UP045
-    image: Optional[_Image] = None  # noqa: UP045
-    time: Optional[float] = None  # noqa: UP045
+    predictions: tuple[ClassPrediction, ...] | dict[str, _Score] = ()
+    confidence: float | None = None
+    image: _Image | None = None
+    time: float | None = None
 
 
 class _Face(msgspec.Struct, gc=False):
@@ -78,7 +78,7 @@ class _Face(msgspec.Struct, gc=False):
     y: float
     width: float
     height: float
-    confidence: Optional[float] = None  # noqa: UP045
+    confidence: float | None = None
     landmarks: tuple[Point, ...] = ()
 
 
@@ -90,7 +90,7 @@ class _GazeWire(msgspec.Struct, gc=False):
 
 class _GazeFrameWire(msgspec.Struct, gc=False):
     predictions: tuple[_GazeWire, ...] = ()
-    time: Optional[float] = None  # noqa: UP045
+    time: float | None = None
 
 
 def _image(image: _Image | None) -> tuple[int | None, int | None]:
@@ -120,7 +120,7 @@ _WIRE: dict[str, tuple[Any, Callable[[Any, str], FrameResult]]] = {
 }
 _WIRE_TYPES = {name: wire for name, (wire, _) in {**_WIRE, "object-detection": (_DetectionsWire, None)}.items()}
 _WIRE_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    name: msgspec.json.Decoder(list[Optional[wire]])  # type: ignore[valid-type]  # noqa: UP045
+    name: msgspec.json.Decoder(list[wire | None])  # type: ignore[valid-type]
     for name, wire in _WIRE_TYPES.items()
 }
 _WIRE_ELEMENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
@@ -235,7 +235,7 @@ class OffsetDecoder:
         self.key = key
         self.integer = integer
         self.count = 0
-        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[int] if integer else list[Optional[float]])  # noqa: UP045
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[int] if integer else list[float | None])
 
     def decode(self, text: bytes) -> list[Any]:
         """Decode the JSON text of a batch of offsets."""

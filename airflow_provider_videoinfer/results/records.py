@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, ClassVar
 
 import msgspec
 
 DETECTION_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
 
 # Records are built by msgspec from the file, and by the functions below from decoded JSON.
-# Optional[...]/Union[...] rather than "X | None": msgspec resolves these annotations at run time
-# on Python 3.10 too.
 
 
 class Point(msgspec.Struct, frozen=True, gc=False):
@@ -37,9 +35,9 @@ class Keypoint(msgspec.Struct, frozen=True, gc=False):
 
     x: float
     y: float
-    confidence: Optional[float] = None  # noqa: UP045
-    class_name: Optional[str] = msgspec.field(default=None, name="class")  # noqa: UP045
-    class_id: Optional[int] = None  # noqa: UP045
+    confidence: float | None = None
+    class_name: str | None = msgspec.field(default=None, name="class")
+    class_id: int | None = None
 
 
 class Detection(msgspec.Struct, frozen=True, gc=False):
@@ -54,11 +52,11 @@ class Detection(msgspec.Struct, frozen=True, gc=False):
     width: float
     height: float
     confidence: float
-    class_name: Optional[str] = msgspec.field(default=None, name="class")  # noqa: UP045
-    class_id: Optional[int] = None  # noqa: UP045
-    detection_id: Optional[str] = None  # noqa: UP045
-    points: Optional[tuple[Point, ...]] = None  # noqa: UP045
-    keypoints: Optional[tuple[Keypoint, ...]] = None  # noqa: UP045
+    class_name: str | None = msgspec.field(default=None, name="class")
+    class_id: int | None = None
+    detection_id: str | None = None
+    points: tuple[Point, ...] | None = None
+    keypoints: tuple[Keypoint, ...] | None = None
 
 
 class Detections(msgspec.Struct, frozen=True, gc=False):
@@ -66,9 +64,9 @@ class Detections(msgspec.Struct, frozen=True, gc=False):
 
     inference_type: str
     detections: tuple[Detection, ...]
-    image_width: Optional[int] = None  # noqa: UP045
-    image_height: Optional[int] = None  # noqa: UP045
-    time: Optional[float] = None  # noqa: UP045
+    image_width: int | None = None
+    image_height: int | None = None
+    time: float | None = None
 
 
 class ClassPrediction(msgspec.Struct, frozen=True, gc=False):
@@ -76,19 +74,19 @@ class ClassPrediction(msgspec.Struct, frozen=True, gc=False):
 
     class_name: str = msgspec.field(name="class")
     confidence: float
-    class_id: Optional[int] = None  # noqa: UP045
+    class_id: int | None = None
 
 
 class Classification(msgspec.Struct, frozen=True, gc=False):
     """The result of a classification model on a frame: the top class and every class's confidence."""
 
     inference_type: ClassVar[str] = "classification"
-    top: Optional[str]  # noqa: UP045
-    confidence: Optional[float]  # noqa: UP045
+    top: str | None
+    confidence: float | None
     predictions: tuple[ClassPrediction, ...] = ()
-    image_width: Optional[int] = None  # noqa: UP045
-    image_height: Optional[int] = None  # noqa: UP045
-    time: Optional[float] = None  # noqa: UP045
+    image_width: int | None = None
+    image_height: int | None = None
+    time: float | None = None
 
 
 class SemanticMask(msgspec.Struct, frozen=True, gc=False):
@@ -102,10 +100,10 @@ class SemanticMask(msgspec.Struct, frozen=True, gc=False):
     inference_type: ClassVar[str] = "semantic-segmentation"
     segmentation_mask: str
     class_map: Mapping[int, str] = msgspec.field(default_factory=dict)
-    confidence_mask: Optional[str] = None  # noqa: UP045
-    image_width: Optional[int] = None  # noqa: UP045
-    image_height: Optional[int] = None  # noqa: UP045
-    time: Optional[float] = None  # noqa: UP045
+    confidence_mask: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    time: float | None = None
 
     def mask_png(self) -> bytes:
         """Return the segmentation mask as PNG bytes (decode them with Pillow or OpenCV)."""
@@ -119,7 +117,7 @@ class Gaze(msgspec.Struct, frozen=True, gc=False):
     y: float
     width: float
     height: float
-    confidence: Optional[float]  # noqa: UP045
+    confidence: float | None
     yaw: float
     pitch: float
     landmarks: tuple[Point, ...] = ()
@@ -130,7 +128,7 @@ class GazeResult(msgspec.Struct, frozen=True, gc=False):
 
     inference_type: ClassVar[str] = "gaze-detection"
     gazes: tuple[Gaze, ...]
-    time: Optional[float] = None  # noqa: UP045
+    time: float | None = None
 
 
 class Embedding(msgspec.Struct, frozen=True, gc=False):
@@ -152,7 +150,7 @@ class UnknownResult(msgspec.Struct, frozen=True, gc=False):
     data: Any
 
 
-FrameResult = Union[Detections, Classification, SemanticMask, GazeResult, Embedding, UnknownResult]  # noqa: UP007
+FrameResult = Detections | Classification | SemanticMask | GazeResult | Embedding | UnknownResult
 
 
 class ResultFrame(msgspec.Struct, frozen=True, gc=False):
@@ -165,9 +163,9 @@ class ResultFrame(msgspec.Struct, frozen=True, gc=False):
     """
 
     index: int
-    frame_offset: Optional[int]  # noqa: UP045
-    time_offset: Optional[float]  # noqa: UP045
-    results: dict[str, Optional[FrameResult]]  # noqa: UP045
+    frame_offset: int | None
+    time_offset: float | None
+    results: dict[str, FrameResult | None]
 
 
 def _is_number(value: Any) -> bool:

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 from collections.abc import Iterator, Mapping
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 import msgspec
 
@@ -58,22 +58,22 @@ class Row(msgspec.Struct, gc=False):
     """
 
     frame_index: int
-    frame_offset: Optional[int]  # noqa: UP045
-    time_offset: Optional[float]  # noqa: UP045
+    frame_offset: int | None
+    time_offset: float | None
     model_id: str
     inference_type: str
-    class_name: Optional[str] = msgspec.field(default=None, name="class")  # noqa: UP045
-    class_id: Optional[int] = None  # noqa: UP045
-    confidence: Optional[float] = None  # noqa: UP045
-    x: Optional[float] = None  # noqa: UP045
-    y: Optional[float] = None  # noqa: UP045
-    width: Optional[float] = None  # noqa: UP045
-    height: Optional[float] = None  # noqa: UP045
-    detection_id: Optional[str] = None  # noqa: UP045
-    yaw: Optional[float] = None  # noqa: UP045
-    pitch: Optional[float] = None  # noqa: UP045
-    points: Optional[list[list[float]]] = None  # noqa: UP045
-    keypoints: Optional[list[dict[str, Any]]] = None  # noqa: UP045
+    class_name: str | None = msgspec.field(default=None, name="class")
+    class_id: int | None = None
+    confidence: float | None = None
+    x: float | None = None
+    y: float | None = None
+    width: float | None = None
+    height: float | None = None
+    detection_id: str | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    points: list[list[float]] | None = None
+    keypoints: list[dict[str, Any]] | None = None
 
 
 def validate_rows_format(rows_format: Any) -> str:
