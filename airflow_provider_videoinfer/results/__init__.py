@@ -31,7 +31,16 @@ _HOMES = {
     "ResultSummary": "summary",
     "write_rows": "rows",
 }
-__all__ = list(_HOMES)
+__all__ = [
+    "ResultFrame",
+    "ResultLocation",
+    "ResultReader",
+    "ResultSummary",
+    "VideoInferResultFileError",
+    "iter_frames",
+    "summarize_result",
+    "write_rows",
+]
 
 
 def __getattr__(name: str) -> Any:
