@@ -23,11 +23,11 @@ from airflow_provider_videoinfer.results.records import (
     Detections,
     Embedding,
     FrameResult,
+    Gaze,
     GazeResult,
     Point,
     detections_type,
     family,
-    gaze,
     parse_frame_result,
 )
 
@@ -105,7 +105,12 @@ def _classification(wire: _ClassificationWire, inference_type: str) -> Classific
 
 
 def _gaze_frame(wire: _GazeFrameWire, inference_type: str) -> GazeResult:
-    return GazeResult(tuple(gaze(p.face, p.yaw, p.pitch) for p in wire.predictions), wire.time)
+    faces = tuple(
+        Gaze(f.x, f.y, f.width, f.height, f.confidence, p.yaw, p.pitch, f.landmarks)
+        for p in wire.predictions
+        for f in (p.face,)
+    )
+    return GazeResult(faces, wire.time)
 
 
 def _embedding(wire: tuple[float, ...], inference_type: str) -> Embedding:

@@ -11,7 +11,7 @@ import heapq
 import math
 import operator
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
@@ -60,6 +60,14 @@ class _Range:
             self.total += value
             self.low = min(self.low, value)
             self.high = max(self.high, value)
+
+    def extend(self, values: Iterable[float]) -> None:
+        finite = [value for value in values if math.isfinite(value)]
+        if finite:
+            self.count += len(finite)
+            self.total += math.fsum(finite)
+            self.low = min(self.low, *finite)
+            self.high = max(self.high, *finite)
 
     def to_dict(self) -> dict[str, float] | None:
         if not self.count:
@@ -193,10 +201,9 @@ class _ModelSummary:
                 self._add_objects(frame, len(result.detections), counts)
         elif isinstance(result, GazeResult):
             if result.gazes:
-                self._add_objects(frame, len(result.gazes), Counter(face=len(result.gazes)))
-            for face in result.gazes:
-                self.yaw.add(face.yaw)
-                self.pitch.add(face.pitch)
+                self._add_objects(frame, len(result.gazes), {"face": len(result.gazes)})
+                self.yaw.extend(face.yaw for face in result.gazes)
+                self.pitch.extend(face.pitch for face in result.gazes)
         elif isinstance(result, Classification):
             if result.top is not None:
                 self.frames_with_predictions += 1
@@ -212,10 +219,12 @@ class _ModelSummary:
                 self.embeddings = _EmbeddingChanges(self.max_changes)
             self.embeddings.add(frame, result.vector)
 
-    def _add_objects(self, frame: ResultFrame, count: int, counts: Counter[str]) -> None:
+    def _add_objects(self, frame: ResultFrame, count: int, counts: Mapping[str, int]) -> None:
         self.predictions += count
         self.frames_with_predictions += 1
-        self.class_counts.update(counts)
+        class_counts = self.class_counts
+        for name, number in counts.items():  # a few classes: faster than Counter.update's checks
+            class_counts[name] += number
         if count > self.max_objects["count"]:
             self.max_objects = {"count": count, **_when(frame)}
         self._add_timeline(frame, counts, peak=True)
