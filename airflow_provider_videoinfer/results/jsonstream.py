@@ -2,7 +2,7 @@
 
 A result file is one JSON object of parallel lists that can reach gigabytes. :func:`index_arrays`
 walks the object once and notes where each top-level list starts and ends and how many elements
-it has; :func:`iter_array` then decodes one list from its offset, so that several lists can be read
+it has; :func:`iter_batches` then decodes one list from its offset, so that several lists can be read
 in lockstep through one file handle each.
 
 The decoding is msgspec's (an Airflow core dependency, written in C): a list is cut into batches
@@ -17,6 +17,7 @@ elements are decoded one by one with the standard library's decoder, which also 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -230,8 +231,11 @@ class _Cursor:
             self.pos = end
             return value, raw
 
-    def elements(self, decode: BatchDecoder, convert: Converter, end: int | None = None) -> Iterator[Any]:
-        """Yield the elements of the list whose ``[`` is the next byte.
+    def batches(self, decode: BatchDecoder, convert: Converter, end: int | None = None) -> Iterator[list[Any]]:
+        """Yield the elements of the list whose ``[`` is the next byte, in lists of one batch each.
+
+        Batches rather than elements, so that callers iterate over the elements in C
+        (``itertools.chain.from_iterable``) rather than through a generator per element.
 
         :param end: the offset of the list's ``]`` when known, so that batches never pass it.
         """
@@ -249,7 +253,7 @@ class _Cursor:
                 if batch is not None:
                     failures = 0
                     values, done = batch
-                    yield from values
+                    yield values
                     if done:
                         return
                     continue
@@ -257,7 +261,7 @@ class _Cursor:
                 slow = SLOW_ELEMENTS << min(failures, 10)
                 failures += 1
             slow -= 1
-            yield convert(self.value()[0])
+            yield [convert(self.value()[0])]
             if self.expect(b",]", "',' or ']' after a list element") == 93:
                 self.list_end = self.offset - 1
                 return
@@ -371,7 +375,7 @@ def index_arrays(
         arrays.pop(key, None)
         if cursor.peek() == 91:  # "["
             offset = cursor.offset
-            length = sum(1 for _ in cursor.elements(_count, _identity))
+            length = sum(map(len, cursor.batches(_count, _identity)))
             arrays[key] = ArrayInfo(offset, length, cursor.list_end)
         else:
             cursor.value()
@@ -379,15 +383,15 @@ def index_arrays(
             return arrays
 
 
-def iter_array(
+def iter_batches(
     fh: IO[bytes],
     info: ArrayInfo,
     decode: BatchDecoder | None = None,
     convert: Converter | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_element_chars: int = DEFAULT_MAX_ELEMENT_CHARS,
-) -> Iterator[Any]:
-    """Yield the decoded elements of the list that :func:`index_arrays` found at ``info``.
+) -> Iterator[list[Any]]:
+    """Yield the decoded elements of the list that :func:`index_arrays` found at ``info``, batch by batch.
 
     :param fh: a seekable binary file; this iterator owns its position.
     :param info: the list's place in the file.
@@ -399,4 +403,9 @@ def iter_array(
     """
     fh.seek(info.offset)
     cursor = _Cursor(fh, chunk_size, max_element_chars, base=info.offset)
-    yield from cursor.elements(decode or msgspec.json.decode, convert or _identity, info.end)
+    yield from cursor.batches(decode or msgspec.json.decode, convert or _identity, info.end)
+
+
+def iter_array(fh: IO[bytes], info: ArrayInfo, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """Yield the decoded elements of a list one by one; the arguments are those of :func:`iter_batches`."""
+    return itertools.chain.from_iterable(iter_batches(fh, info, *args, **kwargs))

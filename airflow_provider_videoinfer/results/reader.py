@@ -24,6 +24,7 @@ The typed records live in :mod:`airflow_provider_videoinfer.results.records`, th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -40,7 +41,7 @@ from airflow_provider_videoinfer.results.jsonstream import (
     ArrayInfo,
     JSONStreamError,
     index_arrays,
-    iter_array,
+    iter_batches,
 )
 from airflow_provider_videoinfer.results.records import ResultFrame
 from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location
@@ -165,10 +166,10 @@ class ResultReader:
         """The number of sampled frames."""
         return self.arrays[self.frame_offset_key].length
 
-    def _iter_list(self, key: str, decoder: FrameDecoder | OffsetDecoder) -> Iterator[Any]:
+    def _iter_batches(self, key: str, decoder: FrameDecoder | OffsetDecoder) -> Iterator[list[Any]]:
         with self._open() as fh:
             try:
-                yield from iter_array(fh, self.arrays[key], decoder.decode, decoder.convert, self.chunk_size)
+                yield from iter_batches(fh, self.arrays[key], decoder.decode, decoder.convert, self.chunk_size)
             except JSONStreamError as err:
                 raise VideoInferResultFileError(f"result file {self.name}, list {key!r}: {err}.") from None
             except FrameValueError as err:
@@ -185,12 +186,13 @@ class ResultReader:
                 for model in models
             ),
         ]
-        lists = [self._iter_list(key, decoder) for key, decoder in zip(self.arrays, decoders, strict=True)]
+        batches = [self._iter_batches(key, decoder) for key, decoder in zip(self.arrays, decoders, strict=True)]
+        lists = map(itertools.chain.from_iterable, batches)  # elements in C, one Python call per batch
         try:
             for index, (frame_offset, time_offset, *results) in enumerate(zip(*lists, strict=True)):
                 yield ResultFrame(index, frame_offset, time_offset, dict(zip(models, results, strict=True)))
         finally:
-            for generator in lists:
+            for generator in batches:
                 generator.close()  # type: ignore[attr-defined]
 
     def feed(self, *sinks: FrameSink) -> int:
