@@ -186,7 +186,11 @@ def open_location(location: Location, mode: str = "rb", block_size: int = STREAM
 
 
 def resolve(value: Location) -> Path | ObjectStoragePath:
-    """A local path, or an ``ObjectStoragePath`` for a storage URI (anything with ``://``)."""
+    """A ``Path`` for a local location, else an ``ObjectStoragePath``, for callers that want a path object.
+
+    The provider itself goes through :func:`open_location`, :func:`atomic_write` and
+    :func:`filesystem`, which also take schemes Airflow has no file system for.
+    """
     from airflow.sdk import ObjectStoragePath
 
     if isinstance(value, ObjectStoragePath):
