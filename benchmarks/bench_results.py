@@ -233,7 +233,11 @@ def measure(mode: str, path: Path) -> dict[str, Any]:
 
 
 def table(title: str, path: Path, modes: list[str], baseline: str, repeat: int) -> None:
-    results = {mode: [measure(mode, path) for _ in range(repeat)] for mode in modes}
+    # Round robin, so that a burst of load on the shared machine does not fall on one method only.
+    results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for _ in range(repeat):
+        for mode in modes:
+            results[mode].append(measure(mode, path))
     best = {mode: min(runs, key=lambda r: r["seconds"]) for mode, runs in results.items()}
     base = best[baseline]["seconds"]
     print(f"\n{title}\n")
@@ -259,7 +263,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=72_000, help="frames (default: 2 h at 10 fps)")
     parser.add_argument("--detections", type=int, default=20, help="detections per frame")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each method; the fastest is shown")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each method, in turn; the fastest is shown")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
