@@ -1,28 +1,53 @@
 """Where videos and result files live: local paths and storage URIs, resolved in one place.
 
 Every entry point (the upload, the download, the result reader and the writers) resolves a
-location here, so that they accept the same locations and fail the same way.
+location here, so that they accept the same locations and fail the same way:
+
+- a local path, or a ``file://`` URI;
+- a storage URI, opened as an Airflow ``ObjectStoragePath`` so that ``s3://conn_id@bucket/key``
+  uses the Airflow connection ``conn_id`` (S3 needs ``apache-airflow-providers-amazon[s3fs]``,
+  the provider's ``s3`` extra); schemes Airflow has no file system for (``memory://``) go to
+  plain fsspec;
+- an ``ObjectStoragePath`` (or another universal_pathlib path).
+
+Files are written whole or not at all (:func:`atomic_write`), and storage failures become a
+:class:`VideoInferStorageError` that names the location.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Union
+from typing import IO, TYPE_CHECKING, Any, Union
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_videoinfer.api import redact
-from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 Location = Union[str, "os.PathLike[str]", "ObjectStoragePath"]
 
+#: Bytes fetched per request when streaming from object storage; the file system keeps about
+#: this much in its cache (s3fs's default is 50 MiB, read ahead: 155 MiB of RSS for an upload).
+STREAM_BLOCK_SIZE = 8 << 20
+
+
+class VideoInferStorageError(VideoInferError):
+    """A file location cannot be read or written: missing bucket or object, no access, no file system."""
+
+
+def _text(location: Location) -> str:
+    return os.fspath(location) if isinstance(location, os.PathLike) else str(location)
+
 
 def describe_location(location: Location) -> str:
     """Return a printable name of a file location, with any ``api_key`` masked."""
-    return redact(os.fspath(location) if isinstance(location, os.PathLike) else str(location))
+    return redact(_text(location))
 
 
 def local_path(location: Location) -> str | None:
@@ -33,59 +58,209 @@ def local_path(location: Location) -> str | None:
     protocol = getattr(location, "protocol", None)
     if protocol is not None:  # ObjectStoragePath or another universal_pathlib path
         return str(location.path) if protocol in ("", "file", "local") else None  # type: ignore[union-attr]
-    text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
+    text = _text(location)
     if text.startswith("file://"):
         from fsspec.core import url_to_fs
 
         return str(url_to_fs(text)[1])
-    return None if "://" in text else text
+    return None if "://" in text else os.path.expanduser(text)
 
 
-def open_location(location: Location, mode: str = "rb") -> IO[bytes]:
-    """Open a local path, an ``ObjectStoragePath`` or an fsspec URI in binary ``mode``.
+def asset_uri(location: Location) -> str:
+    """Return the Asset URI of a file location: ``file:///abs/path`` or ``scheme://bucket/key``.
 
-    A URI string is opened as an Airflow ``ObjectStoragePath`` (so that ``s3://conn_id@bucket/key``
-    uses the Airflow connection), or with plain fsspec for schemes Airflow has no file system for
-    (such as ``memory://``).
+    A connection id (``s3://conn_id@bucket/key``, as a string or an ``ObjectStoragePath``) is left
+    out, so that a DAG scheduled on ``Asset("s3://bucket/key")`` runs when the file is written.
     """
     path = local_path(location)
     if path is not None:
-        return open(path, mode)  # noqa: SIM115 - the caller closes it
-    if hasattr(location, "open"):
-        return location.open(mode)  # type: ignore[union-attr]
-    from airflow.sdk import ObjectStoragePath
+        return Path(path).resolve().as_uri()
+    protocol = getattr(location, "protocol", None)
+    if protocol is not None:
+        return f"{protocol}://{str(location.path).lstrip('/')}"  # type: ignore[union-attr]
+    parts = urlsplit(_text(location))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
+
+def is_folder(location: Location) -> bool:
+    """Whether ``location`` names a folder: it ends with ``/``, or is an existing directory.
+
+    Used on destinations before a download, so it also checks what it can of a remote one.
+
+    :raises VideoInferStorageError: its bucket does not exist, or access is denied.
+    """
+    text = _text(location)
+    path = local_path(location)
+    if path is not None:
+        return text.endswith(("/", os.sep)) or os.path.isdir(path)
+    fs, fs_path = filesystem(location)
+
+    def check() -> bool:
+        folder = bool(fs.isdir(fs_path))  # first: it raises when access is denied, exists() does not
+        bucket = fs.split_path(fs_path)[0] if hasattr(fs, "split_path") else None
+        if bucket and not fs.exists(bucket):
+            raise FileNotFoundError(f"bucket {bucket!r} does not exist")
+        return text.endswith("/") or folder
+
+    return bool(_guard(location, "write to", check))
+
+
+def in_folder(folder: Location, name: str) -> Location:
+    """The location of the file ``name`` inside ``folder``, in the form ``folder`` was given."""
+    if hasattr(folder, "joinpath"):
+        return folder.joinpath(name)  # type: ignore[union-attr]
+    return _text(folder).rstrip("/" + os.sep) + "/" + name
+
+
+def filesystem(location: Location) -> tuple[Any, str]:
+    """The fsspec file system of a remote location and the path within it.
+
+    :raises VideoInferStorageError: no file system is installed for the scheme (e.g. ``s3://``
+        without ``apache-airflow-providers-amazon[s3fs]``).
+    """
+    if hasattr(location, "fs") and hasattr(location, "path"):
+        return location.fs, str(location.path)  # type: ignore[union-attr]
+    text = _text(location)
     try:
-        storage_path = ObjectStoragePath(str(location))
-        storage_path.fs  # noqa: B018 - resolves the file system, raising for unknown schemes
-    except ValueError:
-        import fsspec
+        from airflow.sdk import ObjectStoragePath
 
-        return fsspec.open(str(location), mode).open()
-    return storage_path.open(mode)
+        path = ObjectStoragePath(text)
+        return path.fs, str(path.path)
+    except (ValueError, ImportError):
+        pass
+    try:
+        from fsspec.core import url_to_fs
+
+        return url_to_fs(text)
+    except (ValueError, ImportError) as err:
+        hint = (
+            " Install the provider's s3 extra: pip install 'airflow-provider-videoinfer[s3]'."
+            if text.startswith(("s3://", "s3a://"))
+            else ""
+        )
+        raise VideoInferStorageError(
+            f"{describe_location(location)}: no file system for this scheme ({err}).{hint}"
+        ) from None
+
+
+def _guard(location: Location, action: str, call: Callable[[], Any]) -> Any:
+    """Run one storage call; turn its failure into a :class:`VideoInferStorageError` naming ``location``."""
+    try:
+        return call()
+    except VideoInferError:
+        raise
+    except FileNotFoundError as err:
+        raise VideoInferStorageError(
+            f"cannot {action} {describe_location(location)}: it does not exist ({err}); check the bucket "
+            "and the path."
+        ) from None
+    except PermissionError as err:
+        raise VideoInferStorageError(
+            f"cannot {action} {describe_location(location)}: access denied ({err}); check the credentials of "
+            "the connection named in the URI (s3://conn_id@bucket/key) and its permissions."
+        ) from None
+    except (OSError, ValueError) as err:
+        raise VideoInferStorageError(f"cannot {action} {describe_location(location)}: {err}") from None
+    except Exception as err:  # botocore's NoCredentialsError and the like are no OSError
+        raise VideoInferStorageError(
+            f"cannot {action} {describe_location(location)}: {type(err).__name__}: {err}; check the connection "
+            "named in the URI (s3://conn_id@bucket/key)."
+        ) from None
+
+
+def open_location(location: Location, mode: str = "rb", block_size: int = STREAM_BLOCK_SIZE) -> IO[bytes]:
+    """Open a local path, an ``ObjectStoragePath`` or a storage URI in binary ``mode``.
+
+    :param block_size: remote files are read in requests of this many bytes, and the file
+        system caches about this much, so memory stays bounded whatever their size.
+    """
+    path = local_path(location)
+    if path is not None:
+        return _guard(location, "open", lambda: open(path, mode))  # type: ignore[no-any-return]
+    if hasattr(location, "open") and not hasattr(location, "fs"):  # another path-like object that opens itself
+        return _guard(location, "open", lambda: location.open(mode))  # type: ignore[union-attr,no-any-return]
+    fs, fs_path = filesystem(location)
+    options = {"block_size": block_size, "cache_type": "readahead"} if "r" in mode else {}
+    return _guard(location, "open", lambda: fs.open(fs_path, mode, **options))  # type: ignore[no-any-return]
 
 
 def resolve(value: Location) -> Path | ObjectStoragePath:
-    """A local path, or an ``ObjectStoragePath`` for a storage URI (anything with ``://``)."""
+    """A ``Path`` for a local location, else an ``ObjectStoragePath``, for callers that want a path object.
+
+    The provider itself goes through :func:`open_location`, :func:`atomic_write` and
+    :func:`filesystem`, which also take schemes Airflow has no file system for.
+    """
     from airflow.sdk import ObjectStoragePath
 
     if isinstance(value, ObjectStoragePath):
         return value
-    if "://" in str(value):
-        return ObjectStoragePath(str(value))
-    return Path(value).expanduser()
+    path = local_path(value)
+    if path is not None:
+        return Path(path)
+    return ObjectStoragePath(_text(value))
+
+
+def upload_file(local: str | os.PathLike[str], location: Location) -> None:
+    """Copy a complete local file to a remote location in one upload (aborted, never partial, on failure)."""
+    fs, fs_path = filesystem(location)
+    _guard(location, "write", lambda: fs.put_file(os.fspath(local), fs_path))
+
+
+@contextlib.contextmanager
+def atomic_write(location: Location) -> Iterator[IO[bytes]]:
+    """Open ``location`` for writing bytes; it appears complete when the block ends, or not at all.
+
+    A local file is written beside its final name, then renamed (its folder is created if need
+    be); a remote one is written to a local temporary file, then uploaded once complete. Nothing
+    is left behind when the block raises.
+    """
+    path = local_path(location)
+    if path is None:
+        with tempfile.NamedTemporaryFile(prefix="videoinfer-", suffix=".part") as temp:
+            yield temp  # type: ignore[misc]
+            temp.flush()
+            upload_file(temp.name, location)
+        return
+    target = Path(path)
+    _guard(location, "create the folder of", lambda: target.parent.mkdir(parents=True, exist_ok=True))
+    if target.is_dir():
+        raise VideoInferValidationError(f"{path} is a folder: give a file name, e.g. {path.rstrip('/')}/result.json.")
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            yield out
+        os.replace(temp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
 
 
 def open_video_source(source: Location) -> tuple[Callable[[], IO[bytes]], int, str]:
-    """Check an upload source before any network call; return (opener, size, name)."""
+    """Check an upload source before any network call; return (opener, size, name).
+
+    Remote sources are read in blocks of :data:`STREAM_BLOCK_SIZE` (see :func:`open_location`).
+    """
     if not isinstance(source, (str, os.PathLike)) and not hasattr(source, "open") or not str(source).strip():
         raise VideoInferValidationError(f"video must be a file path or storage URI, got {source!r}.")
-    path = resolve(source)
-    if not path.exists():
-        raise VideoInferValidationError(f"video {str(source)!r} does not exist: check the path or URI.")
-    if not path.is_file():
-        raise VideoInferValidationError(f"video {str(source)!r} is not a file (a directory?): pass one video file.")
-    size = path.stat().st_size
+    name = describe_location(source)
+    path = local_path(source)
+    if path is not None:
+        exists, is_file = os.path.exists(path), os.path.isfile(path)
+        size = os.path.getsize(path) if is_file else 0
+        file_name = os.path.basename(path)
+    else:
+        fs, fs_path = filesystem(source)
+        info = _guard(source, "read", lambda: fs.info(fs_path) if fs.exists(fs_path) else None)
+        exists = info is not None
+        is_file = exists and info.get("type") != "directory"
+        size = int(info.get("size") or 0) if is_file else 0
+        file_name = fs_path.rstrip("/").rsplit("/", 1)[-1]
+    if not exists:
+        raise VideoInferValidationError(f"video {name!r} does not exist: check the path or URI.")
+    if not is_file:
+        raise VideoInferValidationError(f"video {name!r} is not a file (a directory?): pass one video file.")
     if size == 0:
-        raise VideoInferValidationError(f"video {str(source)!r} is empty (0 bytes): nothing to upload.")
-    return (lambda: path.open("rb")), size, path.name
+        raise VideoInferValidationError(f"video {name!r} is empty (0 bytes): nothing to upload.")
+    return (lambda: open_location(source)), size, file_name

@@ -95,3 +95,50 @@ def key_leaks_in_airflow(api_key: str) -> list[str]:
         if file.is_file() and api_key in file.read_text(errors="replace"):
             leaks.append(str(file))
     return leaks
+
+
+def run_moto_server(*, authenticate: bool = False):
+    """Start moto's standalone S3 server on a free loopback port; a context manager yielding its URL.
+
+    :param authenticate: check credentials (moto then knows none, so every key is refused).
+    """
+    import contextlib
+    import subprocess
+    import sys
+    import time
+
+    from airflow_provider_videoinfer.server.testing import free_port
+
+    @contextlib.contextmanager
+    def running():
+        port = free_port()
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else None
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    requests.get(f"{url}/moto-api/", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("moto's S3 server did not start") from None
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    return running()
+
+
+def aws_connection_json(endpoint_url: str, key_id: str = "testing", secret: str = "testing-secret") -> str:
+    """The ``AIRFLOW_CONN_*`` value of an Airflow ``aws`` connection to an S3 API at ``endpoint_url``."""
+    extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1"}
+    return json.dumps({"conn_type": "aws", "login": key_id, "password": secret, "extra": extra})

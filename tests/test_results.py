@@ -354,11 +354,11 @@ def test_sources_local_uri_object_storage_memory_and_non_seekable(tmp_path):
 # --- malformed files ----------------------------------------------------------------------------
 
 
-def test_unequal_lists_name_the_key(tmp_path):
+def test_unequal_offsets_name_the_keys(tmp_path):
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"frame_offset": [0, 6, 12], "time_offset": [0, 0.25, 0.5], "cars": [None, None]}))
+    path.write_text(json.dumps({"frame_offset": [0, 6, 12], "time_offset": [0, 0.25], "cars": [None, None, None]}))
 
-    with pytest.raises(VideoInferResultFileError, match="list 'cars' has 2 elements but 'frame_offset' has 3"):
+    with pytest.raises(VideoInferResultFileError, match="list 'time_offset' has 2 elements but 'frame_offset' has 3"):
         ResultReader(path)
 
 
@@ -607,3 +607,52 @@ def test_rows_parquet_round_trip(tmp_path):
     assert table.column_names == list(ROW_COLUMNS)
     assert table.column("class").to_pylist()[:2] == ["car", "person"]
     assert math.isclose(table.column("x").to_pylist()[1], 2.0)
+
+
+def unit(*values: float) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]
+
+
+def test_summary_of_embeddings_marks_scene_changes(tmp_path):
+    """Two scenes, each with small jitter between frames; the cut is at frame 6 (1.5 s), a smaller change at 9."""
+    scene_b, scene_c = unit(0, 1, 0, 0), unit(0, 0.6, 0.8, 0)
+    jitter = [unit(1, 0, 0, 0.01 * i) for i in range(6)]  # scene A, drifting a little
+    vectors = [*jitter, scene_b, scene_b, scene_b, scene_c, None, scene_c]
+    path = write_result(tmp_path / "r.json", {"clip": vectors}, fps=4)  # frame i at i / 4 s
+
+    clip = summarize_result(path, max_scene_changes=2)["models"]["clip"]
+
+    assert (clip["inference_type"], clip["dimensions"], clip["null_frames"]) == ("clip-embed-image", 4, 1)
+    # The cut A -> B: vectors at right angles, cosine distance 1; B -> C: 1 - 0.6 = 0.4.
+    assert [(c["frame_index"], c["time_offset"], c["change"]) for c in clip["largest_changes"]] == [
+        (6, 1.5, pytest.approx(1.0)),
+        (9, 2.25, pytest.approx(0.4)),
+    ]
+    assert clip["change"]["max"] == pytest.approx(1.0)
+    assert clip["change"]["min"] == pytest.approx(0.0)  # B -> B, and C -> C across the null frame
+    assert 0 < clip["change"]["mean"] < 0.2
+    assert "cosine distance" in clip["change_measure"]
+
+
+def test_summary_of_gaze_faces_and_angles(tmp_path):
+    def face(yaw: float, pitch: float) -> dict[str, Any]:
+        box = {"x": 10, "y": 10, "width": 5, "height": 5, "confidence": 0.9, "class": "face", "landmarks": []}
+        return {"face": box, "yaw": yaw, "pitch": pitch}
+
+    frames = [
+        {"predictions": [face(-0.5, 0.1), face(0.2, -0.3)]},
+        {"predictions": []},
+        None,
+        {"predictions": [face(0.4, 0.2)]},
+    ]
+    gaze = summarize_result(
+        write_result(tmp_path / "r.json", {"gaze": frames}), inference_types={"gaze": "gaze-detection"}
+    )
+
+    model = gaze["models"]["gaze"]
+    assert (model["predictions"], model["frames_with_predictions"], model["faces_per_frame"]) == (3, 2, 1.0)
+    assert model["max_objects"]["count"] == 2 and model["max_objects"]["frame_index"] == 0
+    assert model["yaw"] == {"min": -0.5, "max": 0.4, "mean": pytest.approx(0.1 / 3)}
+    assert model["pitch"] == {"min": -0.3, "max": 0.2, "mean": pytest.approx(0.0)}
+    assert model["angles"] == "radians"

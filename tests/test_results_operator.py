@@ -19,7 +19,11 @@ from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from helpers import API_KEY, connection_json
 
-from airflow_provider_videoinfer.exceptions import VideoInferNotFoundError, VideoInferValidationError
+from airflow_provider_videoinfer.exceptions import (
+    VideoInferNotFoundError,
+    VideoInferResponseError,
+    VideoInferValidationError,
+)
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 
@@ -239,3 +243,108 @@ def test_a_real_job_of_the_local_server(videoinfer_conn, sample_video, tmp_path)
     assert model_summary["null_frames"] == sum(frame is None for frame in frames)
     assert model_summary["predictions"] == sum(len(frame["predictions"]) for frame in frames if frame)
     assert model_summary["predictions"] > 0
+
+
+# --- destinations: never a lost or half-written file ---------------------------------------------
+
+
+def test_the_same_file_for_both_destinations_is_refused_at_parse_time(tmp_path):
+    with pytest.raises(VideoInferValidationError, match="destination and rows_destination are the same file"):
+        VideoInferResultsOperator(
+            task_id="results",
+            output_url="https://example.com/r.json",
+            destination=str(tmp_path / "out.json"),
+            rows_destination=tmp_path / "sub" / ".." / "out.json",
+        )
+    with pytest.raises(VideoInferValidationError, match="same file"):
+        VideoInferResultsOperator(
+            task_id="results",
+            output_url="https://example.com/r.json",
+            destination="s3://aws_default@bucket/out.json",
+            rows_destination=ObjectStoragePath("s3://other_conn@bucket/out.json"),
+        )
+
+
+def test_the_same_file_after_templating_is_refused_before_the_download(storage, tmp_path):
+    operator = VideoInferResultsOperator(
+        task_id="results",
+        output_url=signed(storage),
+        destination=str(tmp_path) + "/{{ ds }}.json",
+        rows_destination=str(tmp_path) + "/{{ ds }}.json",
+    )
+    operator.render_template_fields({"ds": "2026-11-21"})  # type: ignore[arg-type]
+
+    with pytest.raises(VideoInferValidationError, match="same file"):
+        operator.execute(context={})
+    assert _Files.requests == [] and list(tmp_path.iterdir()) == []
+
+
+def test_folder_destinations_are_written_inside_them(storage, tmp_path):
+    kept_folder = tmp_path / "kept"
+    rows_folder = tmp_path / "exports"
+    rows_folder.mkdir()  # an existing folder, named without a trailing slash
+    operator = VideoInferResultsOperator(
+        task_id="results",
+        output_url=signed(storage),
+        destination=f"{kept_folder}/",
+        rows_destination=str(rows_folder),
+        rows_format="csv",
+    )
+    assert operator.outlets == [Asset((kept_folder / "result.json").as_uri())]
+
+    summary = operator.execute(context={})
+
+    assert (kept_folder / "result.json").read_bytes() == result_bytes()
+    assert len((rows_folder / "rows.csv").read_text().splitlines()) == 5
+    assert summary["source"] == f"{kept_folder}/result.json"
+    assert summary["rows"]["destination"] == f"{rows_folder}/rows.csv"
+
+
+def test_parents_of_both_destinations_are_created(storage, tmp_path):
+    operator = VideoInferResultsOperator(
+        task_id="results",
+        output_url=signed(storage),
+        destination=str(tmp_path / "a" / "b" / "job.json"),
+        rows_destination=str(tmp_path / "c" / "d" / "rows.jsonl"),
+    )
+    operator.execute(context={})
+    assert (tmp_path / "a" / "b" / "job.json").is_file() and (tmp_path / "c" / "d" / "rows.jsonl").is_file()
+
+
+@pytest.mark.parametrize("rows_format", ["jsonl", "csv", "parquet"])
+def test_a_failed_export_leaves_no_rows_file(storage, tmp_path, rows_format):
+    if rows_format == "parquet":
+        pytest.importorskip("pyarrow")
+    # Valid JSON, but frame 4000's offset is no whole number: reading fails after 4000 frames of rows.
+    box = {"x": 1, "y": 1, "width": 2, "height": 2, "confidence": 0.5, "class": "car"}
+    offsets: list[float] = list(range(5000))
+    offsets[4000] = 4000.5
+    text = json.dumps({"frame_offset": offsets, "time_offset": offsets, "cars": [{"predictions": [box]}] * 5000})
+    _Files.files["/results/broken.json"] = text.encode()
+    rows = tmp_path / "rows" / f"rows.{rows_format}"
+    rows.parent.mkdir()
+    rows.write_text("the previous export")
+    operator = VideoInferResultsOperator(
+        task_id="results",
+        output_url=signed(storage, "/results/broken.json"),
+        destination=str(tmp_path / "kept.json"),
+        rows_destination=str(rows),
+        rows_format=rows_format,
+    )
+
+    with pytest.raises(VideoInferResponseError, match=r"frame_offset\[4000\] is 4000.5"):
+        operator.execute(context={})
+    assert rows.read_text() == "the previous export"  # untouched: replaced only by a complete file
+    assert [p.name for p in rows.parent.iterdir()] == [rows.name]  # no partial file left beside it
+
+
+@pytest.mark.parametrize(
+    "destination",
+    ["s3://aws_default@bucket/results/x.json", "s3://bucket/results/x.json"],
+)
+def test_asset_uris_never_carry_a_connection_id(destination):
+    for value in (destination, ObjectStoragePath(destination)):
+        operator = VideoInferResultsOperator(
+            task_id="results", output_url="https://example.com/r.json", destination=value
+        )
+        assert operator.outlets == [Asset("s3://bucket/results/x.json")]

@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -203,37 +202,24 @@ class VideoInferHook(BaseHook):
     def download_result(self, output_url: str, destination: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """Stream a job's result JSON to a local path or ``ObjectStoragePath``; return the destination.
 
-        A local file appears complete or not at all (written beside it, then renamed).
+        The file appears complete or not at all (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
 
         :param output_url: the job's ``output_signed_url`` (no API key is sent with it).
         :param destination: a local path, or any ``ObjectStoragePath``/fsspec URI.
         """
         api.validate_output_url(output_url)
         what = "download of the job result"
-        target = storage.resolve(destination)
-        if isinstance(target, Path):
-            target.parent.mkdir(parents=True, exist_ok=True)
         transport = self.transport
 
         def attempt() -> None:
             timeout = (self.settings.connect_timeout, self.settings.transfer_timeout)
             response = transport.send("GET", output_url, what, signed_url=True, stream=True, timeout=timeout)
-            with response:
-                if isinstance(target, Path):
-                    partial = target.with_name(target.name + ".part")
-                    try:
-                        with partial.open("wb") as out:
-                            transport.copy(response, out, what)
-                        partial.replace(target)
-                    finally:
-                        partial.unlink(missing_ok=True)
-                else:
-                    with target.open("wb") as out:
-                        transport.copy(response, out, what)
+            with response, storage.atomic_write(destination) as out:
+                transport.copy(response, out, what)
 
         transport.retrying(attempt)
-        self.log.info("Downloaded the job result to %s.", target)
-        return str(target)
+        self.log.info("Downloaded the job result to %s.", storage.describe_location(destination))
+        return storage.local_path(destination) or storage.describe_location(destination)
 
 
 def _mask(secret: str) -> None:

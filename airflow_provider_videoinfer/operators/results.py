@@ -2,45 +2,65 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
+from airflow_provider_videoinfer import storage
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.videoinfer import is_runtime_value
-from airflow_provider_videoinfer.results.reader import (
-    ResultLocation,
-    ResultReader,
-    validate_inference_types,
-)
+from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader, validate_inference_types
 from airflow_provider_videoinfer.results.rows import RowsWriter, require_pyarrow, validate_rows_format
 from airflow_provider_videoinfer.results.summary import DEFAULT_MAX_TIMELINE_BUCKETS
-from airflow_provider_videoinfer.storage import describe_location, local_path, open_location
+from airflow_provider_videoinfer.storage import asset_uri, describe_location
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
+#: The file names used inside a destination that is a folder.
+RESULT_FILE_NAME = "result.json"
+ROWS_FILE_NAME = "rows.{format}"
 
-def asset_uri(location: ResultLocation) -> str:
-    """Return the Asset URI of a file location: ``file:///abs/path`` or ``scheme://bucket/key``.
+__all__ = ["VideoInferResultsOperator", "asset_uri", "plan_destinations"]
 
-    A connection id in an ``ObjectStoragePath`` (``s3://conn_id@bucket/key``) is left out.
+
+def plan_destinations(
+    destination: ResultLocation | None,
+    rows_destination: ResultLocation | None,
+    rows_format: str,
+    probe: bool = True,
+) -> tuple[ResultLocation | None, ResultLocation | None]:
+    """Where the kept result and the rows go: folders become files in them, and the two must differ.
+
+    A destination that ends with ``/`` (or, when ``probe``, is an existing folder) is written
+    inside it as ``result.json``; a rows destination as ``rows.<format>``.
+
+    :param probe: ask the file system whether a destination is a folder, and whether its bucket
+        exists (not at parse time).
+    :raises VideoInferValidationError: both name the same file.
+    :raises VideoInferStorageError: a destination's bucket does not exist, or access is denied.
     """
-    path = local_path(location)
-    if path is not None:
-        return Path(path).expanduser().resolve().as_uri()
-    protocol = getattr(location, "protocol", None)
-    if protocol is not None:
-        return f"{protocol}://{str(location.path).lstrip('/')}"  # type: ignore[union-attr]
-    return str(location)
+    planned = []
+    names = (RESULT_FILE_NAME, ROWS_FILE_NAME.format(format=rows_format))
+    for location, name in zip((destination, rows_destination), names, strict=True):
+        folder = location is not None and (
+            storage.is_folder(location) if probe else str(location).endswith(("/", os.sep))
+        )
+        planned.append(storage.in_folder(location, name) if folder else location)  # type: ignore[arg-type]
+    kept, rows = planned
+    if kept is not None and rows is not None and asset_uri(kept) == asset_uri(rows):
+        raise VideoInferValidationError(
+            f"destination and rows_destination are the same file ({describe_location(kept)}): the rows would "
+            "overwrite the kept result. Give rows_destination another name, e.g. one ending in "
+            f".{rows_format}."
+        )
+    return kept, rows
 
 
 class VideoInferResultsOperator(BaseOperator):
@@ -100,10 +120,17 @@ class VideoInferResultsOperator(BaseOperator):
                 f"max_timeline_buckets must be a whole number of at least 1, got {max_timeline_buckets!r}."
             )
         self.max_timeline_buckets = max_timeline_buckets
-        if destination is not None and not is_runtime_value(destination):
-            asset = Asset(asset_uri(destination))
-            if asset not in self.outlets:
-                self.outlets = [*self.outlets, asset]
+        if any(value is not None and not is_runtime_value(value) for value in (destination, rows_destination)):
+            kept, _ = plan_destinations(
+                None if is_runtime_value(destination) else destination,
+                None if is_runtime_value(rows_destination) else rows_destination,
+                self.rows_format,
+                probe=False,  # no file system calls at parse time
+            )
+            if kept is not None:
+                asset = Asset(asset_uri(kept))
+                if asset not in self.outlets:
+                    self.outlets = [*self.outlets, asset]
 
     @cached_property
     def hook(self) -> VideoInferHook:
@@ -127,56 +154,61 @@ class VideoInferResultsOperator(BaseOperator):
 
         The summary is :meth:`ResultSummary.to_dict`, whose ``source`` is where the file was kept
         (None without ``destination``), plus ``rows``: ``{"destination", "format", "count"}`` of
-        the export, or None.
+        the export, or None. Every destination is checked before the download.
         """
         url = self._url()
-        if self.rows_destination is not None and self.rows_format == "parquet":
+        destination, rows_destination = plan_destinations(self.destination, self.rows_destination, self.rows_format)
+        self._lineage = (url, destination, rows_destination)
+        if rows_destination is not None and self.rows_format == "parquet":
             require_pyarrow()  # before a download that may be gigabytes
         with tempfile.TemporaryDirectory(prefix="videoinfer-results-") as temp:
-            kept = local_path(self.destination) if self.destination is not None else None
-            path = self.hook.download_result(url, kept or os.path.join(temp, "result.json"))
-            if self.destination is not None and kept is None:
-                # Read the local copy, rather than the remote one twice, and upload it once.
-                with open(path, "rb") as source, open_location(self.destination, "wb") as target:
-                    shutil.copyfileobj(source, target, 1 << 20)
-            summary = self._summarize(path)
-        if self.destination is not None:
-            self._add_asset_alias_events(context)
+            kept = storage.local_path(destination) if destination is not None else None
+            path = self.hook.download_result(url, kept or os.path.join(temp, RESULT_FILE_NAME))
+            if destination is not None and kept is None:
+                storage.upload_file(path, destination)  # read locally rather than twice remotely
+            summary = self._summarize(path, destination, rows_destination)
+        if destination is not None:
+            self._add_asset_alias_events(context, destination)
         return summary
 
-    def _summarize(self, path: str) -> dict[str, Any]:
-        with ResultReader(path, self.inference_types) as reader, contextlib.ExitStack() as stack:
+    def _summarize(
+        self, path: str, destination: ResultLocation | None, rows_destination: ResultLocation | None
+    ) -> dict[str, Any]:
+        """Read the downloaded file once, feeding the summary and the rows export."""
+        with ResultReader(path, self.inference_types) as reader:
             summary = reader.summary(max_timeline_buckets=self.max_timeline_buckets)
-            rows = None
-            if self.rows_destination is not None:
-                rows = stack.enter_context(RowsWriter(self.rows_destination, self.rows_format))
-            for frame in reader:
-                summary.add(frame)
-                if rows is not None:
-                    rows.write(frame)
+            if rows_destination is None:
+                reader.feed(summary)
+                rows = None
+            else:
+                with RowsWriter(rows_destination, self.rows_format) as writer:
+                    reader.feed(summary, writer)
+                rows = {
+                    "destination": describe_location(rows_destination),
+                    "format": self.rows_format,
+                    "count": writer.rows,
+                }
         result = summary.to_dict()
-        kept = describe_location(self.destination) if self.destination is not None else None
-        result["source"] = kept  # the local temporary path means nothing once deleted
-        result["rows"] = (
-            None
-            if rows is None
-            else {
-                "destination": describe_location(self.rows_destination),  # type: ignore[arg-type]
-                "format": self.rows_format,
-                "count": rows.rows,
-            }
-        )
+        result["source"] = describe_location(destination) if destination is not None else None
+        result["rows"] = rows
         self.log.info(
             "Summarised %d frames of %d model(s)%s.",
             result["frames"],
             len(result["models"]),
-            f", kept at {kept}" if kept else "",
+            f", kept at {result['source']}" if result["source"] else "",
         )
         return result
 
-    def _add_asset_alias_events(self, context: Context) -> None:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the result file read (its URL without the signature), the kept copy and the rows."""
+        from airflow_provider_videoinfer.lineage import results_lineage
+
+        url, destination, rows = getattr(self, "_lineage", (None, self.destination, self.rows_destination))
+        return results_lineage(url, destination, rows)
+
+    def _add_asset_alias_events(self, context: Context, destination: ResultLocation) -> None:
         aliases = [outlet for outlet in self.outlets if isinstance(outlet, AssetAlias)]
         if aliases:
-            asset = Asset(asset_uri(self.destination))  # type: ignore[arg-type]
+            asset = Asset(asset_uri(destination))
             for alias in aliases:
                 context["outlet_events"][alias].add(asset)

@@ -71,7 +71,14 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
 
     def execute(self, context: Context) -> str:
         """Upload the video; return the signed URL to pass as ``input_url``."""
-        return self.hook.upload_video(self.video, self.file_name)
+        self._uploaded_url: str | None = self.hook.upload_video(self.video, self.file_name)
+        return self._uploaded_url
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the video read and the service's copy (see :mod:`airflow_provider_videoinfer.lineage`)."""
+        from airflow_provider_videoinfer.lineage import upload_lineage
+
+        return upload_lineage(self.video, getattr(self, "_uploaded_url", None))
 
 
 def _base_name(path: str) -> str:
@@ -150,6 +157,12 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
         return JobEvent.from_payload(event).output_url_or_raise()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the input video's URL (see :mod:`airflow_provider_videoinfer.lineage`)."""
+        from airflow_provider_videoinfer.lineage import submit_lineage
+
+        return submit_lineage(self.input_url)
 
     def _submit_or_reconnect(self, context: Context, request: api.JobRequest) -> tuple[str, api.JobState | None]:
         """Reuse the job a previous try of this task submitted, unless it failed; else submit."""

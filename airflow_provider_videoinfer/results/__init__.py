@@ -6,6 +6,7 @@ writer shares) stays importable without Airflow.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,13 +17,33 @@ if TYPE_CHECKING:
         iter_frames,
         summarize_result,
     )
+    from airflow_provider_videoinfer.results.records import ResultFrame
+    from airflow_provider_videoinfer.results.rows import write_rows
+    from airflow_provider_videoinfer.results.summary import ResultSummary
 
-__all__ = ["ResultLocation", "ResultReader", "VideoInferResultFileError", "iter_frames", "summarize_result"]
+_HOMES = {
+    "ResultLocation": "reader",
+    "ResultReader": "reader",
+    "VideoInferResultFileError": "reader",
+    "iter_frames": "reader",
+    "summarize_result": "reader",
+    "ResultFrame": "records",
+    "ResultSummary": "summary",
+    "write_rows": "rows",
+}
+__all__ = [
+    "ResultFrame",
+    "ResultLocation",
+    "ResultReader",
+    "ResultSummary",
+    "VideoInferResultFileError",
+    "iter_frames",
+    "summarize_result",
+    "write_rows",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from airflow_provider_videoinfer.results import reader
-
-        return getattr(reader, name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

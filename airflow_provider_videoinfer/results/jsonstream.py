@@ -1,30 +1,54 @@
-"""Stream the top-level arrays of a JSON object element by element, without loading the file.
+"""Stream the top-level lists of a JSON object in batches of elements, without loading the file.
 
 A result file is one JSON object of parallel lists that can reach gigabytes. :func:`index_arrays`
-walks the object once and notes, for each key whose value is a list, the byte offset of its ``[``
-and its length; :func:`iter_array` then decodes one list's elements from that offset with
-:meth:`json.JSONDecoder.raw_decode` over a bounded sliding window, so that several lists can be
-read in lockstep through one file handle each. Only the standard library is used (Airflow does
-not ship ijson).
+walks the object once and notes where each top-level list starts and ends and how many elements
+it has; :func:`iter_batches` then decodes one list from its offset, so that several lists can be read
+in lockstep through one file handle each.
+
+The decoding is msgspec's (an Airflow core dependency, written in C): a list is cut into batches
+of about ``chunk_size`` bytes, each decoded by one msgspec call. A cut is chosen by counting
+brackets back from the end of the window, which strings holding brackets can fool; msgspec then
+proves it, because ``[`` + the text up to a comma + ``]`` is valid JSON only when that comma
+separates two elements of the list. When no proven cut is found (a string with brackets, the
+list's end while indexing, ``NaN``/``Infinity`` that msgspec refuses, a malformed file), a few
+elements are decoded one by one with the standard library's decoder, which also reads ``NaN``,
+``Infinity`` and ``-Infinity`` as Python writes them, and gives the position of any real error.
 """
 
 from __future__ import annotations
 
-import codecs
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-DEFAULT_CHUNK_SIZE = 1 << 20
+import msgspec
+
+DEFAULT_CHUNK_SIZE = 512 << 10
 # One list element (one frame's result) larger than this is taken for a malformed file rather
 # than buffered further; semantic-segmentation masks are the largest elements, a few MB at most.
 DEFAULT_MAX_ELEMENT_CHARS = 256 << 20
+# After a cut msgspec could not prove, elements decoded one at a time before trying again.
+SLOW_ELEMENTS = 32
+# Bytes at the end of a window searched for a cut before searching the whole window.
+_TAIL_BYTES = 256 << 10
 
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_WHITESPACE = re.compile(rb"[ \t\n\r]*")
+_STRUCTURE = re.compile(rb"[\[\]{},]")
 _DECODE = json.JSONDecoder().raw_decode
 _NUMBER_CHARS = frozenset("0123456789+-.eE")
+_DEPTH = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_FIRST_KEY = re.compile(rb'\{\s*"(?:[^"\\]|\\.)*"')
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+#: Decodes the JSON text of a list (``b"[...]"``) into its elements; raises ``msgspec.DecodeError``
+#: (or ``ValueError``) when the text is not one valid JSON list.
+BatchDecoder = Callable[[bytes], list[Any]]
+#: Turns one element decoded by the standard library into what the batch decoder would give.
+Converter = Callable[[Any], Any]
 
 
 class JSONStreamError(ValueError):
@@ -37,117 +61,289 @@ class JSONStreamError(ValueError):
 
 @dataclass(frozen=True)
 class ArrayInfo:
-    """Where one top-level list starts and how many elements it has.
+    """Where one top-level list is and how many elements it has.
 
     :param offset: byte offset of the list's opening ``[`` in the file.
     :param length: number of elements.
+    :param end: byte offset of its closing ``]``.
     """
 
     offset: int
     length: int
+    end: int
 
 
-class _Window:
-    """A bounded sliding window of decoded text over a binary file.
+def _identity(value: Any) -> Any:
+    return value
 
-    :param fh: the file, positioned where the window starts.
-    :param decode: turns bytes into text; ``final`` is set on the last call.
-    :param base: byte offset of the window's first character; exact only for single-byte decoding.
+
+def _cuts(buf: bytearray, start: int, stop: int, prefix: bytes | None) -> Iterator[int]:
+    """Positions of commas in ``buf[start:stop]`` likely to separate two list elements, best first.
+
+    :param start: where an element of the list starts.
+    :param prefix: how the list's elements start (``b","`` for numbers), or None if not known.
+    """
+    if prefix == b",":
+        cut = buf.rfind(b",", start, stop)
+        if cut > start:
+            yield cut
+    elif prefix:
+        end = stop
+        for _ in range(2):
+            found = buf.rfind(prefix, start + 1, end)
+            if found < 0:
+                break
+            cut = found - 1
+            while cut > start and buf[cut] in b" \t\r\n":
+                cut -= 1
+            if buf[cut] == 44:  # ","
+                yield cut
+            end = found
+    cut = _last_cut(buf, start, stop)  # type: ignore[assignment]
+    if cut is not None:
+        yield cut
+
+
+def _last_cut(buf: bytearray, start: int, stop: int) -> int | None:
+    """The last comma of ``buf[start:stop]`` that brackets say is between two list elements.
+
+    ``start`` is where an element of the list starts. Only a guess: strings may hold brackets.
+    """
+    depth = sum(buf.count(c, start, stop) for c in b"[{") - sum(buf.count(c, start, stop) for c in b"]}")
+    for tail in (max(start, stop - _TAIL_BYTES), start):
+        # Walk back from the end: a comma after which the brackets account for the whole
+        # window's depth is at the list's level.
+        after = 0
+        for match in _STRUCTURE.finditer(buf[tail:stop][::-1]):
+            char = match.group()[0]
+            if char != 44:  # ","
+                after += _DEPTH[char]
+            elif after == depth:
+                return stop - match.start() - 1
+        if tail == start:
+            break
+    return None
+
+
+class _Cursor:
+    """A position in a binary file with a buffer of bytes around it.
+
+    Batches are decoded in place: the byte before a batch becomes ``[`` and the comma after it
+    ``]`` for the time of one msgspec call, so that no batch is copied.
+
+    :param fh: the file, positioned at ``base``.
+    :param base: byte offset of ``fh``'s position in the file.
     """
 
-    def __init__(
-        self,
-        fh: IO[bytes],
-        decode: Callable[[bytes, bool], str],
-        chunk_size: int,
-        max_element_chars: int,
-        base: int = 0,
-    ) -> None:
+    def __init__(self, fh: IO[bytes], chunk_size: int, max_element_chars: int, base: int = 0) -> None:
         self.fh = fh
-        self.decode = decode
-        self.chunk_size = chunk_size
+        self.chunk_size = max(1, chunk_size)
         self.max_element_chars = max_element_chars
-        self.buf = ""
+        self.buf = bytearray()
         self.pos = 0
-        self.start = 0
         self.base = base
         self.eof = False
+        self._text: str | None = None
+        #: How the elements of the list being read start (see :func:`_cuts`).
+        self.prefix: bytes | None = None
+        #: Offset of the closing ``]`` of the last list read to its end.
+        self.list_end = -1
 
     @property
     def offset(self) -> int:
         return self.base + self.pos
 
-    def grow(self, size: int | None = None) -> bool:
-        """Drop the consumed text and read more; return False at end of file."""
-        if self.eof:
-            return False
+    def fill(self, want: int) -> None:
+        """Read until ``want`` bytes follow the position, or the file ends."""
+        have = len(self.buf) - self.pos
+        if have >= want or self.eof:
+            return
+        keep = max(0, self.pos - 1)  # the byte before the position, for in-place decoding
+        del self.buf[:keep]
+        self.base += keep
+        self.pos -= keep
+        self._text = None
+        while have < want:
+            data = self.fh.read(max(self.chunk_size, want - have))
+            if not data:
+                self.eof = True
+                break
+            self.buf += data
+            have += len(data)
+
+    def grow(self) -> bool:
+        """Read more than is buffered (doubling); return False at the end of the file."""
         pending = len(self.buf) - self.pos
         if pending > self.max_element_chars:
             raise JSONStreamError(
                 f"a value is larger than {self.max_element_chars} characters or never ends", self.offset
             )
-        data = self.fh.read(size or self.chunk_size)
-        self.eof = not data
-        self.base += self.pos
-        self.buf = self.buf[self.pos :] + self.decode(data, self.eof)
-        self.pos = 0
-        return not self.eof
+        self.fill(pending + max(self.chunk_size, pending))
+        return len(self.buf) - self.pos > pending
 
-    def peek(self) -> str:
-        """Skip whitespace and return the next character without consuming it; ``""`` at the end."""
+    def peek(self) -> int:
+        """Skip whitespace and return the next byte without consuming it; -1 at the end."""
         while True:
             self.pos = _WHITESPACE.match(self.buf, self.pos).end()  # type: ignore[union-attr]
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
-            if not self.grow():
-                return ""
+            self.fill(1)
+            if self.pos >= len(self.buf):
+                return -1
 
-    def expect(self, chars: str, what: str) -> str:
-        """Consume the next non-blank character, which must be one of ``chars``."""
+    def expect(self, chars: bytes, what: str) -> int:
+        """Consume the next non-blank byte, which must be one of ``chars``."""
         char = self.peek()
-        if not char or char not in chars:
-            found = repr(char) if char else "the end of the file"
+        if char < 0 or char not in chars:
+            found = repr(chr(char)) if char >= 0 else "the end of the file"
             raise JSONStreamError(f"expected {what}, found {found}", self.offset)
         self.pos += 1
         return char
 
-    def value(self) -> Any:
-        """Decode the next value; its source text is ``buf[start:pos]`` until the next read."""
+    def value(self) -> tuple[Any, bytes]:
+        """Decode the next value with the standard library; return it and its source bytes."""
         self.peek()
         while True:
+            if self._text is None:
+                # Latin-1 maps each byte to one character, so text positions are byte positions;
+                # JSON's structure is ASCII, and strings are re-decoded as UTF-8 below.
+                self._text = self.buf.decode("latin-1")
             try:
-                value, end = _DECODE(self.buf, self.pos)
+                value, end = _DECODE(self._text, self.pos)
             except json.JSONDecodeError as err:
-                # Most often the value runs past the window: read on, doubling, and retry.
-                if self.grow(max(self.chunk_size, len(self.buf) - self.pos)):
+                # Most often the value runs past the buffer: read on, doubling, and retry.
+                if self.grow():
                     continue
                 raise JSONStreamError(f"invalid JSON: {err.msg}", self.base + err.pos) from None
-            # A number cut by the window's edge decodes as a shorter number ("1.5e" as 1.5):
-            # read on until a character that cannot continue it follows.
+            # A number cut by the buffer's end decodes as a shorter number ("1.5e" as 1.5).
             if (
                 not isinstance(value, (str, dict, list))
-                and (end == len(self.buf) or self.buf[end] in _NUMBER_CHARS)
+                and (end == len(self._text) or self._text[end] in _NUMBER_CHARS)
                 and self.grow()
             ):
                 continue
-            self.start, self.pos = self.pos, end
-            return value
+            raw = bytes(self.buf[self.pos : end])
+            if not raw.isascii():
+                try:
+                    value = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as err:
+                    raise JSONStreamError(f"invalid UTF-8: {err.reason}", self.offset + err.start) from None
+            self.pos = end
+            return value, raw
 
+    def batches(self, decode: BatchDecoder, convert: Converter, end: int | None = None) -> Iterator[list[Any]]:
+        """Yield the elements of the list whose ``[`` is the next byte, in lists of one batch each.
 
-def _elements(window: _Window) -> Iterator[Any]:
-    """Yield the elements of the list whose ``[`` is the window's next character."""
-    window.expect("[", "'['")
-    if window.peek() == "]":
-        window.pos += 1
-        return
-    while True:
-        yield window.value()
-        if window.expect(",]", "',' or ']' after a list element") == "]":
+        Batches rather than elements, so that callers iterate over the elements in C
+        (``itertools.chain.from_iterable``) rather than through a generator per element.
+
+        :param end: the offset of the list's ``]`` when known, so that batches never pass it.
+        """
+        self.expect(b"[", "'['")
+        self.prefix = None
+        if self.peek() == 93:  # "]"
+            self.pos += 1
+            self.list_end = self.offset - 1
             return
+        slow = 0
+        failures = 0
+        while True:
+            if not slow:
+                batch = self._batch(decode, end)
+                if batch is not None:
+                    failures = 0
+                    values, done = batch
+                    yield values
+                    if done:
+                        return
+                    continue
+                # Each failure in a row doubles the elements decoded one by one before the next try.
+                slow = SLOW_ELEMENTS << min(failures, 10)
+                failures += 1
+            slow -= 1
+            yield [convert(self.value()[0])]
+            if self.expect(b",]", "',' or ']' after a list element") == 93:
+                self.list_end = self.offset - 1
+                return
+
+    def _decode(self, decode: BatchDecoder, close: int) -> list[Any]:
+        """Decode ``buf[pos:close]`` as a list, in place."""
+        first, before = self.pos - 1, self.buf[self.pos - 1]
+        after = self.buf[close]
+        self.buf[first] = 91  # "["
+        self.buf[close] = 93  # "]"
+        try:
+            # Not released explicitly: an error's traceback may still refer to the view; it goes
+            # with the last reference, before the buffer is next resized.
+            return decode(memoryview(self.buf)[first : close + 1])  # type: ignore[arg-type]
+        finally:
+            self.buf[first] = before
+            self.buf[close] = after
+
+    def _batch(self, decode: BatchDecoder, end: int | None) -> tuple[list[Any], bool] | None:
+        """Decode the elements of about one chunk from the position, proven by msgspec; None if none."""
+        self.peek()
+        want = self.chunk_size
+        while True:
+            self.fill(want)
+            stop = len(self.buf) if end is None else min(len(self.buf), end - self.base)
+            if end is not None and stop < len(self.buf):  # the rest of the list, up to its "]"
+                try:
+                    values = self._decode(decode, stop)
+                except (msgspec.DecodeError, ValueError):
+                    return None
+                self.pos = stop + 1
+                self.list_end = end
+                return values, True
+            self._learn()
+            for tries, cut in enumerate(_cuts(self.buf, self.pos, stop, self.prefix)):
+                try:
+                    values = self._decode(decode, cut)
+                except (msgspec.DecodeError, ValueError) as err:
+                    # The list may end inside the window (when its end is not known yet): msgspec
+                    # then stops at the trailing text, just past the list's "]".
+                    if end is None and (batch := self._batch_to_end(decode, stop, err)) is not None:
+                        return batch
+                    if tries:
+                        return None
+                    continue
+                self.pos = cut + 1
+                return values, False
+            if self.eof or stop - self.pos >= self.max_element_chars:
+                return None
+            want = 2 * (stop - self.pos)  # no cut: an element longer than the window; read on
+
+    def _learn(self) -> None:
+        """Note how the list's elements start, to find the next cut faster."""
+        first = self.buf[self.pos]
+        if first == 123:  # "{"
+            key = _FIRST_KEY.match(self.buf, self.pos)
+            if key is not None:
+                self.prefix = key.group()
+        elif first == 91:  # "["
+            self.prefix = b"["
+        elif first in b"-0123456789":
+            self.prefix = b","
+
+    def _batch_to_end(self, decode: BatchDecoder, stop: int, err: Exception) -> tuple[list[Any], bool] | None:
+        """The rest of the list, when a failed batch says where the list ends; else None."""
+        found = _TRAILING.search(str(err))
+        # msgspec counts from the "[" put before the position.
+        close = -1 if found is None else self.buf.rfind(b"]", self.pos, self.pos - 1 + int(found.group(1)))
+        if close < 0:
+            return None
+        try:
+            values = self._decode(decode, close)
+        except (msgspec.DecodeError, ValueError):
+            return None
+        self.pos = close + 1
+        self.list_end = self.offset - 1
+        return values, True
 
 
-def _latin1(data: bytes, final: bool) -> str:
-    return data.decode("latin-1")
+def _count(text: bytes) -> list[Any]:
+    # Raw values refer to the buffer, which must be free again once the batch is decoded.
+    return [None] * len(_RAW_LIST.decode(text))
 
 
 def index_arrays(
@@ -157,52 +353,59 @@ def index_arrays(
 ) -> dict[str, ArrayInfo]:
     """Walk a JSON object once and locate each of its top-level lists.
 
-    Values that are not lists are skipped. The walk decodes as Latin-1, where one character is
-    one byte, so that window positions are byte offsets: the structure of UTF-8 JSON is ASCII,
-    and keys are re-decoded as UTF-8.
+    Values that are not lists are skipped; of a key given twice, the last value counts.
 
     :param fh: a binary file positioned at the start of the JSON object.
     :param chunk_size: bytes read at a time.
     :param max_element_chars: largest single value accepted before giving up.
     """
-    window = _Window(fh, _latin1, chunk_size, max_element_chars)
-    window.peek()
-    if window.buf.startswith("\xef\xbb\xbf", window.pos):  # UTF-8 byte order mark
-        window.pos += 3
+    cursor = _Cursor(fh, chunk_size, max_element_chars)
+    cursor.fill(3)
+    if cursor.buf.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+        cursor.pos = 3
     arrays: dict[str, ArrayInfo] = {}
-    window.expect("{", "a JSON object '{'")
-    if window.peek() == "}":
+    cursor.expect(b"{", "a JSON object '{'")
+    if cursor.peek() == 125:  # "}"
         return arrays
     while True:
-        if window.peek() != '"':
-            window.expect('"', "a key")
-        window.value()
-        raw_key = window.buf[window.start : window.pos]
-        key = json.loads(raw_key.encode("latin-1").decode("utf-8"))
-        window.expect(":", "':' after a key")
-        if window.peek() == "[":
-            offset = window.offset
-            arrays[key] = ArrayInfo(offset, sum(1 for _ in _elements(window)))
+        if cursor.peek() != 34:  # '"'
+            cursor.expect(b'"', "a key")
+        key = cursor.value()[0]
+        cursor.expect(b":", "':' after a key")
+        arrays.pop(key, None)
+        if cursor.peek() == 91:  # "["
+            offset = cursor.offset
+            length = sum(map(len, cursor.batches(_count, _identity)))
+            arrays[key] = ArrayInfo(offset, length, cursor.list_end)
         else:
-            window.value()
-            arrays.pop(key, None)
-        if window.expect(",}", "',' or '}' after a value") == "}":
+            cursor.value()
+        if cursor.expect(b",}", "',' or '}' after a value") == 125:
             return arrays
 
 
-def iter_array(
+def iter_batches(
     fh: IO[bytes],
-    offset: int,
+    info: ArrayInfo,
+    decode: BatchDecoder | None = None,
+    convert: Converter | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_element_chars: int = DEFAULT_MAX_ELEMENT_CHARS,
-) -> Iterator[Any]:
-    """Yield the decoded elements of the list whose ``[`` is at byte ``offset`` of ``fh``.
+) -> Iterator[list[Any]]:
+    """Yield the decoded elements of the list that :func:`index_arrays` found at ``info``, batch by batch.
 
     :param fh: a seekable binary file; this iterator owns its position.
-    :param offset: as found by :func:`index_arrays`.
+    :param info: the list's place in the file.
+    :param decode: decodes a batch, the JSON text of a list (a buffer); default ``msgspec.json.decode``.
+    :param convert: turns an element decoded one at a time by the standard library (in
+        Python's types) into what ``decode`` gives; default: as it is.
     :param chunk_size: bytes read at a time.
     :param max_element_chars: largest single element accepted before giving up.
     """
-    fh.seek(offset)
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    yield from _elements(_Window(fh, utf8.decode, chunk_size, max_element_chars, base=offset))
+    fh.seek(info.offset)
+    cursor = _Cursor(fh, chunk_size, max_element_chars, base=info.offset)
+    yield from cursor.batches(decode or msgspec.json.decode, convert or _identity, info.end)
+
+
+def iter_array(fh: IO[bytes], info: ArrayInfo, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """Yield the decoded elements of a list one by one; the arguments are those of :func:`iter_batches`."""
+    return itertools.chain.from_iterable(iter_batches(fh, info, *args, **kwargs))

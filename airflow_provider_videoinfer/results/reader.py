@@ -2,16 +2,19 @@
 
 A result file is one JSON object of parallel lists (``frame_offset``, ``time_offset`` and one list
 per ``model_id``) that reaches gigabytes for long videos. :class:`ResultReader` never loads it
-whole: it indexes the lists once, then walks them in lockstep, one file handle per list (see
-:mod:`airflow_provider_videoinfer.results.jsonstream`), and yields one :class:`ResultFrame` at a time.
+whole: it locates the lists once, then walks them in lockstep, one file handle per list, each
+decoded by msgspec in batches (see :mod:`airflow_provider_videoinfer.results.jsonstream`), and
+yields one :class:`ResultFrame` at a time. :meth:`ResultReader.feed` is the one frame loop that
+the summary, the rows export and the operator share.
 
 Typical use::
 
-    from airflow_provider_videoinfer.results.reader import iter_frames, summarize_result
+    from airflow_provider_videoinfer.results import ResultReader, summarize_result
 
-    for frame in iter_frames("result.json"):
-        detections = frame.results["my-model"]
-    summary = summarize_result("s3://bucket/result.json")
+    with ResultReader("result.json") as reader:
+        for frame in reader:
+            detections = frame.results["my-model"]  # None where inference failed on that frame
+    summary = summarize_result("s3://aws_default@bucket/result.json")
 
 The typed records live in :mod:`airflow_provider_videoinfer.results.records`, the summary in
 :mod:`airflow_provider_videoinfer.results.summary` and the rows export in
@@ -21,31 +24,43 @@ The typed records live in :mod:`airflow_provider_videoinfer.results.records`, th
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_videoinfer.api import INFERENCE_TYPES
 from airflow_provider_videoinfer.exceptions import VideoInferResponseError, VideoInferValidationError
-from airflow_provider_videoinfer.results.format import FRAME_OFFSET_KEY, TIME_OFFSET_KEY
+from airflow_provider_videoinfer.results.decoding import FrameDecoder, FrameValueError, OffsetDecoder
+from airflow_provider_videoinfer.results.format import FRAME_OFFSET_KEYS, TIME_OFFSET_KEYS
 from airflow_provider_videoinfer.results.jsonstream import (
     DEFAULT_CHUNK_SIZE,
     ArrayInfo,
     JSONStreamError,
     index_arrays,
-    iter_array,
+    iter_batches,
 )
-from airflow_provider_videoinfer.results.records import FrameResult, ResultFrame, parse_frame_result
+from airflow_provider_videoinfer.results.records import ResultFrame
 from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location
 
 if TYPE_CHECKING:
-
     from airflow_provider_videoinfer.results.summary import ResultSummary
 
-ResultLocation = Location
+log = logging.getLogger(__name__)
 
+ResultLocation = Location
+#: Bytes fetched per request by each list's handle on a remote result file.
+REMOTE_BLOCK_SIZE = 2 << 20
+
+
+class FrameSink(Protocol):
+    """Anything fed frames by :meth:`ResultReader.feed`: the summary, the rows writer, ..."""
+
+    def add(self, frame: ResultFrame) -> None:
+        """Take one frame."""
 
 
 class VideoInferResultFileError(VideoInferResponseError):
@@ -56,15 +71,18 @@ class ResultReader:
     """Iterate over the frames of a result file, reading it in a bounded amount of memory.
 
     Use it as a context manager, or call :meth:`close`. Each model's frame results are typed from
-    their shape; ``inference_types`` overrides that for the models it names.
+    their shape; ``inference_types`` overrides that for the models it names. Both spellings of
+    the offsets' keys are read (``frame_offset``/``frame_offsets``, ``time_offset``/``time_offsets``);
+    top-level values that are not lists of one element per frame are ignored (logged at debug level).
 
-    :param source: a local path, a ``file://``/``memory://``/``s3://`` URI or an ``ObjectStoragePath``.
-        A source that cannot seek is first copied, streaming, to a local temporary file.
+    :param source: a local path, a ``file://``/``memory://``/``s3://conn_id@bucket/key`` URI or an
+        ``ObjectStoragePath``. A source that cannot seek is first copied, streaming, to a local
+        temporary file.
     :param inference_types: optional ``{model_id: inference_type}``; each must be one of
         :data:`~airflow_provider_videoinfer.api.INFERENCE_TYPES` and each model must be in the file.
-    :param chunk_size: bytes read at a time by each of the file handles (one per list).
-    :raises VideoInferResultFileError: the file is not valid JSON, lacks ``frame_offset`` or
-        ``time_offset``, or has lists of unequal length.
+    :param chunk_size: bytes decoded at a time by each of the file handles (one per list).
+    :raises VideoInferResultFileError: the file is not valid JSON, lacks the frame or time offsets,
+        or they differ in length.
     """
 
     def __init__(
@@ -80,7 +98,7 @@ class ResultReader:
         try:
             self._open = self._opener(source)
             with self._open() as fh:
-                self.arrays = self._index(fh)
+                self._locate(self._index(fh))
         except BaseException:
             self.close()
             raise
@@ -90,7 +108,8 @@ class ResultReader:
         if path is None:
             with open_location(source) as probe:
                 if probe.seekable():
-                    return lambda: open_location(source)
+                    # One handle per list: a small read-ahead each keeps several lists' memory low.
+                    return lambda: open_location(source, block_size=REMOTE_BLOCK_SIZE)
                 # Copy once so that every list can have its own handle and offset.
                 temp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="videoinfer-result-"))
                 path = os.path.join(temp, "result.json")
@@ -100,77 +119,100 @@ class ResultReader:
 
     def _index(self, fh: IO[bytes]) -> dict[str, ArrayInfo]:
         try:
-            arrays = index_arrays(fh, self.chunk_size)
+            return index_arrays(fh, self.chunk_size)
         except JSONStreamError as err:
-            raise VideoInferResultFileError(f"result file {self.name} is not valid: {err}.") from None
-        for key in (FRAME_OFFSET_KEY, TIME_OFFSET_KEY):
-            if key not in arrays:
+            raise VideoInferResultFileError(f"result file {self.name} is not valid JSON: {err}.") from None
+
+    def _locate(self, arrays: dict[str, ArrayInfo]) -> None:
+        """Choose the offsets' lists and the models' lists among the file's top-level lists."""
+        offsets = []
+        for keys in (FRAME_OFFSET_KEYS, TIME_OFFSET_KEYS):
+            key = next((key for key in keys if key in arrays), None)
+            if key is None:
                 raise VideoInferResultFileError(
-                    f"result file {self.name} has no {key!r} list (found {sorted(arrays)}): it is not a "
+                    f"result file {self.name} has no {keys[0]!r} list (found {sorted(arrays)}): it is not a "
                     "video inference result; check the output URL."
                 )
-        expected = arrays[FRAME_OFFSET_KEY].length
+            offsets.append(key)
+        self.frame_offset_key, self.time_offset_key = offsets
+        frames = arrays[self.frame_offset_key].length
+        if arrays[self.time_offset_key].length != frames:
+            raise VideoInferResultFileError(
+                f"result file {self.name}: list {self.time_offset_key!r} has {arrays[self.time_offset_key].length} "
+                f"elements but {self.frame_offset_key!r} has {frames}; every list must have one element per frame."
+            )
+        self.arrays = {key: arrays[key] for key in offsets}
         for key, info in arrays.items():
-            if info.length != expected:
-                raise VideoInferResultFileError(
-                    f"result file {self.name}: list {key!r} has {info.length} elements but "
-                    f"{FRAME_OFFSET_KEY!r} has {expected}; every list must have one element per frame."
-                )
-        missing = set(self._inference_types) - set(arrays)
+            if key in FRAME_OFFSET_KEYS or key in TIME_OFFSET_KEYS:
+                continue
+            if info.length == frames:
+                self.arrays[key] = info
+            else:
+                length = info.length
+                log.debug("Result file %s: ignoring list %r of %d elements, not one per frame.", self.name, key, length)
+        missing = set(self._inference_types) - set(self.arrays)
         if missing:
             raise VideoInferResultFileError(
-                f"result file {self.name} has no results for model(s) {sorted(missing)}; it holds "
-                f"{[key for key in arrays if key not in (FRAME_OFFSET_KEY, TIME_OFFSET_KEY)]}."
+                f"result file {self.name} has no results of one element per frame for model(s) {sorted(missing)}; "
+                f"it holds {self.model_ids}. Check inference_types."
             )
-        return arrays
 
     @property
     def model_ids(self) -> list[str]:
         """The model ids whose results the file holds, in file order."""
-        return [key for key in self.arrays if key not in (FRAME_OFFSET_KEY, TIME_OFFSET_KEY)]
+        return list(self.arrays)[2:]
 
     def __len__(self) -> int:
         """The number of sampled frames."""
-        return self.arrays[FRAME_OFFSET_KEY].length
+        return self.arrays[self.frame_offset_key].length
 
-    def _iter_list(self, key: str) -> Iterator[Any]:
+    def _iter_batches(self, key: str, decoder: FrameDecoder | OffsetDecoder) -> Iterator[list[Any]]:
         with self._open() as fh:
             try:
-                yield from iter_array(fh, self.arrays[key].offset, self.chunk_size)
+                yield from iter_batches(fh, self.arrays[key], decoder.decode, decoder.convert, self.chunk_size)
             except JSONStreamError as err:
                 raise VideoInferResultFileError(f"result file {self.name}, list {key!r}: {err}.") from None
+            except FrameValueError as err:
+                raise VideoInferResultFileError(f"result file {self.name}: {err}.") from None
 
     def __iter__(self) -> Iterator[ResultFrame]:
         """Yield every frame in order; each call starts from the first frame."""
         models = self.model_ids
-        lists = [self._iter_list(key) for key in (FRAME_OFFSET_KEY, TIME_OFFSET_KEY, *models)]
-        types: dict[str, str | None] = {model: self._inference_types.get(model) for model in models}
-        hinted = set(self._inference_types)
+        decoders: list[FrameDecoder | OffsetDecoder] = [
+            OffsetDecoder(self.frame_offset_key, integer=True),
+            OffsetDecoder(self.time_offset_key, integer=False),
+            *(
+                FrameDecoder(model, self._inference_types.get(model), strict=model in self._inference_types)
+                for model in models
+            ),
+        ]
+        batches = [self._iter_batches(key, decoder) for key, decoder in zip(self.arrays, decoders, strict=True)]
+        lists = map(itertools.chain.from_iterable, batches)  # elements in C, one Python call per batch
         try:
-            for index, (frame_offset, time_offset, *raw) in enumerate(zip(*lists, strict=True)):
-                results: dict[str, FrameResult | None] = {}
-                for model, data in zip(models, raw, strict=True):
-                    try:
-                        result = parse_frame_result(data, types[model], strict=model in hinted)
-                    except (TypeError, ValueError, KeyError) as err:
-                        raise VideoInferResultFileError(
-                            f"result file {self.name}: frame {index} of model {model!r} does not have "
-                            f"the shape of a {types[model] or 'known'} result: {err}."
-                        ) from None
-                    if result is not None and model not in hinted and result.inference_type in INFERENCE_TYPES:
-                        # Remember a model's type, so that frames without predictions keep it.
-                        types[model] = result.inference_type
-                    results[model] = result
-                yield ResultFrame(index, _number(frame_offset, int), _number(time_offset, float), results)
+            for index, (frame_offset, time_offset, *results) in enumerate(zip(*lists, strict=True)):
+                yield ResultFrame(index, frame_offset, time_offset, dict(zip(models, results, strict=True)))
         finally:
-            for generator in lists:
+            for generator in batches:
                 generator.close()  # type: ignore[attr-defined]
+
+    def feed(self, *sinks: FrameSink) -> int:
+        """Read every frame once and give it to each sink in turn; return the number of frames.
+
+        :param sinks: e.g. a :class:`~airflow_provider_videoinfer.results.summary.ResultSummary` and a
+            :class:`~airflow_provider_videoinfer.results.rows.RowsWriter`.
+        """
+        adders = [sink.add for sink in sinks]
+        frames = 0
+        for frame in self:
+            frames += 1
+            for add in adders:
+                add(frame)
+        return frames
 
     def summarize(self, **options: Any) -> dict[str, Any]:
         """Return :meth:`ResultSummary.to_dict` of every frame; ``options`` go to :class:`ResultSummary`."""
         summary = self.summary(**options)
-        for frame in self:
-            summary.add(frame)
+        self.feed(summary)
         return summary.to_dict()
 
     def summary(self, **options: Any) -> ResultSummary:
@@ -188,10 +230,6 @@ class ResultReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _number(value: Any, kind: type) -> Any:
-    return None if value is None else kind(value)
 
 
 def validate_inference_types(inference_types: Mapping[str, str] | None) -> dict[str, str]:

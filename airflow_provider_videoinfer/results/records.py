@@ -2,40 +2,45 @@
 
 A model's frame result has the shape of the single-image response of its task type; which record
 to build is decided from that shape, or from an explicit ``inference_type``. Extra keys are
-ignored, so that new fields of the service do not break old readers.
+ignored, so that new fields of the service do not break old readers. The records are immutable
+msgspec structs, so that msgspec can decode the common shapes straight into them (see
+:mod:`airflow_provider_videoinfer.results.decoding`); they compare, hash and print like
+frozen dataclasses.
+
+Numbers the service wrote as ``NaN`` or ``Infinity`` stay ``nan``/``inf`` in the records.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import msgspec
 
 DETECTION_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
 
+# Records are built by msgspec from the file, and by the functions below from decoded JSON.
 
-@dataclass(frozen=True, slots=True)
-class Point:
+
+class Point(msgspec.Struct, frozen=True, gc=False):
     """A point in pixels of the frame, e.g. a polygon vertex or a face landmark."""
 
     x: float
     y: float
 
 
-@dataclass(frozen=True, slots=True)
-class Keypoint:
+class Keypoint(msgspec.Struct, frozen=True, gc=False):
     """One keypoint of a keypoint-detection prediction; the optional fields are None when absent."""
 
     x: float
     y: float
-    confidence: float | None
-    class_name: str | None
-    class_id: int | None
+    confidence: float | None = None
+    class_name: str | None = msgspec.field(default=None, name="class")
+    class_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Detection:
+class Detection(msgspec.Struct, frozen=True, gc=False):
     """One predicted object: its box centre (``x``, ``y``) and size in pixels, and its class.
 
     :param points: the polygon of an instance-segmentation prediction, else None.
@@ -47,15 +52,14 @@ class Detection:
     width: float
     height: float
     confidence: float
-    class_name: str | None
-    class_id: int | None
-    detection_id: str | None
+    class_name: str | None = msgspec.field(default=None, name="class")
+    class_id: int | None = None
+    detection_id: str | None = None
     points: tuple[Point, ...] | None = None
     keypoints: tuple[Keypoint, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Detections:
+class Detections(msgspec.Struct, frozen=True, gc=False):
     """The result of an object-detection, instance-segmentation or keypoint-detection model on a frame."""
 
     inference_type: str
@@ -65,17 +69,15 @@ class Detections:
     time: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ClassPrediction:
+class ClassPrediction(msgspec.Struct, frozen=True, gc=False):
     """The confidence of one class of a classification result."""
 
-    class_name: str
-    class_id: int | None
+    class_name: str = msgspec.field(name="class")
     confidence: float
+    class_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(msgspec.Struct, frozen=True, gc=False):
     """The result of a classification model on a frame: the top class and every class's confidence."""
 
     inference_type: ClassVar[str] = "classification"
@@ -87,8 +89,7 @@ class Classification:
     time: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SemanticMask:
+class SemanticMask(msgspec.Struct, frozen=True, gc=False):
     """The result of a semantic-segmentation model on a frame.
 
     :param segmentation_mask: base64 PNG whose pixel values are class ids; see :meth:`mask_png`.
@@ -98,7 +99,7 @@ class SemanticMask:
 
     inference_type: ClassVar[str] = "semantic-segmentation"
     segmentation_mask: str
-    class_map: Mapping[int, str] = field(default_factory=dict)
+    class_map: Mapping[int, str] = msgspec.field(default_factory=dict)
     confidence_mask: str | None = None
     image_width: int | None = None
     image_height: int | None = None
@@ -109,8 +110,7 @@ class SemanticMask:
         return base64.b64decode(self.segmentation_mask)
 
 
-@dataclass(frozen=True, slots=True)
-class Gaze:
+class Gaze(msgspec.Struct, frozen=True, gc=False):
     """One face of a gaze-detection result: its box, landmarks, and gaze angles in radians."""
 
     x: float
@@ -123,8 +123,7 @@ class Gaze:
     landmarks: tuple[Point, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class GazeResult:
+class GazeResult(msgspec.Struct, frozen=True, gc=False):
     """The result of the gaze-detection model on a frame: one :class:`Gaze` per face."""
 
     inference_type: ClassVar[str] = "gaze-detection"
@@ -132,8 +131,7 @@ class GazeResult:
     time: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Embedding:
+class Embedding(msgspec.Struct, frozen=True, gc=False):
     """The CLIP image embedding of a frame."""
 
     inference_type: ClassVar[str] = "clip-embed-image"
@@ -145,8 +143,7 @@ class Embedding:
         return len(self.vector)
 
 
-@dataclass(frozen=True, slots=True)
-class UnknownResult:
+class UnknownResult(msgspec.Struct, frozen=True, gc=False):
     """A frame result of a shape no task type of the contract has; ``data`` is it, as decoded."""
 
     inference_type: ClassVar[str] = "unknown"
@@ -156,13 +153,12 @@ class UnknownResult:
 FrameResult = Detections | Classification | SemanticMask | GazeResult | Embedding | UnknownResult
 
 
-@dataclass(frozen=True, slots=True)
-class ResultFrame:
+class ResultFrame(msgspec.Struct, frozen=True, gc=False):
     """One sampled frame and every model's result on it.
 
     :param index: position of the frame in the file's lists, from 0.
     :param frame_offset: index of the sampled frame in the source video.
-    :param time_offset: its time in seconds.
+    :param time_offset: its time in seconds (``nan`` if the file says ``NaN``).
     :param results: each model's result; None where inference failed on that frame.
     """
 
@@ -172,14 +168,32 @@ class ResultFrame:
     results: dict[str, FrameResult | None]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _embedding_vector(data: Any) -> list[Any] | None:
+    """The vector of a CLIP result in any of its shapes: a bare list, ``{"embeddings": [[...]]}``
+    or ``{"embedding": [...]}``; None when ``data`` is none of them."""
+    if isinstance(data, Mapping):
+        vectors = data.get("embeddings")
+        if isinstance(vectors, list) and vectors and isinstance(vectors[0], list):
+            data = vectors[0]
+        else:
+            data = data.get("embedding")
+    if isinstance(data, list) and data and all(_is_number(v) for v in data):
+        return data
+    return None
+
+
 def detect_inference_type(data: Any) -> str | None:
     """Guess the task type from a frame result's shape; None when it cannot tell.
 
     A result whose prediction list is empty cannot be told apart between the detection types
     and gaze-detection; None is returned for it.
     """
-    if isinstance(data, list):
-        return "clip-embed-image" if all(isinstance(v, (int, float)) for v in data[:1]) else None
+    if _embedding_vector(data) is not None:
+        return "clip-embed-image"
     if not isinstance(data, Mapping):
         return None
     predictions = data.get("predictions")
@@ -192,6 +206,8 @@ def detect_inference_type(data: Any) -> str | None:
     first = predictions[0]
     if "yaw" in first or "face" in first:
         return "gaze-detection"
+    if "x" not in first:
+        return "classification"
     if "points" in first:
         return "instance-segmentation"
     if "keypoints" in first:
@@ -200,29 +216,37 @@ def detect_inference_type(data: Any) -> str | None:
 
 
 def parse_frame_result(data: Any, inference_type: str | None = None, strict: bool = False) -> FrameResult | None:
-    """Type one model's frame result.
+    """Type one model's frame result, as decoded from JSON.
+
+    A result that fits no task type becomes an :class:`UnknownResult`, unless ``strict``.
 
     :param data: the decoded element of the model's list; None stays None.
     :param inference_type: the model's task type, used when the shape cannot tell (no predictions);
         None to decide from the shape alone (defaulting to object-detection for empty predictions).
-    :param strict: raise ``ValueError`` when the shape contradicts ``inference_type``, instead of
-        following the shape; the three detection types count as one shape.
+    :param strict: raise ``ValueError`` when the shape contradicts ``inference_type`` or does not
+        fit it, instead of following the shape; the three detection types count as one shape.
     """
     if data is None:
         return None
     detected = detect_inference_type(data)
     if inference_type is not None and (detected is None or strict):
-        if strict and detected is not None and _family(detected) != _family(inference_type):
+        if strict and detected is not None and family(detected) != family(inference_type):
             raise ValueError(f"it holds a {detected} result")
         detected = inference_type
     if detected is None:
-        if not (isinstance(data, Mapping) and data.get("predictions") == []):
+        if not (isinstance(data, Mapping) and data.get("predictions") in ([], None) and "predictions" in data):
             return UnknownResult(data)
         detected = "object-detection"
-    return _PARSERS[_family(detected)](data, detected)
+    try:
+        return _PARSERS[family(detected)](data, detected)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, msgspec.ValidationError) as err:
+        if strict:
+            raise ValueError(str(err)) from None
+        return UnknownResult(data)
 
 
-def _family(inference_type: str) -> str:
+def family(inference_type: str) -> str:
+    """The record family of a task type: the three detection types share one."""
     return "object-detection" if inference_type in DETECTION_TYPES else inference_type
 
 
@@ -232,6 +256,10 @@ def _int(value: Any) -> int | None:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _points(values: Any) -> tuple[Point, ...]:
@@ -254,17 +282,29 @@ def _detection(p: Mapping[str, Any]) -> Detection:
         float(p["width"]),
         float(p["height"]),
         float(p["confidence"]),
-        p.get("class"),
+        _text(p.get("class")),
         _int(p.get("class_id")),
-        p.get("detection_id"),
+        _text(p.get("detection_id")),
         None if points is None else _points(points),
-        None
-        if keypoints is None
-        else tuple(
-            Keypoint(float(k["x"]), float(k["y"]), _float(k.get("confidence")), k.get("class"), _int(k.get("class_id")))
-            for k in keypoints
-        ),
+        None if keypoints is None else tuple(_keypoint(k) for k in keypoints),
     )
+
+
+def _keypoint(k: Mapping[str, Any]) -> Keypoint:
+    confidence, name, class_id = _float(k.get("confidence")), _text(k.get("class")), _int(k.get("class_id"))
+    return Keypoint(float(k["x"]), float(k["y"]), confidence, name, class_id)
+
+
+def detections_type(predictions: tuple[Detection, ...], default: str) -> str:
+    """The detection task type that the first prediction's shape says, else ``default``."""
+    if predictions:
+        first = predictions[0]
+        if first.points is not None:
+            return "instance-segmentation"
+        if first.keypoints is not None:
+            return "keypoint-detection"
+        return "object-detection"
+    return default
 
 
 def _parse_detections(data: Mapping[str, Any], inference_type: str) -> Detections:
@@ -277,8 +317,8 @@ def _parse_classification(data: Mapping[str, Any], inference_type: str) -> Class
     raw = data.get("predictions") or ()
     if isinstance(raw, Mapping):  # multi-label form: {"class": {"confidence": c, "class_id": i}}
         raw = [{"class": name, **value} for name, value in raw.items() if isinstance(value, Mapping)]
-    predictions = tuple(ClassPrediction(str(p["class"]), _int(p.get("class_id")), float(p["confidence"])) for p in raw)
-    top, confidence = data.get("top"), _float(data.get("confidence"))
+    predictions = tuple(ClassPrediction(str(p["class"]), float(p["confidence"]), _int(p.get("class_id"))) for p in raw)
+    top, confidence = _text(data.get("top")), _float(data.get("confidence"))
     if top is None and predictions:
         best = max(predictions, key=lambda p: p.confidence)
         top, confidence = best.class_name, best.confidence
@@ -291,38 +331,41 @@ def _parse_semantic(data: Mapping[str, Any], inference_type: str) -> SemanticMas
     class_map = {int(key): str(name) for key, name in (predictions.get("class_map") or {}).items()}
     width, height = _image(data)
     return SemanticMask(
-        predictions["segmentation_mask"],
+        str(predictions["segmentation_mask"]),
         class_map,
-        predictions.get("confidence_mask"),
+        _text(predictions.get("confidence_mask")),
         width,
         height,
         _float(data.get("time")),
     )
 
 
-def _gaze(p: Mapping[str, Any]) -> Gaze:
-    face = p.get("face") or p
+def gaze(face: Mapping[str, Any] | Any, yaw: Any, pitch: Any) -> Gaze:
+    """One :class:`Gaze` from a face box (a mapping, or any object with the same attributes)."""
+    get: Callable[[str], Any] = face.get if isinstance(face, Mapping) else lambda name: getattr(face, name, None)
+    landmarks = get("landmarks")
     return Gaze(
-        float(face["x"]),
-        float(face["y"]),
-        float(face["width"]),
-        float(face["height"]),
-        _float(face.get("confidence")),
-        float(p["yaw"]),
-        float(p["pitch"]),
-        _points(face.get("landmarks")),
+        float(get("x")),
+        float(get("y")),
+        float(get("width")),
+        float(get("height")),
+        _float(get("confidence")),
+        float(yaw),
+        float(pitch),
+        landmarks if isinstance(landmarks, tuple) else _points(landmarks),
     )
 
 
 def _parse_gaze(data: Mapping[str, Any], inference_type: str) -> GazeResult:
-    return GazeResult(tuple(_gaze(p) for p in data.get("predictions") or ()), _float(data.get("time")))
+    faces = tuple(gaze(p.get("face") or p, p["yaw"], p["pitch"]) for p in data.get("predictions") or ())
+    return GazeResult(faces, _float(data.get("time")))
 
 
 def _parse_embedding(data: Any, inference_type: str) -> Embedding:
-    if isinstance(data, Mapping):  # tolerate {"embeddings": [[...]]}, the single-image API's form
-        vectors = data.get("embeddings") or [[]]
-        data = vectors[0]
-    return Embedding(tuple(float(v) for v in data))
+    vector = _embedding_vector(data)
+    if vector is None:
+        raise ValueError("it is not a list of numbers, nor an object with 'embeddings' or 'embedding'")
+    return Embedding(tuple(float(v) for v in vector))
 
 
 _PARSERS: dict[str, Callable[[Any, str], FrameResult]] = {

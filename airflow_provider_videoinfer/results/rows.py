@@ -8,16 +8,19 @@ optional ``pyarrow`` package.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
+import msgspec
+
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader
-from airflow_provider_videoinfer.results.records import Classification, Detection, Detections, GazeResult, ResultFrame
-from airflow_provider_videoinfer.storage import open_location
+from airflow_provider_videoinfer.results.records import Classification, Detections, GazeResult, ResultFrame
+from airflow_provider_videoinfer.storage import atomic_write
 
 ROW_FORMATS = ("jsonl", "csv", "parquet")
 ROW_COLUMNS = (
@@ -40,8 +43,37 @@ ROW_COLUMNS = (
     "keypoints",
 )
 PARQUET_BATCH_ROWS = 65_536
+JSONL_BATCH_ROWS = 4_096
 _INT_COLUMNS = frozenset({"frame_index", "frame_offset", "class_id"})
 _FLOAT_COLUMNS = frozenset({"time_offset", "confidence", "x", "y", "width", "height", "yaw", "pitch"})
+_NESTED = (ROW_COLUMNS.index("points"), ROW_COLUMNS.index("keypoints"))
+
+
+class Row(msgspec.Struct, gc=False):
+    """One row of the export: one object, face or top class of one model on one frame.
+
+    The fields are :data:`ROW_COLUMNS`, in order (``class_name`` is the column ``class``); those
+    that do not apply are None. ``points`` is a list of ``[x, y]`` pairs, ``keypoints`` a list of
+    dicts.
+    """
+
+    frame_index: int
+    frame_offset: int | None
+    time_offset: float | None
+    model_id: str
+    inference_type: str
+    class_name: str | None = msgspec.field(default=None, name="class")
+    class_id: int | None = None
+    confidence: float | None = None
+    x: float | None = None
+    y: float | None = None
+    width: float | None = None
+    height: float | None = None
+    detection_id: str | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    points: list[list[float]] | None = None
+    keypoints: list[dict[str, Any]] | None = None
 
 
 def validate_rows_format(rows_format: Any) -> str:
@@ -68,54 +100,50 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
-def frame_rows(frame: ResultFrame) -> Iterator[dict[str, Any]]:
-    """Yield the rows of one frame, with the keys of :data:`ROW_COLUMNS` (None where not applicable).
-
-    ``points`` is a list of ``[x, y]`` pairs and ``keypoints`` a list of dicts, or None.
-    """
-    base = {"frame_index": frame.index, "frame_offset": frame.frame_offset, "time_offset": frame.time_offset}
+def rows_of(frame: ResultFrame) -> Iterator[Row]:
+    """Yield the :class:`Row` values of one frame."""
+    index, frame_offset, time_offset = frame.index, frame.frame_offset, frame.time_offset
     for model_id, result in frame.results.items():
         if isinstance(result, Detections):
-            for detection in result.detections:
-                yield _detection_row(base, model_id, result.inference_type, detection)
+            kind = result.inference_type
+            for d in result.detections:
+                yield Row(
+                    index,
+                    frame_offset,
+                    time_offset,
+                    model_id,
+                    kind,
+                    d.class_name,
+                    d.class_id,
+                    d.confidence,
+                    d.x,
+                    d.y,
+                    d.width,
+                    d.height,
+                    d.detection_id,
+                    None,
+                    None,
+                    None if d.points is None else [[p.x, p.y] for p in d.points],
+                    None if d.keypoints is None else msgspec.to_builtins(d.keypoints),
+                )
         elif isinstance(result, GazeResult):
-            for gaze in result.gazes:
-                row = dict.fromkeys(ROW_COLUMNS)
-                row.update(base, model_id=model_id, inference_type=result.inference_type, yaw=gaze.yaw)
-                row.update({"class": "face", "confidence": gaze.confidence, "pitch": gaze.pitch})
-                row.update(x=gaze.x, y=gaze.y, width=gaze.width, height=gaze.height)
-                yield row
+            for g in result.gazes:
+                yield Row(
+                    index, frame_offset, time_offset, model_id, result.inference_type, "face", None, g.confidence,
+                    g.x, g.y, g.width, g.height, None, g.yaw, g.pitch,
+                )  # fmt: skip
         elif isinstance(result, Classification) and result.top is not None:
             top_id = next((p.class_id for p in result.predictions if p.class_name == result.top), None)
-            row = dict.fromkeys(ROW_COLUMNS)
-            row.update(base, model_id=model_id, inference_type=result.inference_type)
-            row.update({"class": result.top, "class_id": top_id, "confidence": result.confidence})
-            yield row
+            yield Row(
+                index, frame_offset, time_offset, model_id, result.inference_type, result.top, top_id,
+                result.confidence,
+            )  # fmt: skip
 
 
-def _detection_row(base: Mapping[str, Any], model_id: str, inference_type: str, d: Detection) -> dict[str, Any]:
-    return {
-        **base,
-        "model_id": model_id,
-        "inference_type": inference_type,
-        "class": d.class_name,
-        "class_id": d.class_id,
-        "confidence": d.confidence,
-        "x": d.x,
-        "y": d.y,
-        "width": d.width,
-        "height": d.height,
-        "detection_id": d.detection_id,
-        "yaw": None,
-        "pitch": None,
-        "points": None if d.points is None else [[p.x, p.y] for p in d.points],
-        "keypoints": None
-        if d.keypoints is None
-        else [
-            {"x": k.x, "y": k.y, "confidence": k.confidence, "class": k.class_name, "class_id": k.class_id}
-            for k in d.keypoints
-        ],
-    }
+def frame_rows(frame: ResultFrame) -> Iterator[dict[str, Any]]:
+    """Yield the rows of one frame as dicts with the keys of :data:`ROW_COLUMNS` (None where not applicable)."""
+    for row in rows_of(frame):
+        yield dict(zip(ROW_COLUMNS, msgspec.structs.astuple(row), strict=True))
 
 
 def _parquet_type(pa: Any, column: str) -> Any:
@@ -124,15 +152,27 @@ def _parquet_type(pa: Any, column: str) -> Any:
     return pa.float64() if column in _FLOAT_COLUMNS else pa.string()
 
 
-def _as_text(value: Any) -> Any:
-    """Nested values (points, keypoints) as JSON text, for the flat formats."""
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, list) else value
+def _flat(values: tuple[Any, ...]) -> list[Any]:
+    """A row's values for the flat formats: nested values as JSON text, non-finite numbers as None."""
+    flat = [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+    for i in _NESTED:
+        if flat[i] is not None:
+            flat[i] = _ENCODER.encode(flat[i]).decode()
+    return flat
+
+
+# msgspec writes NaN and infinities as null, so JSON Lines stays valid JSON.
+_ENCODER = msgspec.json.Encoder()
 
 
 class RowsWriter:
     """Write rows of frames to a file as they come; use it as a context manager.
 
-    :param destination: a local path, an fsspec URI or an ``ObjectStoragePath``; overwritten.
+    The file appears complete when the block ends, or not at all (see
+    :func:`~airflow_provider_videoinfer.storage.atomic_write`). Non-finite numbers are written
+    as ``null`` (JSON Lines, Parquet) or an empty cell (CSV).
+
+    :param destination: a local path, a storage URI or an ``ObjectStoragePath``; replaced.
     :param rows_format: ``jsonl`` (default), ``csv`` or ``parquet`` (needs pyarrow).
     """
 
@@ -141,54 +181,66 @@ class RowsWriter:
         self._pyarrow: Any = require_pyarrow() if self.rows_format == "parquet" else None
         self.destination = destination
         self.rows = 0
+        self._stack: contextlib.ExitStack | None = None
         self._file: IO[bytes] | None = None
         self._text: io.TextIOWrapper | None = None
         self._csv: Any = None
         self._parquet: Any = None
-        self._batch: list[dict[str, Any]] = []
+        self._batch: list[Row] = []
 
     def __enter__(self) -> RowsWriter:
-        self._file = open_location(self.destination, "wb")
-        if self.rows_format != "parquet":
-            self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        self._stack = contextlib.ExitStack()
+        self._file = self._stack.enter_context(atomic_write(self.destination))
         if self.rows_format == "csv":
-            self._csv = csv.DictWriter(self._text, fieldnames=ROW_COLUMNS)  # type: ignore[arg-type]
-            self._csv.writeheader()
+            self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")  # type: ignore[arg-type]
+            self._csv = csv.writer(self._text)
+            self._csv.writerow(ROW_COLUMNS)
         return self
 
-    def write(self, frame: ResultFrame) -> None:
-        """Write the rows of one frame (see :func:`frame_rows`)."""
-        for row in frame_rows(frame):
-            self.rows += 1
-            if self.rows_format == "jsonl":
-                self._text.write(json.dumps(row, separators=(",", ":")) + "\n")  # type: ignore[union-attr]
-            elif self.rows_format == "csv":
-                self._csv.writerow({key: _as_text(value) for key, value in row.items()})
-            else:
-                self._batch.append({key: _as_text(value) for key, value in row.items()})
-                if len(self._batch) >= PARQUET_BATCH_ROWS:
-                    self._flush_parquet()
+    def add(self, frame: ResultFrame) -> None:
+        """Write the rows of one frame (see :func:`rows_of`)."""
+        rows = list(rows_of(frame))
+        if not rows:
+            return
+        self.rows += len(rows)
+        if self.rows_format == "csv":
+            self._csv.writerows(_flat(msgspec.structs.astuple(row)) for row in rows)
+            return
+        self._batch.extend(rows)
+        if len(self._batch) >= (PARQUET_BATCH_ROWS if self.rows_format == "parquet" else JSONL_BATCH_ROWS):
+            self._flush()
 
-    def _flush_parquet(self) -> None:
+    write = add
+
+    def _flush(self) -> None:
+        if self.rows_format == "jsonl":
+            self._file.write(_ENCODER.encode_lines(self._batch))  # type: ignore[union-attr]
+            self._batch = []
+            return
         pa = self._pyarrow
         if self._parquet is None:
             schema = pa.schema([(name, _parquet_type(pa, name)) for name in ROW_COLUMNS])
             self._parquet = pa.parquet.ParquetWriter(self._file, schema)
         if self._batch:
-            self._parquet.write_table(pa.Table.from_pylist(self._batch, schema=self._parquet.schema))
+            schema = self._parquet.schema
+            columns = zip(*(_flat(msgspec.structs.astuple(row)) for row in self._batch), strict=True)
+            arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
+            self._parquet.write_table(pa.Table.from_arrays(arrays, schema=schema))
             self._batch = []
 
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            if self.rows_format == "parquet" and exc_info[0] is None:
-                self._flush_parquet()
+    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        stack, self._stack = self._stack, None
+        assert stack is not None, "RowsWriter is not open"
+        with stack:
+            if exc is not None:
+                raise exc  # inside the atomic writer, which then discards the file
+            if self.rows_format != "csv":
+                self._flush()
             if self._parquet is not None:
                 self._parquet.close()
             if self._text is not None:
-                self._text.close()
-        finally:
-            if self._file is not None:
-                self._file.close()
+                self._text.flush()
+                self._text.detach()  # the atomic writer closes the file
 
 
 def write_rows(
@@ -200,11 +252,10 @@ def write_rows(
     """Write one row per prediction of a result file to ``destination``; return the number of rows.
 
     :param source: the result file: a local path, an fsspec URI or an ``ObjectStoragePath``.
-    :param destination: where to write the rows, in the same forms; overwritten.
+    :param destination: where to write the rows, in the same forms; replaced, whole or not at all.
     :param rows_format: ``jsonl`` (default), ``csv`` or ``parquet`` (needs ``pip install pyarrow``).
     :param inference_types: optional ``{model_id: inference_type}`` overriding shape detection.
     """
     with ResultReader(source, inference_types) as reader, RowsWriter(destination, rows_format) as writer:
-        for frame in reader:
-            writer.write(frame)
+        reader.feed(writer)
     return writer.rows

@@ -7,8 +7,11 @@ timeline is bucketed (a bucket's width doubles whenever there would be more than
 
 from __future__ import annotations
 
+import heapq
+import math
+import operator
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
@@ -25,12 +28,95 @@ from airflow_provider_videoinfer.results.records import (
 
 DEFAULT_MAX_TIMELINE_BUCKETS = 600
 DEFAULT_MAX_CLASSES = 100
+DEFAULT_MAX_SCENE_CHANGES = 10
 MAX_CLASSES_PER_BUCKET = 20
 UNLABELLED = "unlabelled"
+_CLASS_NAME = operator.attrgetter("class_name")
 
 
 def _top(counter: Counter[str], limit: int) -> dict[str, int]:
     return dict(counter.most_common(limit))
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+_dot: Any = getattr(math, "sumprod", None) or (lambda a, b: sum(map(operator.mul, a, b)))
+
+
+class _Range:
+    """Minimum, maximum and mean of the finite numbers added."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.low = math.inf
+        self.high = -math.inf
+
+    def add(self, value: float) -> None:
+        if math.isfinite(value):
+            self.count += 1
+            self.total += value
+            self.low = min(self.low, value)
+            self.high = max(self.high, value)
+
+    def extend(self, values: Iterable[float]) -> None:
+        finite = [value for value in values if math.isfinite(value)]
+        if finite:
+            self.count += len(finite)
+            self.total += math.fsum(finite)
+            self.low = min(self.low, *finite)
+            self.high = max(self.high, *finite)
+
+    def to_dict(self) -> dict[str, float] | None:
+        if not self.count:
+            return None
+        return {"min": self.low, "max": self.high, "mean": self.total / self.count}
+
+
+class _EmbeddingChanges:
+    """How much consecutive embeddings differ (cosine distance), and where they differ most.
+
+    A large distance between two consecutive sampled frames marks a cut or a scene change.
+    """
+
+    def __init__(self, max_changes: int) -> None:
+        self.max_changes = max_changes
+        self.dimensions: int | None = None
+        self.previous: tuple[tuple[float, ...], float] | None = None
+        self.changes = _Range()
+        self.largest: list[tuple[float, int, dict[str, Any]]] = []
+
+    def add(self, frame: ResultFrame, vector: tuple[float, ...]) -> None:
+        self.dimensions = len(vector)
+        norm = math.hypot(*vector)
+        if not math.isfinite(norm) or norm == 0:
+            return  # a vector with NaN, or all zeros, has no direction to compare
+        previous, self.previous = self.previous, (vector, norm)
+        if previous is None or len(previous[0]) != len(vector):
+            return
+        distance = 1.0 - _dot(previous[0], vector) / (previous[1] * norm)
+        self.changes.add(distance)
+        if self.max_changes:
+            entry = (distance, frame.index, {"change": round(distance, 6), **_when(frame)})
+            if len(self.largest) < self.max_changes:
+                heapq.heappush(self.largest, entry)
+            elif distance > self.largest[0][0]:
+                heapq.heapreplace(self.largest, entry)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dimensions": self.dimensions,
+            "change": self.changes.to_dict(),
+            "change_measure": "cosine distance between consecutive frames' embeddings (0 = same, 2 = opposite)",
+            "largest_changes": [entry for _, _, entry in sorted(self.largest, key=lambda e: e[1])],
+        }
+
+
+def _when(frame: ResultFrame) -> dict[str, Any]:
+    time_offset = frame.time_offset if _finite(frame.time_offset) else None
+    return {"frame_index": frame.index, "frame_offset": frame.frame_offset, "time_offset": time_offset}
 
 
 class _Timeline:
@@ -80,10 +166,11 @@ class _Timeline:
 
 
 class _ModelSummary:
-    def __init__(self, inference_type: str | None, max_buckets: int, max_classes: int) -> None:
+    def __init__(self, inference_type: str | None, max_buckets: int, max_classes: int, max_changes: int) -> None:
         self.inference_type = inference_type
         self.max_buckets = max_buckets
         self.max_classes = max_classes
+        self.max_changes = max_changes
         self.frames = 0
         self.null_frames = 0
         self.unknown_frames = 0
@@ -92,7 +179,9 @@ class _ModelSummary:
         self.class_counts: Counter[str] = Counter()
         self.max_objects: dict[str, Any] = {"count": 0, "frame_index": None, "frame_offset": None, "time_offset": None}
         self.timeline: _Timeline | None = None
-        self.dimensions: int | None = None
+        self.embeddings: _EmbeddingChanges | None = None
+        self.yaw = _Range()
+        self.pitch = _Range()
 
     def add(self, frame: ResultFrame, result: FrameResult | None) -> None:
         self.frames += 1
@@ -104,13 +193,17 @@ class _ModelSummary:
             return
         if self.inference_type is None or isinstance(result, Detections):
             self.inference_type = result.inference_type
-        if isinstance(result, (Detections, GazeResult)):
-            names = (
-                [d.class_name or UNLABELLED for d in result.detections]
-                if isinstance(result, Detections)
-                else ["face"] * len(result.gazes)
-            )
-            self._add_objects(frame, names)
+        if isinstance(result, Detections):
+            if result.detections:
+                counts = Counter(map(_CLASS_NAME, result.detections))
+                if None in counts:
+                    counts[UNLABELLED] += counts.pop(None)  # type: ignore[call-overload]
+                self._add_objects(frame, len(result.detections), counts)
+        elif isinstance(result, GazeResult):
+            if result.gazes:
+                self._add_objects(frame, len(result.gazes), {"face": len(result.gazes)})
+                self.yaw.extend(face.yaw for face in result.gazes)
+                self.pitch.extend(face.pitch for face in result.gazes)
         elif isinstance(result, Classification):
             if result.top is not None:
                 self.frames_with_predictions += 1
@@ -122,30 +215,26 @@ class _ModelSummary:
                 self.class_counts[name] += 1
         elif isinstance(result, Embedding):
             self.frames_with_predictions += 1
-            self.dimensions = result.dimensions
+            if self.embeddings is None:
+                self.embeddings = _EmbeddingChanges(self.max_changes)
+            self.embeddings.add(frame, result.vector)
 
-    def _add_objects(self, frame: ResultFrame, names: list[str]) -> None:
-        if not names:
-            return
-        counts = Counter(names)
-        self.predictions += len(names)
+    def _add_objects(self, frame: ResultFrame, count: int, counts: Mapping[str, int]) -> None:
+        self.predictions += count
         self.frames_with_predictions += 1
-        self.class_counts.update(counts)
-        if len(names) > self.max_objects["count"]:
-            self.max_objects = {
-                "count": len(names),
-                "frame_index": frame.index,
-                "frame_offset": frame.frame_offset,
-                "time_offset": frame.time_offset,
-            }
+        class_counts = self.class_counts
+        for name, number in counts.items():  # a few classes: faster than Counter.update's checks
+            class_counts[name] += number
+        if count > self.max_objects["count"]:
+            self.max_objects = {"count": count, **_when(frame)}
         self._add_timeline(frame, counts, peak=True)
 
     def _add_timeline(self, frame: ResultFrame, counts: Mapping[str, int], peak: bool) -> None:
-        if frame.time_offset is None:
+        if not _finite(frame.time_offset) or frame.time_offset < 0:  # type: ignore[operator]
             return
         if self.timeline is None:
             self.timeline = _Timeline(self.max_buckets, peak)
-        self.timeline.add(frame.time_offset, counts)
+        self.timeline.add(frame.time_offset, counts)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         summary: dict[str, Any] = {
@@ -158,13 +247,19 @@ class _ModelSummary:
         if self.inference_type == "semantic-segmentation":
             summary["classes"] = sorted(self.class_counts)[: self.max_classes]
         elif self.inference_type == "clip-embed-image":
-            summary["dimensions"] = self.dimensions
+            summary.update(self.embeddings.to_dict() if self.embeddings else {"dimensions": None})
         else:
             summary["class_counts"] = _top(self.class_counts, self.max_classes)
             summary["classes_truncated"] = len(self.class_counts) > self.max_classes
         if self.inference_type != "classification" and self.predictions:
             summary["predictions"] = self.predictions
             summary["max_objects"] = self.max_objects
+        if self.inference_type == "gaze-detection":
+            counted = self.frames - self.null_frames - self.unknown_frames
+            summary["faces_per_frame"] = round(self.predictions / counted, 4) if counted else None
+            summary["yaw"] = self.yaw.to_dict()
+            summary["pitch"] = self.pitch.to_dict()
+            summary["angles"] = "radians"
         if self.timeline is not None:
             summary["timeline"] = self.timeline.to_dict()
         return summary
@@ -175,8 +270,11 @@ class ResultSummary:
 
     Per model: its inference type, frames and null frames, frames with predictions, and, by type,
     the number of predictions per class (frames per top class for classification, the classes of
-    the class maps for semantic segmentation, the vector length for embeddings), the most objects
-    seen in one frame and when, and a timeline in buckets of whole seconds.
+    the class maps for semantic segmentation), the most objects seen in one frame and when, and a
+    timeline in buckets of whole seconds. For embeddings: their length, how much consecutive frames
+    differ (cosine distance: minimum, maximum, mean) and the largest changes, which mark scene
+    changes. For gaze: faces per frame and the range of yaw and pitch. Non-finite numbers (``NaN``)
+    are left out of every figure.
 
     :param source: a name of the summarised file, echoed in the summary; optional.
     :param inference_types: optional ``{model_id: inference_type}``, reported for models without
@@ -184,6 +282,8 @@ class ResultSummary:
     :param max_timeline_buckets: the most timeline buckets per model; a bucket is 1 second wide,
         doubled as often as needed to stay within this bound (default 600, i.e. 10 minutes of seconds).
     :param max_classes: the most classes listed per model, largest counts first (default 100).
+    :param max_scene_changes: for embeddings, the most largest changes between consecutive frames
+        listed (default 10).
     """
 
     def __init__(
@@ -192,6 +292,7 @@ class ResultSummary:
         inference_types: Mapping[str, str] | None = None,
         max_timeline_buckets: int = DEFAULT_MAX_TIMELINE_BUCKETS,
         max_classes: int = DEFAULT_MAX_CLASSES,
+        max_scene_changes: int = DEFAULT_MAX_SCENE_CHANGES,
     ) -> None:
         if max_timeline_buckets < 1 or max_classes < 1:
             raise VideoInferValidationError(
@@ -202,6 +303,7 @@ class ResultSummary:
         self.inference_types = dict(inference_types or {})
         self.max_timeline_buckets = max_timeline_buckets
         self.max_classes = max_classes
+        self.max_scene_changes = max_scene_changes
         self.frames = 0
         self.duration: float | None = None
         self.models: dict[str, _ModelSummary] = {}
@@ -209,13 +311,16 @@ class ResultSummary:
     def add(self, frame: ResultFrame) -> None:
         """Count one frame of every model."""
         self.frames += 1
-        if frame.time_offset is not None and (self.duration is None or frame.time_offset > self.duration):
+        if _finite(frame.time_offset) and (self.duration is None or frame.time_offset > self.duration):  # type: ignore[operator]
             self.duration = frame.time_offset
         for model_id, result in frame.results.items():
             model = self.models.get(model_id)
             if model is None:
                 model = self.models[model_id] = _ModelSummary(
-                    self.inference_types.get(model_id), self.max_timeline_buckets, self.max_classes
+                    self.inference_types.get(model_id),
+                    self.max_timeline_buckets,
+                    self.max_classes,
+                    self.max_scene_changes,
                 )
             model.add(frame, result)
 

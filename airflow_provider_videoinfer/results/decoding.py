@@ -1,0 +1,267 @@
+"""Turn batches of a result file's lists into typed values, with msgspec where the shape allows.
+
+Each list of a result file gets one decoder. The frame and time offsets decode straight into
+numbers. A model's frames decode, batch by batch, straight into the records of
+:mod:`~airflow_provider_videoinfer.results.records` once the model's task type is known (from a
+hint or from its first frames); a batch that does not fit is decoded frame by frame, and a frame
+that fits no type becomes an ``UnknownResult`` (or an error, for a model whose type was given).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from airflow_provider_videoinfer.api import INFERENCE_TYPES
+from airflow_provider_videoinfer.results.records import (
+    Classification,
+    ClassPrediction,
+    Detection,
+    Detections,
+    Embedding,
+    FrameResult,
+    Gaze,
+    GazeResult,
+    Point,
+    detections_type,
+    family,
+    parse_frame_result,
+)
+
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+
+
+class FrameValueError(Exception):
+    """One element of a list cannot be read; ``index`` is its position in the list.
+
+    Not a ``ValueError``: the stream takes those for a badly cut batch.
+    """
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+# The wire shapes that msgspec decodes in one go; anything else goes through records.parse_frame_result.
+
+
+class _Image(msgspec.Struct, gc=False):
+    width: int | None = None
+    height: int | None = None
+
+
+class _DetectionsWire(msgspec.Struct, gc=False):
+    predictions: tuple[Detection, ...] = ()
+    image: _Image | None = None
+    time: float | None = None
+
+
+class _Score(msgspec.Struct, gc=False):
+    confidence: float
+    class_id: int | None = None
+
+
+class _ClassificationWire(msgspec.Struct, gc=False):
+    top: str
+    predictions: tuple[ClassPrediction, ...] | dict[str, _Score] = ()
+    confidence: float | None = None
+    image: _Image | None = None
+    time: float | None = None
+
+
+class _Face(msgspec.Struct, gc=False):
+    x: float
+    y: float
+    width: float
+    height: float
+    confidence: float | None = None
+    landmarks: tuple[Point, ...] = ()
+
+
+class _GazeWire(msgspec.Struct, gc=False):
+    face: _Face
+    yaw: float
+    pitch: float
+
+
+class _GazeFrameWire(msgspec.Struct, gc=False):
+    predictions: tuple[_GazeWire, ...] = ()
+    time: float | None = None
+
+
+def _image(image: _Image | None) -> tuple[int | None, int | None]:
+    return (None, None) if image is None else (image.width, image.height)
+
+
+def _classification(wire: _ClassificationWire, inference_type: str) -> Classification:
+    predictions = wire.predictions
+    if isinstance(predictions, dict):
+        predictions = tuple(ClassPrediction(name, s.confidence, s.class_id) for name, s in predictions.items())
+    return Classification(wire.top, wire.confidence, predictions, *_image(wire.image), wire.time)
+
+
+def _gaze_frame(wire: _GazeFrameWire, inference_type: str) -> GazeResult:
+    faces = tuple(
+        Gaze(f.x, f.y, f.width, f.height, f.confidence, p.yaw, p.pitch, f.landmarks)
+        for p in wire.predictions
+        for f in (p.face,)
+    )
+    return GazeResult(faces, wire.time)
+
+
+def _embedding(wire: tuple[float, ...], inference_type: str) -> Embedding:
+    return Embedding(wire)
+
+
+#: Per record family: the wire type msgspec decodes into, and how it becomes a record.
+_WIRE: dict[str, tuple[Any, Callable[[Any, str], FrameResult]]] = {
+    "classification": (_ClassificationWire, _classification),
+    "gaze-detection": (_GazeFrameWire, _gaze_frame),
+    "clip-embed-image": (tuple[float, ...], _embedding),
+}
+_WIRE_TYPES = {name: wire for name, (wire, _) in {**_WIRE, "object-detection": (_DetectionsWire, None)}.items()}
+_WIRE_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(list[wire | None])  # type: ignore[valid-type]
+    for name, wire in _WIRE_TYPES.items()
+}
+_WIRE_ELEMENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(wire) for name, wire in _WIRE_TYPES.items()
+}
+
+
+class FrameDecoder:
+    """Decode one model's list of frame results, batch by batch, remembering the model's type.
+
+    :param model_id: the model's key in the file, for messages.
+    :param inference_type: the model's task type when known; else read from the frames' shape.
+    :param strict: the type was given by the user: a frame that contradicts it is an error
+        (:class:`FrameValueError`) rather than an ``UnknownResult``.
+    """
+
+    def __init__(self, model_id: str, inference_type: str | None = None, strict: bool = False) -> None:
+        self.model_id = model_id
+        self.inference_type = inference_type
+        self.strict = strict
+        self.count = 0
+
+    def decode(self, text: bytes) -> list[FrameResult | None]:
+        """Decode the JSON text of a batch of frames (``b"[...]"``)."""
+        kind = None if self.inference_type is None else family(self.inference_type)
+        decoder = _WIRE_DECODERS.get(kind) if kind is not None else None
+        if decoder is not None:
+            try:
+                wires = decoder.decode(text)
+            except msgspec.ValidationError:
+                pass  # some frame has another shape: decode the batch frame by frame
+            else:
+                results = self._build(wires, kind)  # type: ignore[arg-type]
+                self.count += len(results)
+                return results
+        return [self._element(raw) for raw in _RAW_LIST.decode(text)]
+
+    def _build(self, wires: list[Any], kind: str) -> list[FrameResult | None]:
+        if kind != "object-detection":
+            build = _WIRE[kind][1]
+            return [None if wire is None else build(wire, self.inference_type) for wire in wires]  # type: ignore[arg-type]
+        default = self.inference_type or "object-detection"
+        results: list[FrameResult | None] = []
+        for wire in wires:
+            if wire is None:
+                results.append(None)
+                continue
+            predictions = wire.predictions
+            if self.strict or not predictions:
+                inference_type = default
+            else:
+                inference_type = self.inference_type = detections_type(predictions, default)
+            image = wire.image
+            results.append(
+                Detections(
+                    inference_type,
+                    predictions,
+                    None if image is None else image.width,
+                    None if image is None else image.height,
+                    wire.time,
+                )
+            )
+        return results
+
+    def _element(self, raw: msgspec.Raw) -> FrameResult | None:
+        if self.inference_type is not None and not (len(raw) == 4 and bytes(raw) == b"null"):
+            # A model's type is known from its first frames: decode the rest of that batch typed too.
+            kind = family(self.inference_type)
+            decoder = _WIRE_ELEMENT_DECODERS.get(kind)
+            if decoder is not None:
+                try:
+                    wire = decoder.decode(raw)
+                except msgspec.ValidationError:
+                    pass
+                else:
+                    self.count += 1
+                    return self._build([wire], kind)[0]
+        try:
+            value = _ANY.decode(raw)
+        except msgspec.DecodeError:  # e.g. a number out of msgspec's range: the standard library reads it
+            import json
+
+            value = json.loads(bytes(raw))
+        return self.convert(value)
+
+    def convert(self, value: Any) -> FrameResult | None:
+        """Type one frame result decoded in Python's types (the stream's fallback)."""
+        index = self.count
+        self.count += 1
+        try:
+            result = parse_frame_result(value, self.inference_type, strict=self.strict)
+        except ValueError as err:
+            raise FrameValueError(
+                index,
+                f"frame {index} of model {self.model_id!r} does not have the shape of a "
+                f"{self.inference_type or 'known'} result: {err}",
+            ) from None
+        if result is not None and not self.strict and result.inference_type in INFERENCE_TYPES:
+            # Remember the model's type, so that frames without predictions keep it.
+            self.inference_type = result.inference_type
+        return result
+
+
+class OffsetDecoder:
+    """Decode the ``frame_offset`` (whole numbers) or ``time_offset`` (numbers or null) list.
+
+    :param key: the list's key, for messages.
+    :param integer: whether every element must be a whole number (frame offsets).
+    """
+
+    def __init__(self, key: str, integer: bool) -> None:
+        self.key = key
+        self.integer = integer
+        self.count = 0
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[int] if integer else list[float | None])
+
+    def decode(self, text: bytes) -> list[Any]:
+        """Decode the JSON text of a batch of offsets."""
+        try:
+            values: list[Any] = self._decoder.decode(text)
+        except msgspec.ValidationError:
+            values = [self.convert(_ANY.decode(raw)) for raw in _RAW_LIST.decode(text)]
+        else:
+            self.count += len(values)
+        return values
+
+    def convert(self, value: Any) -> Any:
+        """Check one offset decoded in Python's types."""
+        index = self.count
+        self.count += 1
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if value is None and not self.integer:
+                return None
+            raise FrameValueError(index, f"{self.key}[{index}] is {value!r}, not a number")
+        if not self.integer:
+            return float(value)
+        if not math.isfinite(value) or value != int(value) or value < 0:
+            raise FrameValueError(index, f"{self.key}[{index}] is {value!r}, not a whole number of frames")
+        return int(value)
