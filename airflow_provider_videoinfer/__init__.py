@@ -92,12 +92,6 @@ def get_provider_info() -> dict:
                 "python-modules": ["airflow_provider_videoinfer.triggers.videoinfer"],
             }
         ],
-        "plugins": [
-            {
-                "name": "videoinfer_results",
-                "plugin-class": "airflow_provider_videoinfer.ui.plugin.VideoInferResultsPlugin",
-            }
-        ],
         "integrations": [
             {
                 "integration-name": "Video Inference",

@@ -1,8 +1,8 @@
 """Contact sheets: the frames of a video with the most detections, with every model's predictions drawn.
 
 Two passes in bounded memory whatever the video's length: one over the result file keeps only the
-``count`` busiest frames (a heap of their results), then the video is opened once and seeked to
-each of those frames in order, decoding only them. OpenCV comes with the ``contact-sheet`` extra
+frames to show (the busiest of each part of the video), then the video is opened once and seeked
+to each of those frames in order, decoding only them. OpenCV comes with the ``contact-sheet`` extra
 (``pip install "airflow-provider-videoinfer[contact-sheet]"``); without it, or when the video cannot
 be read, :func:`make_contact_sheet` logs why and returns None, leaving the caller's summary intact.
 """
@@ -15,7 +15,7 @@ import math
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sized
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,34 +59,34 @@ def _objects(frame: ResultFrame) -> int:
 
 
 def pick_frames(frames: Iterable[ResultFrame], count: int = DEFAULT_FRAMES) -> list[tuple[int, ResultFrame]]:
-    """Keep the ``count`` frames with the most objects, as ``(objects, frame)`` in video order.
+    """Choose up to ``count`` frames to show, as ``(objects, frame)`` in video order.
 
-    Frames without a ``frame_offset`` cannot be found in the video and are skipped. When no frame
-    has any object (classification only, say), frames spread evenly over the video are kept.
-    Memory holds at most ``count`` frames, plus ``2 * count`` offsets for the even spread.
+    When the number of frames is known (a :class:`ResultReader` has a length), the video is cut
+    into ``count`` equal parts and the busiest frame of each part is kept, so that the sheet
+    covers the whole video and holds its busiest frame; parts where nothing was found are left
+    out unless nothing was found anywhere (classification only, say). Otherwise the ``count``
+    busiest frames are kept. Frames without a ``frame_offset`` cannot be found in the video and
+    are skipped. Memory holds at most ``count`` frames.
     """
-    busiest: list[tuple[int, int, ResultFrame]] = []
-    spread: list[ResultFrame] = []  # every n-th frame, thinned by doubling n
-    step = 1
+    total = len(frames) if isinstance(frames, Sized) else None
+    part = max(1, math.ceil(total / count)) if total else None
+    best: dict[int, tuple[int, int, ResultFrame]] = {}  # part -> (objects, -index, frame)
+    busiest: list[tuple[int, int, ResultFrame]] = []  # a heap, when the length is unknown
     for frame in frames:
         if frame.frame_offset is None:
             continue
-        objects = _objects(frame)
-        if objects:
-            item = (objects, -frame.index, frame)  # ties: the earlier frame
-            if len(busiest) < count:
-                heapq.heappush(busiest, item)
-            elif item[:2] > busiest[0][:2]:
-                heapq.heapreplace(busiest, item)
-        elif not busiest and frame.index % step == 0:
-            spread.append(frame)
-            if len(spread) > 2 * count:
-                step *= 2
-                spread = [f for f in spread if f.index % step == 0]
-    if busiest:
-        chosen = [(objects, frame) for objects, _, frame in busiest]
-    else:
-        chosen = [(0, frame) for frame in spread[:: max(1, math.ceil(len(spread) / count))]][:count]
+        item = (_objects(frame), -frame.index, frame)  # ties: the earlier frame
+        if part is not None:
+            key = frame.index // part
+            if key not in best or item[:2] > best[key][:2]:
+                best[key] = item
+        elif len(busiest) < count:
+            heapq.heappush(busiest, item)
+        elif item[:2] > busiest[0][:2]:
+            heapq.heapreplace(busiest, item)
+    chosen = [(objects, frame) for objects, _, frame in (best.values() if part is not None else busiest)]
+    if any(objects for objects, _ in chosen):
+        chosen = [(objects, frame) for objects, frame in chosen if objects]
     return sorted(chosen, key=lambda item: item[1].frame_offset or 0)
 
 
