@@ -37,10 +37,11 @@ worker slot) → **results** (keeps the result file and summarises it).
 
 
 @task
-def input_url(url: str) -> str:
-    """Return ``url``; when empty, upload a generated sample video and return its signed URL."""
-    if url.strip():
-        return url.strip()
+def input_url(params: dict | None = None) -> str:
+    """Return the ``input_url`` param; when it is empty, upload a generated sample video and return its URL."""
+    url = ((params or {}).get("input_url") or "").strip()
+    if url:
+        return url
     try:
         from airflow_provider_videoinfer.server.sample import make_sample_video
     except ImportError as err:  # OpenCV is the server extra's
@@ -64,8 +65,8 @@ with DAG(
     tags=["videoinfer", "example"],
     params={
         "input_url": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Video URL",
             description="Public http(s) URL of a video. Leave empty to upload a generated sample video first.",
         ),
@@ -80,7 +81,7 @@ with DAG(
 ):
     submit = VideoInferSubmitJobOperator(
         task_id="submit_and_wait",
-        input_url=input_url("{{ params.input_url }}"),
+        input_url=input_url(),
         infer_fps=5,
         models=[
             {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"},

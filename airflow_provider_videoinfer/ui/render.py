@@ -154,7 +154,7 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], label: str, 
     legend = []
     for n, (name, points) in enumerate(series.items()):
         colour = COLOURS[n % len(COLOURS)]
-        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(points))
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
         if len(points) == 1:
             x, y = points[0]
             parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>')
@@ -168,7 +168,9 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], label: str, 
 
 
 def _timeline_series(timeline: Mapping[str, Any]) -> dict[str, list[tuple[float, float]]]:
-    """Per class, ``(time, count)`` at each bucket's start; a class absent from a bucket counts 0."""
+    """Per class, a step line: ``(time, count)`` at each bucket's start and end; absent counts 0."""
+    width = timeline.get("bucket_seconds")
+    width = float(width) if finite(width) and width > 0 else 1.0
     buckets = [b for b in timeline.get("buckets") or () if isinstance(b, Mapping)]
     totals: dict[str, float] = {}
     for bucket in buckets:
@@ -184,7 +186,8 @@ def _timeline_series(timeline: Mapping[str, Any]) -> dict[str, list[tuple[float,
         counts = bucket.get("counts") or {}
         for name in names:
             value = counts.get(name, 0)
-            series[name].append((float(start), float(value) if finite(value) else 0.0))
+            value = float(value) if finite(value) else 0.0
+            series[name] += [(float(start), value), (float(start) + width, value)]
     return series
 
 
@@ -304,7 +307,7 @@ def model_section(model_id: str, summary: Any) -> str:
         parts.append(
             f"<h3>Timeline: {_e(timeline.get('counts') or 'counts')}, per {_e(width)} s</h3>"
             + line_chart(series, f"{model_id} timeline")
-            + _busiest(timeline)
+            + ("" if kind == "classification" else _busiest(timeline))
         )
     others = [(key, value) for key, value in summary.items() if key not in _MODEL_KEYS]
     if others:

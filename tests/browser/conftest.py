@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import API_KEY, connection_json, run_dag
+from helpers import connection_json, run_dag
 
 from airflow_provider_videoinfer.server.testing import free_port
 
@@ -151,8 +151,3 @@ def page(browser, api_server, request):
             page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
         finally:
             context.close()
-
-
-def assert_no_key(text: str) -> None:
-    """The test API key appears nowhere in ``text``."""
-    assert API_KEY not in text

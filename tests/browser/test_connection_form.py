@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import requests
+from playwright.sync_api import expect
 
 from airflow_provider_videoinfer import _CONNECTION_FIELDS
 
@@ -44,12 +45,17 @@ def test_connection_form_in_the_browser(page, api_server):
     page.goto(f"{api_server.base_url}/connections")
     page.get_by_role("button", name=re.compile("Add Connection", re.I)).click()
     # The type list shows the provider's name rather than the raw type.
-    page.get_by_text("Select Connection Type").click()
-    page.get_by_role("option", name="Video Inference").click()
-    form = page.locator("form")
-    for label in ("Base URL", "API Key", "Port", "Read timeout (s)", "Retry: attempts"):
-        assert form.get_by_text(label, exact=True).first.is_visible(), label
-    text = form.inner_text()
-    assert "Login" not in text and "Schema" not in text
-    assert page.get_by_placeholder(re.compile("api.roboflow.com")).is_visible()
-    assert "Connection type missing" not in page.content()
+    dialog = page.locator("[role=dialog][data-state=open]")
+    dialog.get_by_role("combobox").fill("Video")
+    dialog.get_by_text("Video Inference", exact=True).last.click()
+    dialog.get_by_text("Standard Fields").wait_for()
+    for label in ("Base URL", "API Key", "Port"):
+        expect(dialog.get_by_text(label, exact=True).first).to_be_visible()
+    text = dialog.inner_text()
+    assert "Login" not in text and "Schema" not in text and "videoinfer" not in text
+    assert dialog.get_by_placeholder(re.compile("api.roboflow.com")).is_visible()
+    assert dialog.get_by_placeholder("your workspace API key").is_visible()
+    dialog.get_by_text("Extra Fields", exact=True).click()
+    for name, (label, description, _, _) in _CONNECTION_FIELDS.items():
+        expect(dialog.get_by_text(label).first).to_be_visible()
+        expect(dialog.get_by_text(description).first).to_be_visible()
