@@ -20,7 +20,7 @@ from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 # The hosted API allows one poll a minute per job; the local server (``make demo``) allows more.
 POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
-SAMPLE_VIDEO = "/tmp/videoinfer-sample.mp4"
+SAMPLE_VIDEO = os.environ.get("VIDEOINFER_SAMPLE_VIDEO", "/tmp/videoinfer-sample.mp4")
 DEFAULT_MODELS = [
     {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"},
     {"model_id": "motion-classification", "model_version": "1", "inference_type": "classification"},
@@ -76,7 +76,7 @@ with DAG(
             title="Video",
             description=(
                 "Path or storage URI (s3://..., gs://...) of an mp4, avi, mkv or webm video. "
-                f"The default sample is generated when missing."
+                "The default sample is generated when missing."
             ),
         ),
         "infer_fps": Param(

@@ -96,7 +96,7 @@ def _colour(label: str) -> tuple[int, int, int]:
     import numpy as np
 
     hue = zlib.crc32(label.encode()) % 180
-    bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0][0]
+    bgr = cv2.cvtColor(np.array([[[hue, 200, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0][0]
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
@@ -233,7 +233,7 @@ def render_contact_sheet(
             raise ValueError("OpenCV cannot open it as a video")
         tiles, shown = [], []
         for objects, frame in picked:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, frame.frame_offset)
+            capture.set(cv2.CAP_PROP_POS_FRAMES, float(frame.frame_offset or 0))
             ok, image = capture.read()
             if not ok:
                 log.warning("Contact sheet: frame %s of the video cannot be decoded; skipped.", frame.frame_offset)

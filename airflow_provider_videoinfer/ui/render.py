@@ -40,12 +40,18 @@ _SECRET_PARAM = re.compile(r"(api_key|token|signature|x-goog-[a-z-]+|sig|key)=[^
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px;color:#1a202c;background:#fff}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:24px 0 6px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
-h3{font-size:14px;margin:14px 0 4px;color:#4a5568}.muted{color:#718096}
-table{border-collapse:collapse;font-size:13px;margin:4px 0}td,th{padding:3px 10px 3px 0;text-align:left;vertical-align:top}
-th{color:#4a5568;font-weight:600}code{font-size:12px;background:#f7fafc;padding:1px 4px;border-radius:3px;word-break:break-all}
-svg{display:block;max-width:100%;height:auto}svg text{font-size:11px;fill:#4a5568}
-.sheet{max-width:100%;border:1px solid #e2e8f0}.note{background:#fffaf0;border:1px solid #fbd38d;padding:8px;border-radius:4px}
+h1{font-size:20px;margin:0 0 4px}
+h2{font-size:17px;margin:24px 0 6px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
+h3{font-size:14px;margin:14px 0 4px;color:#4a5568}
+.muted{color:#718096}
+table{border-collapse:collapse;font-size:13px;margin:4px 0}
+td,th{padding:3px 10px 3px 0;text-align:left;vertical-align:top}
+th{color:#4a5568;font-weight:600}
+code{font-size:12px;background:#f7fafc;padding:1px 4px;border-radius:3px;word-break:break-all}
+svg{display:block;max-width:100%;height:auto}
+svg text{font-size:11px;fill:#4a5568}
+.sheet{max-width:100%;border:1px solid #e2e8f0}
+.note{background:#fffaf0;border:1px solid #fbd38d;padding:8px;border-radius:4px}
 """
 
 
@@ -100,7 +106,7 @@ def _table(rows: Sequence[tuple[str, str]]) -> str:
 
 def bar_chart(counts: Mapping[str, Any], label: str) -> str:
     """Horizontal bars, one per class, largest first."""
-    items = [(str(k), float(v)) for k, v in counts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    items = [(str(k), float(v)) for k, v in counts.items() if finite(v)]
     items.sort(key=lambda item: -item[1])
     items = items[:20]
     if not items:
@@ -169,8 +175,8 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], label: str, 
 
 def _timeline_series(timeline: Mapping[str, Any]) -> dict[str, list[tuple[float, float]]]:
     """Per class, a step line: ``(time, count)`` at each bucket's start and end; absent counts 0."""
-    width = timeline.get("bucket_seconds")
-    width = float(width) if finite(width) and width > 0 else 1.0
+    given: Any = timeline.get("bucket_seconds")
+    width = float(given) if finite(given) and given > 0 else 1.0
     buckets = [b for b in timeline.get("buckets") or () if isinstance(b, Mapping)]
     totals: dict[str, float] = {}
     for bucket in buckets:
@@ -243,10 +249,8 @@ def other_value(name: str, value: Any) -> str:
             rest = {k: v for k, v in value.items() if k not in ("min", "max")}
             extra = f" ({other_value(name, rest)})" if rest else ""
             return f"{_number(value['min'])} … {_number(value['max'])}{extra}"
-        if isinstance(value.get("buckets"), list):
-            series = _timeline_series(value)
-            if series:
-                return line_chart(series, name)
+        if isinstance(value.get("buckets"), list) and (steps := _timeline_series(value)):
+            return line_chart(steps, name)
         if len(value) <= 12 and all(not isinstance(v, (list, Mapping)) for v in value.values()):
             return _table([(str(k), other_value(str(k), v)) for k, v in value.items()])
     series = _numeric_series(value)
@@ -259,12 +263,15 @@ def other_value(name: str, value: Any) -> str:
 def _max_objects(value: Any) -> str:
     if not isinstance(value, Mapping):
         return other_value("max_objects", value)
-    return f"{_number(value.get('count'))} at {_seconds(value.get('time_offset'))} (frame {_e(value.get('frame_offset'))})"
+    when = _seconds(value.get("time_offset"))
+    return f"{_number(value.get('count'))} at {when} (frame {_e(value.get('frame_offset'))})"
 
 
 def _kind_note(inference_type: Any) -> str:
     notes = {
-        "clip-embed-image": "Embeddings: a vector per frame. How much consecutive frames change shows scene changes.",
+        "clip-embed-image": (
+            "Embeddings: a vector per frame. How much consecutive frames change shows scene changes."
+        ),
         "gaze-detection": "Gaze: faces per frame, and where they look (yaw and pitch, in radians).",
         "classification": "Classification: the top class of each frame.",
         "semantic-segmentation": "Semantic segmentation: a class per pixel.",

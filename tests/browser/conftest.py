@@ -90,8 +90,9 @@ def api_server(airflow_db, finished_run, tmp_path_factory) -> Iterator[ApiServer
     port = free_port()
     log = folder / "api-server.log"
     with open(log, "wb") as output:
+        command = ["airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
         process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            [sys.executable, "-m", *command],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -56,6 +56,6 @@ def test_connection_form_in_the_browser(page, api_server):
     assert dialog.get_by_placeholder(re.compile("api.roboflow.com")).is_visible()
     assert dialog.get_by_placeholder("your workspace API key").is_visible()
     dialog.get_by_text("Extra Fields", exact=True).click()
-    for name, (label, description, _, _) in _CONNECTION_FIELDS.items():
+    for label, description, _, _ in _CONNECTION_FIELDS.values():
         expect(dialog.get_by_text(label).first).to_be_visible()
         expect(dialog.get_by_text(description).first).to_be_visible()
