@@ -360,7 +360,7 @@ def results_page(title: str, summary: Mapping[str, Any], sheet_url: str | None) 
     ]
     if sheet_url:
         parts.append(
-            "<h2>Contact sheet</h2><p class='muted'>The frames with the most detections.</p>"
+            "<h2>Contact sheet</h2><p class='muted'>The busiest frame of each part of the video, drawn.</p>"
             f'<img class="sheet" alt="contact sheet" src="{html.escape(sheet_url)}">'
         )
     models = summary.get("models")
