@@ -71,9 +71,12 @@ def finished_run(airflow_db, server, tmp_path_factory):
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api_server(airflow_db, finished_run, tmp_path_factory) -> Iterator[ApiServer]:
-    """``airflow api-server`` on a free loopback port; stopped by its pid at the end, also on failure."""
+    """``airflow api-server`` on a free loopback port; stopped by its pid at the end, also on failure.
+
+    Package-scoped: it stops after the browser tests, before other tests write to the database.
+    """
     folder = tmp_path_factory.mktemp("api-server")
     passwords = folder / "passwords.json"
     passwords.write_text(json.dumps(USERS))
@@ -119,7 +122,7 @@ def api_server(airflow_db, finished_run, tmp_path_factory) -> Iterator[ApiServer
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """Debian's headless Chromium through Playwright's bundled driver."""
     from playwright.sync_api import sync_playwright

@@ -50,6 +50,12 @@ def test_view_shows_the_summary_and_no_secret(api_server, finished_run):
     assert upload_url.split("?")[0] not in page  # not even the signed URL's path
 
 
+def test_unmapped_task_instances_whatever_the_map_index_placeholder_became(api_server, finished_run):
+    for index in ("-1", "{MAP_INDEX}", ""):
+        path = _view_path(finished_run).replace("map_index=-1", f"map_index={quote(index)}")
+        assert "Busiest moments" in _get(api_server, path).text, index
+
+
 def test_contact_sheet_is_the_kept_png(api_server, finished_run):
     summary = xcom(finished_run, "results")
     answer = _get(api_server, _view_path(finished_run, kind="contact-sheet"))
@@ -75,7 +81,12 @@ def test_results_tab_in_the_task_instance_page(page, api_server, finished_run):
     assert chart.locator("polyline").count() >= 1
     sheet = frame.locator("img.sheet")
     sheet.wait_for()
-    width = sheet.evaluate("img => img.complete ? img.naturalWidth : 0")
+    width = sheet.evaluate(
+        """img => img.complete ? img.naturalWidth : new Promise(done => {
+            img.addEventListener("load", () => done(img.naturalWidth));
+            img.addEventListener("error", () => done(0));
+        })"""
+    )
     assert width > 0  # the PNG arrived and decoded
     assert "[object Object]" not in frame.locator("body").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
