@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from airflow_provider_videoinfer.results.contact_sheet import (
     TILE_WIDTH,
     _colour,
     contact_sheet_location,
+    draw_frame,
     make_contact_sheet,
     pick_frames,
 )
@@ -123,3 +125,36 @@ def test_an_unreadable_video_leaves_the_summary_intact(finished_job, tmp_path, c
     assert summary.pop("contact_sheet") is None
     assert summary["models"] == expected["models"] and summary["frames"] == expected["frames"]
     assert "No contact sheet: the video" in caplog.text and "broken.mp4" in caplog.text
+
+
+def test_masks_polygons_keypoints_and_gaze_are_drawn():
+    from airflow_provider_videoinfer.results.records import Gaze, GazeResult, Keypoint, Point, SemanticMask
+
+    mask = np.zeros((60, 120), np.uint8)
+    mask[:, 60:] = 1  # the right half is class 1, "road"
+    png = cv2.imencode(".png", mask)[1].tobytes()
+
+    polygon = (Point(10, 10), Point(50, 10), Point(50, 50), Point(10, 50))
+    keypoint = (Keypoint(100, 100, 0.9, "nose", 0),)
+    frame = ResultFrame(
+        0,
+        0,
+        0.0,
+        {
+            "road": SemanticMask(base64.b64encode(png).decode(), {0: "background", 1: "road"}),
+            "shapes": Detections(
+                "instance-segmentation", (Detection(30, 30, 40, 40, 0.8, "blob", 0, None, points=polygon),)
+            ),
+            "pose": Detections(
+                "keypoint-detection", (Detection(100, 100, 20, 20, 0.7, "person", 0, None, None, keypoint),)
+            ),
+            "gaze": GazeResult((Gaze(300, 150, 60, 60, 0.9, 0.3, -0.2, (Point(290, 140), Point(310, 140))),)),
+        },
+    )
+    image = np.zeros((240, TILE_WIDTH, 3), np.uint8)
+    tile = draw_frame(image, frame, objects=3)
+    body = tile[tile.shape[0] - 240 :]
+    assert body[200, 400].any() and not body[200, 100].any()  # the mask's right half only
+    assert tuple(int(c) for c in body[30, 30]) != (0, 0, 0)  # the polygon is filled
+    assert tuple(int(c) for c in body[100, 100]) == _colour("person")  # the keypoint
+    assert tuple(int(c) for c in body[150, 270]) == _colour("face")  # the face box's left edge
