@@ -82,10 +82,11 @@ def results_view(
     if operator is None:
         page = render.message_page("No such task instance", f"{title} is not known to Airflow.")
         return HTMLResponse(page, status_code=404, headers=HEADERS)
-    if operator != RESULTS_OPERATOR and not isinstance(summary, Mapping):
+    is_summary = isinstance(summary, Mapping) and "models" in summary
+    if operator != RESULTS_OPERATOR and not is_summary:  # a subclass's summary is shown all the same
         text = f"This view shows the results of {RESULTS_OPERATOR} tasks; {task_id} is a {operator}."
         return HTMLResponse(render.message_page("Not a results task", text), headers=HEADERS)
-    if not isinstance(summary, Mapping) or "models" not in summary:
+    if not is_summary:
         text = f"{title} has no results summary yet: the view fills in once the task has succeeded."
         return HTMLResponse(render.message_page("No results yet", text), headers=HEADERS)
     sheet_url = None
