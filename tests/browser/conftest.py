@@ -80,8 +80,12 @@ def api_server(airflow_db, finished_run, tmp_path_factory) -> Iterator[ApiServer
     folder = tmp_path_factory.mktemp("api-server")
     passwords = folder / "passwords.json"
     passwords.write_text(json.dumps(USERS))
+    from airflow.configuration import conf
+
     env = {
         **os.environ,
+        # Connections saved through the UI must decrypt in this process too.
+        "AIRFLOW__CORE__FERNET_KEY": conf.get("core", "fernet_key"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
         "AIRFLOW__CORE__AUTH_MANAGER": "deny_auth_manager.OneDagHiddenAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,outsider:viewer",
