@@ -46,19 +46,23 @@ def _map_index(value: str | None) -> int:
         return -1
 
 
-def _summary(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> tuple[str | None, Any]:
-    """The task instance's operator name and its XCom return value (None when absent)."""
+def _summary(
+    session: Session, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> tuple[str | None, str | None, str | None, Any]:
+    """The task instance's operator name, state and label, and its XCom return value (None when absent)."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
 
-    operator = session.scalar(
-        select(TaskInstance.operator).where(
+    ti = session.scalars(
+        select(TaskInstance).where(
             TaskInstance.dag_id == dag_id,
             TaskInstance.run_id == run_id,
             TaskInstance.task_id == task_id,
             TaskInstance.map_index == map_index,
         )
-    )
+    ).first()
+    if ti is None:
+        return None, None, None, None
     row = session.scalars(
         select(XComModel).where(
             XComModel.dag_id == dag_id,
@@ -68,7 +72,7 @@ def _summary(session: Session, dag_id: str, run_id: str, task_id: str, map_index
             XComModel.key == "return_value",
         )
     ).first()
-    return operator, None if row is None else XComModel.deserialize_value(row)
+    return ti.operator, ti.state, ti.rendered_map_index, None if row is None else XComModel.deserialize_value(row)
 
 
 @app.get("/results/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse, dependencies=[_can_read])
@@ -77,8 +81,8 @@ def results_view(
 ) -> HTMLResponse:
     """The page of one task instance's results: figures, charts, contact sheet and files kept."""
     index = _map_index(map_index)
-    title = f"{dag_id} / {run_id} / {task_id}" + (f" [{index}]" if index >= 0 else "")
-    operator, summary = _summary(session, dag_id, run_id, task_id, index)
+    operator, state, label, summary = _summary(session, dag_id, run_id, task_id, index)
+    title = f"{dag_id} / {run_id} / {task_id}" + (f" [{label or index}]" if index >= 0 else "")
     if operator is None:
         page = render.message_page("No such task instance", f"{title} is not known to Airflow.")
         return HTMLResponse(page, status_code=404, headers=HEADERS)
@@ -87,7 +91,10 @@ def results_view(
         text = f"This view shows the results of {RESULTS_OPERATOR} tasks; {task_id} is a {operator}."
         return HTMLResponse(render.message_page("Not a results task", text), headers=HEADERS)
     if not is_summary:
-        text = f"{title} has no results summary yet: the view fills in once the task has succeeded."
+        text = (
+            f"{title} has no results summary: its state is {state or 'not set yet'}. "
+            "The view fills in once the task has succeeded."
+        )
         return HTMLResponse(render.message_page("No results yet", text), headers=HEADERS)
     sheet_url = None
     if _sheet_location(summary):
@@ -107,7 +114,7 @@ def contact_sheet(
     dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: str | None = None
 ) -> StreamingResponse:
     """The contact sheet PNG that the task instance's summary names."""
-    _, summary = _summary(session, dag_id, run_id, task_id, _map_index(map_index))
+    *_, summary = _summary(session, dag_id, run_id, task_id, _map_index(map_index))
     location = _sheet_location(summary) if isinstance(summary, Mapping) else None
     if location is None:
         raise HTTPException(404, "This task instance's summary names no contact sheet.")
