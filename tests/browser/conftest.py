@@ -71,8 +71,24 @@ def finished_run(airflow_db, server, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="session")
+def folder_run(airflow_db, server, tmp_path_factory):
+    """A run of the folder example over two good videos and a corrupt one (``b-corrupt.mp4``)."""
+    from airflow_provider_videoinfer.server.sample import make_sample_video
+
+    source = tmp_path_factory.mktemp("browser-folder")
+    make_sample_video(source / "a.mp4", seconds=2.0, fps=10.0)
+    (source / "b-corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 500)
+    make_sample_video(source / "c.mp4", seconds=2.0, fps=10.0)
+    results = tmp_path_factory.mktemp("browser-folder-results")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(server.base_url))
+        patch.setenv("VIDEOINFER_POLL_INTERVAL", "0.3")
+        return run_dag("videoinfer_folder", source=f"file://{source}", results_dir=f"file://{results}", infer_fps=2)
+
+
 @pytest.fixture(scope="package")
-def api_server(airflow_db, finished_run, tmp_path_factory) -> Iterator[ApiServer]:
+def api_server(airflow_db, finished_run, folder_run, tmp_path_factory) -> Iterator[ApiServer]:
     """``airflow api-server`` on a free loopback port; stopped by its pid at the end, also on failure.
 
     Package-scoped: it stops after the browser tests, before other tests write to the database.

@@ -56,6 +56,19 @@ def test_unmapped_task_instances_whatever_the_map_index_placeholder_became(api_s
         assert "Busiest moments" in _get(api_server, path).text, index
 
 
+def test_mapped_results_by_map_index(api_server, folder_run):
+    run_id = quote(folder_run.run_id, safe="")
+    pages = [
+        _get(api_server, f"/videoinfer/results/videoinfer_folder/{run_id}/video.results?map_index={index}").text
+        for index in range(3)
+    ]
+    assert "video.results [a.mp4]" in pages[0] and "Busiest moments" in pages[0]
+    assert "its state is upstream_failed" in pages[1]
+    assert "video.results [c.mp4]" in pages[2] and "/c.mp4/result.contact-sheet.png" in pages[2]
+    sheet = f"/videoinfer/contact-sheet/videoinfer_folder/{run_id}/video.results?map_index=2"
+    assert _get(api_server, sheet).headers["content-type"] == "image/png"
+
+
 def test_contact_sheet_is_the_kept_png(api_server, finished_run):
     summary = xcom(finished_run, "results")
     answer = _get(api_server, _view_path(finished_run, kind="contact-sheet"))
