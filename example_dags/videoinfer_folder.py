@@ -15,6 +15,7 @@ import os
 from airflow.sdk import DAG, AssetAlias, ObjectStoragePath, Param, task, task_group
 
 from airflow_provider_videoinfer.api import VIDEO_EXTENSIONS
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
@@ -50,7 +51,7 @@ def _write_samples(folder: ObjectStoragePath) -> None:
     try:
         from airflow_provider_videoinfer.server.sample import make_sample_video
     except ImportError as err:  # OpenCV is the server extra's
-        raise RuntimeError(
+        raise VideoInferValidationError(
             f"No video under {folder}, and sample videos cannot be generated without OpenCV: install "
             "airflow-provider-videoinfer[server], or trigger with a 'source' that holds videos."
         ) from err
@@ -117,7 +118,7 @@ with DAG(
             _write_samples(root)
             videos = found()
         if not videos:
-            raise ValueError(
+            raise VideoInferValidationError(
                 f"No video ({', '.join(VIDEO_EXTENSIONS)}) found directly under {source}: "
                 "put videos there or trigger with another 'source'."
             )

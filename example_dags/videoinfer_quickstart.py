@@ -14,6 +14,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, AssetAlias, Param, task
 
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
@@ -52,7 +53,7 @@ def sample_video(video: str) -> str:
         try:
             from airflow_provider_videoinfer.server.sample import make_sample_video
         except ImportError as err:  # OpenCV is the server extra's
-            raise RuntimeError(
+            raise VideoInferValidationError(
                 f"The sample video {video} is missing and cannot be generated without OpenCV: "
                 "install airflow-provider-videoinfer[server], or trigger with your own 'video'."
             ) from err

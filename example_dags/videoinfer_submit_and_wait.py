@@ -15,6 +15,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, AssetAlias, Param, task
 
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
@@ -45,7 +46,7 @@ def input_url(params: dict | None = None) -> str:
     try:
         from airflow_provider_videoinfer.server.sample import make_sample_video
     except ImportError as err:  # OpenCV is the server extra's
-        raise RuntimeError(
+        raise VideoInferValidationError(
             "input_url is empty and no sample video can be generated without OpenCV: install "
             "airflow-provider-videoinfer[server], or trigger with the URL of a video."
         ) from err
