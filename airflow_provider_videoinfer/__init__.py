@@ -4,6 +4,41 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# The connection form of Airflow 3.2+ is built from these declarations, without importing the hook.
+# The defaults repeat the hook's and the retry policy's (a test keeps them equal): importing
+# those here would load requests and tenacity whenever Airflow lists its providers.
+_CONNECTION_FIELDS: dict[str, tuple[str, str, str, float]] = {
+    # name: (label, description, JSON schema type, default)
+    "connect_timeout": ("Connect timeout (s)", "Seconds to establish a connection.", "number", 10),
+    "read_timeout": ("Read timeout (s)", "Seconds to wait for an API answer.", "number", 60),
+    "transfer_timeout": (
+        "Transfer timeout (s)",
+        "Seconds of silence allowed during an upload or a download.",
+        "number",
+        300,
+    ),
+    "retry_max_attempts": ("Retry: attempts", "Attempts per call, the first included (1: no retry).", "integer", 5),
+    "retry_max_elapsed": ("Retry: time budget (s)", "Seconds after which no new attempt starts.", "number", 300),
+    "retry_initial_wait": ("Retry: first wait (s)", "First backoff; doubles each retry, with jitter.", "number", 1),
+    "retry_max_wait": (
+        "Retry: longest wait (s)",
+        "Longest single backoff (a longer Retry-After is capped to it).",
+        "number",
+        60,
+    ),
+}
+
+
+def _conn_fields() -> dict[str, dict]:
+    return {
+        name: {
+            "label": label,
+            "description": description,
+            "schema": {"type": kind, "default": default, "minimum": 1 if kind == "integer" else 0},
+        }
+        for name, (label, description, kind, default) in _CONNECTION_FIELDS.items()
+    }
+
 
 def get_provider_info() -> dict:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
@@ -16,6 +51,18 @@ def get_provider_info() -> dict:
             {
                 "connection-type": "videoinfer",
                 "hook-class-name": "airflow_provider_videoinfer.hooks.videoinfer.VideoInferHook",
+                "hook-name": "Video Inference",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {
+                        "host": "https://api.roboflow.com (or http://127.0.0.1:9050 for the local server)",
+                        "password": "your workspace API key",
+                        "port": "optional, when the Base URL has none",
+                        "description": "e.g. production workspace",
+                    },
+                },
+                "conn-fields": _conn_fields(),
             }
         ],
         "hooks": [

@@ -1,7 +1,8 @@
 """Process every video under a folder or bucket prefix: one upload/submit/wait/results chain per video.
 
-Dynamic task mapping fans out over the videos found when the run starts; each chain runs on its
-own, so one bad video fails only its own chain. Trigger with e.g.::
+A mapped task group fans out over the videos found when the run starts. Each video's chain
+depends only on itself, so a corrupt video fails its own chain while the others finish and keep
+their results. Trigger with e.g.::
 
     {"source": "s3://my-bucket/incoming/", "results_dir": "s3://my-bucket/results"}
 """
@@ -11,26 +12,89 @@ from __future__ import annotations
 import datetime
 import os
 
-from airflow.sdk import DAG, ObjectStoragePath, Param, task
+from airflow.sdk import DAG, AssetAlias, ObjectStoragePath, Param, task, task_group
 
 from airflow_provider_videoinfer.api import VIDEO_EXTENSIONS
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
+SOURCE = "file:///tmp/videoinfer-videos/"
 MODELS = [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}]
+RESULTS = AssetAlias("videoinfer-folder-results")
+#: Every task of a chain is labelled in the UI by its video's file name rather than a map index.
+VIDEO_NAME = "{{ ti.xcom_pull(task_ids='list_videos')[ti.map_index] | basename }}"
+
+DOC_MD = f"""
+### One chain per video of a folder
+
+**list_videos** lists the videos directly under `source` (mp4, avi, mkv, webm, any case); then,
+for each, the group **video** runs **upload** → **submit** → **wait** → **results**. Mapped
+tasks are labelled by the video's file name.
+
+- A video the service cannot read fails its own chain only: the other chains go on, keep their
+  results under `results_dir/<run id>/<video name>/` and announce them through the asset alias
+  `{RESULTS.name}`. The run ends *failed* so that the bad video is noticed.
+- With the defaults, the DAG writes two sample videos to `{SOURCE}` when that folder is missing
+  or empty (on the worker that runs **list_videos**; needs the provider's `server` extra).
+"""
+
+
+def basename(path: str) -> str:
+    """The last part of a path or URI, e.g. ``clip.mp4`` of ``s3://bucket/in/clip.mp4``."""
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _write_samples(folder: ObjectStoragePath) -> None:
+    try:
+        from airflow_provider_videoinfer.server.sample import make_sample_video
+    except ImportError as err:  # OpenCV is the server extra's
+        raise VideoInferValidationError(
+            f"No video under {folder}, and sample videos cannot be generated without OpenCV: install "
+            "airflow-provider-videoinfer[server], or trigger with a 'source' that holds videos."
+        ) from err
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(("sample-a.mp4", "sample-b.mp4")):
+        make_sample_video(str(folder / name), seconds=4.0, fps=24.0, objects=2 + seed, seed=seed)
+
 
 with DAG(
     dag_id="videoinfer_folder",
+    description="Video inference on every video of a folder or bucket prefix, one chain per video.",
+    doc_md=DOC_MD,
     schedule=None,
     start_date=datetime.datetime(2024, 1, 1),
     catchup=False,
     tags=["videoinfer", "example"],
+    user_defined_filters={"basename": basename},
     params={
-        "source": Param("file:///tmp/videoinfer-videos/", type="string", description="Folder or bucket prefix."),
-        "results_dir": Param("file:///tmp/videoinfer-results/folder", type="string"),
-        "infer_fps": Param(5, type="integer", minimum=1, maximum=120),
+        "source": Param(
+            SOURCE,
+            type="string",
+            minLength=1,
+            title="Source folder",
+            description=(
+                "Folder or bucket prefix (file:///..., s3://bucket/prefix/, ...) whose videos are processed. "
+                "The default folder gets two sample videos when it is missing or empty."
+            ),
+        ),
+        "results_dir": Param(
+            "file:///tmp/videoinfer-results/folder",
+            type="string",
+            minLength=1,
+            title="Results folder",
+            description="Local folder or storage URI under which each run keeps one folder of results per video.",
+        ),
+        "infer_fps": Param(
+            5,
+            type="integer",
+            minimum=1,
+            maximum=120,
+            title="Frames per second",
+            description="Frames per second of video to run the model on (at most the videos' frame rate).",
+        ),
     },
     render_template_as_native_obj=True,
 ):
@@ -39,24 +103,55 @@ with DAG(
     def list_videos(source: str) -> list[str]:
         """Every video file directly under ``source`` (any supported extension, any case)."""
         root = ObjectStoragePath(source)
-        videos = sorted(
-            str(path)
-            for path in root.iterdir()
-            if path.is_file() and path.suffix.lstrip(".").lower() in VIDEO_EXTENSIONS
-        )
+
+        def found() -> list[str]:
+            if not root.exists():
+                return []
+            return sorted(
+                str(path)
+                for path in root.iterdir()
+                if path.is_file() and path.suffix.lstrip(".").lower() in VIDEO_EXTENSIONS
+            )
+
+        videos = found()
+        if not videos and source == SOURCE:
+            _write_samples(root)
+            videos = found()
         if not videos:
-            raise ValueError(f"No video ({', '.join(VIDEO_EXTENSIONS)}) found under {source}.")
+            raise VideoInferValidationError(
+                f"No video ({', '.join(VIDEO_EXTENSIONS)}) found directly under {source}: "
+                "put videos there or trigger with another 'source'."
+            )
         return videos
 
-    videos = list_videos("{{ params.source }}")
-    upload = VideoInferUploadOperator.partial(task_id="upload").expand(video=videos)
-    submit = VideoInferSubmitJobOperator.partial(
-        task_id="submit", infer_fps="{{ params.infer_fps }}", models=MODELS
-    ).expand(input_url=upload.output)
-    wait = VideoInferJobSensor.partial(task_id="wait", poll_interval=POLL_INTERVAL, timeout=6 * 3600).expand(
-        job_id=submit.output
-    )
-    VideoInferResultsOperator.partial(
-        task_id="results",
-        destination="{{ params.results_dir }}/{{ run_id | replace(':', '_') }}/{{ ti.map_index }}.json",
-    ).expand(output_url=wait.output)
+    @task_group(group_id="video")
+    def process(video: str) -> None:
+        """One video's chain; each task instance depends only on the same video's upstream."""
+        upload = VideoInferUploadOperator(task_id="upload", video=video, map_index_template=VIDEO_NAME)
+        submit = VideoInferSubmitJobOperator(
+            task_id="submit",
+            input_url=upload.output,
+            infer_fps="{{ params.infer_fps }}",
+            models=MODELS,
+            map_index_template=VIDEO_NAME,
+        )
+        wait = VideoInferJobSensor(
+            task_id="wait",
+            job_id=submit.output,
+            poll_interval=POLL_INTERVAL,
+            timeout=6 * 3600,
+            map_index_template=VIDEO_NAME,
+        )
+        VideoInferResultsOperator(
+            task_id="results",
+            output_url=wait.output,
+            destination=(
+                "{{ params.results_dir }}/{{ run_id | replace(':', '_') }}/"
+                "{{ ti.xcom_pull(task_ids='list_videos')[ti.map_index] | basename }}/result.json"
+            ),
+            video=video,
+            outlets=[RESULTS],
+            map_index_template=VIDEO_NAME,
+        )
+
+    process.expand(video=list_videos("{{ params.source }}"))

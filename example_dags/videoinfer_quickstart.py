@@ -1,7 +1,7 @@
 """Quick start: upload a video, run inference on it, wait without holding a worker, summarise the results.
 
 Run it against the local server with ``make demo``, or against the hosted API by pointing the
-``videoinfer_default`` connection at it. Trigger it with a config such as::
+``videoinfer_default`` connection at it. Trigger it with the defaults, or with a config such as::
 
     {"video": "/data/clip.mp4", "infer_fps": 5, "results_dir": "/data/results"}
 """
@@ -10,35 +10,107 @@ from __future__ import annotations
 
 import datetime
 import os
+from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, AssetAlias, Param, task
 
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 # The hosted API allows one poll a minute per job; the local server (``make demo``) allows more.
 POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
+SAMPLE_VIDEO = os.environ.get("VIDEOINFER_SAMPLE_VIDEO", "/tmp/videoinfer-sample.mp4")
 DEFAULT_MODELS = [
     {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"},
     {"model_id": "motion-classification", "model_version": "1", "inference_type": "classification"},
 ]
+#: Downstream DAGs can be scheduled on this alias: each run adds an event of the file it kept.
+RESULTS = AssetAlias("videoinfer-quickstart-results")
+
+DOC_MD = f"""
+### Video inference quick start
+
+**upload** the video → **submit** a job of the models → **wait** for it in the triggerer →
+**results**: keep the result file, a contact sheet of the busiest frames and one row per
+prediction, and return a summary per model.
+
+- Triggered with the defaults, the first task writes a 6-second sample video of moving
+  rectangles to `{SAMPLE_VIDEO}` (on the worker that runs it; needs the provider's `server`
+  extra), so the DAG runs as is against the local server (`videoinfer-server`).
+- The connection `videoinfer_default` says where the API is (hosted or local) and holds the key.
+- The results of each run are kept under `results_dir/<run id>/` and announced through the
+  asset alias `{RESULTS.name}`. Open the task instance of **results** and its *Video inference*
+  tab for a chart of what was found when, and the contact sheet.
+"""
+
+
+@task
+def sample_video(video: str) -> str:
+    """Return ``video``; when it is the default sample and missing, generate it first."""
+    if video == SAMPLE_VIDEO and not Path(video).exists():
+        try:
+            from airflow_provider_videoinfer.server.sample import make_sample_video
+        except ImportError as err:  # OpenCV is the server extra's
+            raise VideoInferValidationError(
+                f"The sample video {video} is missing and cannot be generated without OpenCV: "
+                "install airflow-provider-videoinfer[server], or trigger with your own 'video'."
+            ) from err
+        make_sample_video(video, seconds=6.0, fps=24.0, size=(480, 270), objects=3)
+    return video
+
 
 with DAG(
     dag_id="videoinfer_quickstart",
+    description="Upload a video, run video inference on it, wait in the triggerer, keep and summarise the results.",
+    doc_md=DOC_MD,
     schedule=None,
     start_date=datetime.datetime(2024, 1, 1),
     catchup=False,
     tags=["videoinfer", "example"],
     params={
-        "video": Param("/tmp/videoinfer-sample.mp4", type="string", description="Path or storage URI of the video."),
-        "infer_fps": Param(5, type="integer", minimum=1, maximum=120, description="Frames per second to sample."),
-        "models": Param(DEFAULT_MODELS, type="array", description="Models to run on the video."),
-        "results_dir": Param("/tmp/videoinfer-results", type="string", description="Where to keep the results."),
+        "video": Param(
+            SAMPLE_VIDEO,
+            type="string",
+            minLength=1,
+            title="Video",
+            description=(
+                "Path or storage URI (s3://..., gs://...) of an mp4, avi, mkv or webm video. "
+                "The default sample is generated when missing."
+            ),
+        ),
+        "infer_fps": Param(
+            5,
+            type="integer",
+            minimum=1,
+            maximum=120,
+            title="Frames per second",
+            description="Frames per second of video to run the models on (at most the video's frame rate).",
+        ),
+        "models": Param(
+            DEFAULT_MODELS,
+            type="array",
+            items={"type": "object"},
+            minItems=1,
+            title="Models",
+            description=(
+                "One object per model: model_id, model_version, inference_type and optional "
+                'inference_params, e.g. {"confidence": 0.4}.'
+            ),
+        ),
+        "results_dir": Param(
+            "/tmp/videoinfer-results",
+            type="string",
+            minLength=1,
+            title="Results folder",
+            description="Local folder or storage URI under which each run keeps its results.",
+        ),
     },
     render_template_as_native_obj=True,
 ):
-    upload = VideoInferUploadOperator(task_id="upload", video="{{ params.video }}")
+    video = sample_video("{{ params.video }}")
+    upload = VideoInferUploadOperator(task_id="upload", video=video)
     submit = VideoInferSubmitJobOperator(
         task_id="submit",
         input_url=upload.output,
@@ -56,4 +128,6 @@ with DAG(
         output_url=wait.output,
         destination="{{ params.results_dir }}/{{ run_id | replace(':', '_') }}/result.json",
         rows_destination="{{ params.results_dir }}/{{ run_id | replace(':', '_') }}/predictions.jsonl",
+        video=video,
+        outlets=[RESULTS],
     )

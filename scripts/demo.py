@@ -119,6 +119,13 @@ def main() -> None:
 
     step(5, f"What was found when (result: {results[-1]}):\n")
     print_table(summarize_result(results[-1]))
+    sheet = results[-1].with_name("result.contact-sheet.png")
+    if sheet.is_file():
+        print(f"\nContact sheet of the busiest frames: {sheet}")
+    print(
+        f"To browse the run in Airflow's UI (its 'Video inference' tab on the results task): "
+        f"AIRFLOW_HOME={WORK / 'airflow'} {Path(sys.executable).parent / 'airflow'} api-server"
+    )
     print(f"\nDone in {time.perf_counter() - started:.0f} s; the local server is stopped. DAG log: {WORK / 'dag.log'}")
 
 

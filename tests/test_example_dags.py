@@ -32,6 +32,34 @@ def test_every_example_dag_imports_without_errors_or_cycles():
         assert dag.tags and "example" in dag.tags
 
 
+def test_every_example_documents_itself_and_its_params():
+    from airflow.dag_processing.dagbag import DagBag
+
+    for dag in DagBag(str(EXAMPLES)).dags.values():
+        assert dag.description and dag.doc_md, dag.dag_id
+        for name, param in dag.params.items():
+            param = dag.params.get_param(name)
+            assert param.schema.get("title") and param.description, (dag.dag_id, name)
+            param.resolve()  # every default is valid against its own schema
+        models = dag.params.get_param("models").schema if "models" in dag.params else None
+        if models is not None:
+            assert models["type"] == "array" and models["items"] == {"type": "object"}
+
+
+@pytest.mark.usefixtures("airflow_db", "fast_polls")
+def test_quickstart_with_its_defaults_generates_the_sample_and_keeps_a_contact_sheet(
+    videoinfer_conn, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("VIDEOINFER_SAMPLE_VIDEO", str(tmp_path / "sample.mp4"))
+    run = run_dag("videoinfer_quickstart", results_dir=str(tmp_path / "results"))
+    assert run.state == DagRunState.SUCCESS, states(run)
+    assert (tmp_path / "sample.mp4").is_file()
+    summary = xcom(run, "results")
+    sheet = Path(summary["contact_sheet"]["location"])
+    assert sheet.is_file() and sheet.parent == Path(summary["source"]).parent
+    assert Path(summary["source"]).as_uri() in asset_uris(run, "results")
+
+
 @pytest.mark.usefixtures("airflow_db", "fast_polls")
 def test_quickstart_runs_end_to_end(videoinfer_conn, sample_video, tmp_path):
     run = run_dag("videoinfer_quickstart", video=str(sample_video), results_dir=str(tmp_path / "results"))
@@ -58,6 +86,63 @@ def test_folder_fans_out_one_chain_per_video(videoinfer_conn, sample_video, tmp_
     run = run_dag("videoinfer_folder", source=f"file://{source}", results_dir=f"file://{results}", infer_fps=2)
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(list(results.rglob("*.json"))) == 2
+
+
+@pytest.mark.usefixtures("airflow_db", "fast_polls")
+def test_folder_one_corrupt_video_fails_only_its_own_chain(videoinfer_conn, sample_video, tmp_path):
+    source = tmp_path / "incoming"
+    source.mkdir()
+    for name in ("a.mp4", "c.mp4"):
+        shutil.copy(sample_video, source / name)
+    (source / "b-corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 500)
+    results = tmp_path / "results"
+    run = run_dag("videoinfer_folder", source=f"file://{source}", results_dir=f"file://{results}", infer_fps=2)
+
+    chains = mapped_states(run)
+    assert chains["b-corrupt.mp4"]["video.wait"] == "failed"
+    assert chains["b-corrupt.mp4"]["video.results"] == "upstream_failed"
+    for name in ("a.mp4", "c.mp4"):
+        assert set(chains[name].values()) == {"success"}, chains[name]
+        assert (results / run.run_id.replace(":", "_") / name / "result.json").is_file()
+        assert (results / run.run_id.replace(":", "_") / name / "result.contact-sheet.png").is_file()
+    assert len(asset_uris(run, "video.results")) == 2
+
+
+def mapped_states(run) -> dict[str, dict[str, str]]:
+    """Each mapped chain's task states, by the label the UI shows (the video's name).
+
+    A task that never ran (upstream failed) has no label of its own (Airflow shows its index):
+    its chain's label is the one of the tasks that ran, which must all agree.
+    """
+    from airflow.utils.session import create_session
+
+    by_index: dict[int, dict[str, str]] = {}
+    labels: dict[int, set[str]] = {}
+    with create_session() as session:
+        for ti in run.get_task_instances(session=session):
+            if ti.map_index >= 0:
+                by_index.setdefault(ti.map_index, {})[ti.task_id] = ti.state
+                if ti.rendered_map_index not in (None, str(ti.map_index)):
+                    labels.setdefault(ti.map_index, set()).add(ti.rendered_map_index)
+    assert all(len(names) == 1 for names in labels.values()), labels
+    return {labels[index].pop(): chain for index, chain in by_index.items()}
+
+
+def asset_uris(run, task_id: str) -> list[str]:
+    """The URIs of the asset events a task of the run emitted."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.query(AssetEvent).filter_by(source_dag_id=run.dag_id, source_run_id=run.run_id).all()
+        return [event.asset.uri for event in events if event.source_task_id == task_id]
+
+
+@pytest.mark.usefixtures("airflow_db", "fast_polls")
+def test_submit_and_wait_with_its_defaults_uploads_a_sample(videoinfer_conn, tmp_path):
+    run = run_dag("videoinfer_submit_and_wait", results_dir=str(tmp_path))
+    assert run.state == DagRunState.SUCCESS, states(run)
+    assert xcom(run, "results")["models"]["motion-detection"]["frames_with_predictions"] > 0
 
 
 @pytest.mark.usefixtures("airflow_db", "fast_polls")

@@ -14,6 +14,7 @@ from airflow_provider_videoinfer import storage
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.videoinfer import is_runtime_value
+from airflow_provider_videoinfer.results.contact_sheet import contact_sheet_location, make_contact_sheet
 from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader, validate_inference_types
 from airflow_provider_videoinfer.results.rows import RowsWriter, require_pyarrow, validate_rows_format
 from airflow_provider_videoinfer.results.summary import DEFAULT_MAX_TIMELINE_BUCKETS
@@ -87,9 +88,14 @@ class VideoInferResultsOperator(BaseOperator):
         shape is ambiguous; by default each model's type is read from its results.
     :param max_timeline_buckets: the most timeline buckets per model in the summary (default 600);
         buckets are whole seconds, widened by doubling to stay within it.
+    :param video: the job's source video (templated): a local path or storage URI; optional. With
+        it and ``destination``, a contact sheet of the frames with the most detections, drawn, is
+        kept beside the result as ``<stem>.contact-sheet.png`` and named in the summary under
+        ``contact_sheet`` (needs the ``contact-sheet`` extra; a video that cannot be read is logged
+        and skipped, the summary stays intact).
     """
 
-    template_fields: Sequence[str] = ("output_url", "destination", "rows_destination")
+    template_fields: Sequence[str] = ("output_url", "destination", "rows_destination", "video")
     ui_color = "#e8eef7"
 
     def __init__(
@@ -102,9 +108,11 @@ class VideoInferResultsOperator(BaseOperator):
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         inference_types: Mapping[str, str] | None = None,
         max_timeline_buckets: int = DEFAULT_MAX_TIMELINE_BUCKETS,
+        video: ResultLocation | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.video = video
         self.output_url = output_url
         self.destination = destination
         self.rows_destination = rows_destination
@@ -167,6 +175,8 @@ class VideoInferResultsOperator(BaseOperator):
             if destination is not None and kept is None:
                 storage.upload_file(path, destination)  # read locally rather than twice remotely
             summary = self._summarize(path, destination, rows_destination)
+            if self.video is not None:
+                summary["contact_sheet"] = self._contact_sheet(path, destination)
         if destination is not None:
             self._add_asset_alias_events(context, destination)
         return summary
@@ -205,6 +215,13 @@ class VideoInferResultsOperator(BaseOperator):
 
         url, destination, rows = getattr(self, "_lineage", (None, self.destination, self.rows_destination))
         return results_lineage(url, destination, rows)
+
+    def _contact_sheet(self, path: str, destination: ResultLocation | None) -> dict[str, Any] | None:
+        if destination is None:
+            self.log.warning("No contact sheet: it is kept beside the result, and no destination is set.")
+            return None
+        with ResultReader(path, self.inference_types) as reader:
+            return make_contact_sheet(reader, self.video, contact_sheet_location(destination))  # type: ignore[arg-type]
 
     def _add_asset_alias_events(self, context: Context, destination: ResultLocation) -> None:
         aliases = [outlet for outlet in self.outlets if isinstance(outlet, AssetAlias)]
