@@ -104,3 +104,17 @@ def test_deferrable_follows_the_deployment_setting_when_set(monkeypatch, setting
     assert VideoInferJobSensor(task_id="s", job_id="j").deferrable is expected
     explicit = VideoInferJobSensor(task_id="e", job_id="j", deferrable=not expected)
     assert explicit.deferrable is (not expected)
+
+
+def test_a_generated_config_file_does_not_turn_deferral_off(monkeypatch):
+    """Airflow writes ``default_deferrable = false`` into every airflow.cfg it generates: not a choice."""
+    from airflow.sdk.configuration import conf
+
+    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    previous = conf.get("operators", "default_deferrable", fallback=None)
+    conf.set("operators", "default_deferrable", "False")
+    try:
+        assert VideoInferJobSensor(task_id="s", job_id="j").deferrable is True
+    finally:
+        if previous is not None:
+            conf.set("operators", "default_deferrable", previous)

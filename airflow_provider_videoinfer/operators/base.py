@@ -14,7 +14,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from configparser import ConfigParser
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -76,18 +75,18 @@ def positive_seconds(name: str, value: Any) -> float:
 
 
 def deferrable_default() -> bool:
-    """``[operators] default_deferrable`` when the deployment set it; else True (wait in the triggerer).
+    """``[operators] default_deferrable`` where the deployment chose it; else True (wait in the triggerer).
 
-    Official providers take their ``deferrable`` default from that setting; its built-in value
-    (False) is not used, because waiting for hours in a worker slot is rarely what one wants.
+    Official providers take their ``deferrable`` default from that setting. Its built-in value
+    (False) is not followed, because waiting for hours in a worker slot is rarely what one wants,
+    and Airflow writes that built-in value into every ``airflow.cfg`` it generates, so a ``false``
+    in the file does not tell a choice. A choice is the environment variable
+    ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (either way) or ``true`` in the file.
     """
     from airflow.sdk.configuration import conf
 
-    if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ or ConfigParser.has_option(
-        conf, "operators", "default_deferrable"
-    ):
-        return conf.getboolean("operators", "default_deferrable")
-    return True
+    chosen = conf.getboolean("operators", "default_deferrable", fallback=False)
+    return chosen if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ else True
 
 
 def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, timeout: float) -> None:

@@ -21,11 +21,9 @@ from starlette.requests import ClientDisconnect
 
 from airflow_provider_videoinfer.api import (
     VIDEO_EXTENSIONS,
+    JobRequest,
     redact,
-    validate_infer_fps,
-    validate_input_url,
     validate_job_id,
-    validate_models,
 )
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.server.inputs import RemoteInput, UploadInput, classify_input
@@ -127,17 +125,10 @@ async def submit(request: Request, runtime: Authenticated) -> dict[str, Any]:
     """``POST /videoinfer``: validate the job, record it and queue it."""
     body = await json_body(request)
     try:
-        input_url = validate_input_url(body.get("input_url"))
-        infer_fps = validate_infer_fps(body.get("infer_fps"))
-        specs = validate_models(body.get("models"))
+        job = JobRequest.build(body.get("input_url"), body.get("infer_fps"), body.get("models"))
     except VideoInferValidationError as err:
         raise ApiError(400, str(err)) from None
-    ids = [spec.model_id for spec in specs]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ApiError(
-            400, f"model_id {', '.join(duplicates)} appears twice: the result has one list per model_id"
-        )
+    input_url, infer_fps, specs = job.input_url, job.infer_fps, job.models
     try:
         source = classify_input(input_url, runtime.signer)
     except ValueError as err:
