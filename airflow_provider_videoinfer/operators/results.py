@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias
 
 from airflow_provider_videoinfer import storage
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.operators.videoinfer import is_runtime_value
+from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, is_runtime_value
 from airflow_provider_videoinfer.results.contact_sheet import contact_sheet_location, make_contact_sheet
 from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader, validate_inference_types
 from airflow_provider_videoinfer.results.rows import RowsWriter, require_pyarrow, validate_rows_format
@@ -64,7 +63,7 @@ def plan_destinations(
     return kept, rows
 
 
-class VideoInferResultsOperator(BaseOperator):
+class VideoInferResultsOperator(VideoInferBaseOperator):
     """Download a job's result file, summarise it per model, and return the summary (XCom).
 
     The file is read streaming, in bounded memory, whatever its size. With ``destination`` the
@@ -111,13 +110,12 @@ class VideoInferResultsOperator(BaseOperator):
         video: ResultLocation | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
         self.video = video
         self.output_url = output_url
         self.destination = destination
         self.rows_destination = rows_destination
         self.rows_format = validate_rows_format(rows_format)
-        self.videoinfer_conn_id = videoinfer_conn_id
         self.inference_types = validate_inference_types(inference_types)
         if (
             isinstance(max_timeline_buckets, bool)
@@ -139,11 +137,6 @@ class VideoInferResultsOperator(BaseOperator):
                 asset = Asset(asset_uri(kept))
                 if asset not in self.outlets:
                     self.outlets = [*self.outlets, asset]
-
-    @cached_property
-    def hook(self) -> VideoInferHook:
-        """The hook of the operator's connection."""
-        return VideoInferHook(self.videoinfer_conn_id)
 
     def _url(self) -> str:
         url = self.output_url

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from airflow_provider_videoinfer.api import redact
+from airflow_provider_videoinfer.redaction import install_log_redaction
 from airflow_provider_videoinfer.server.config import DEFAULT_MAX_UPLOAD_BYTES, ServerConfig
 
 COMMANDS = ("serve", "models", "sample")
@@ -105,18 +105,9 @@ def serve(argv: Sequence[str]) -> int:
     )
     # uvicorn.Config has configured logging by now; its access log would print each request
     # line with its api_key query parameter.
-    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
+    install_log_redaction(["uvicorn.access"])  # its request lines carry the api_key query value
     uvicorn.Server(server_config).run()
     return 0
-
-
-class RedactAccessLog(logging.Filter):
-    """Mask ``api_key=...`` in uvicorn's access log lines (in their args, which its formatter unpacks)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
-        return True
 
 
 def list_models(argv: Sequence[str]) -> int:

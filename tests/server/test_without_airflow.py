@@ -45,6 +45,7 @@ ALLOWED = {
     "airflow_provider_videoinfer.api",
     "airflow_provider_videoinfer.exceptions",
     "airflow_provider_videoinfer.results.format",
+    "airflow_provider_videoinfer.redaction",
 }
 
 
