@@ -1,0 +1,34 @@
+"""The system tests' deployment: one per test session, shared by every scenario."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from deployment import Deployment
+
+#: One local server per scenario that disturbs its server (faults, a kill, an outage), so that
+#: scenarios running at the same time never see each other's disturbances.
+SERVERS = ("default", "faults", "restart", "outage")
+
+
+@pytest.fixture(scope="session")
+def deployment() -> Iterator[Deployment]:
+    """Postgres, Airflow's api-server, scheduler, dag-processor and triggerer, and the local servers."""
+    running = Deployment(SERVERS, env={"VIDEOINFER_POLL_INTERVAL": "3"})
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the deployment's process logs (and the scenario's task logs) to a failed test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    running = getattr(item, "funcargs", {}).get("deployment")
+    if report.failed and isinstance(running, Deployment):
+        dag_ids = tuple(getattr(item.function, "dag_ids", ()))
+        report.sections.append(("deployment logs", running.log_report(dag_ids)))
