@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from deployment import Deployment
+from deployment import TIMINGS, Deployment
 
 #: One local server per scenario that disturbs its server (faults, a kill, an outage), so that
 #: scenarios running at the same time never see each other's disturbances.
@@ -32,3 +32,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and isinstance(running, Deployment):
         dag_ids = tuple(getattr(item.function, "dag_ids", ()))
         report.sections.append(("deployment logs", running.log_report(dag_ids)))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show how long the deployment and each scenario took."""
+    if TIMINGS:
+        terminalreporter.section("system test timings")
+        for name, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{name:<20} {seconds:7.1f} s")

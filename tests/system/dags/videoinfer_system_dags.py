@@ -42,7 +42,10 @@ def pipeline(dag_id: str, conn_id: str) -> None:
             task_id="submit", input_url=upload.output, infer_fps=5, models=SLOW_MODEL, videoinfer_conn_id=conn_id
         )
         wait = VideoInferJobSensor(
-            task_id="wait", job_id=submit.output, videoinfer_conn_id=conn_id, poll_interval=POLL_INTERVAL,
+            task_id="wait",
+            job_id=submit.output,
+            videoinfer_conn_id=conn_id,
+            poll_interval=POLL_INTERVAL,
             timeout=6 * 3600,
         )
         VideoInferResultsOperator(
@@ -69,7 +72,9 @@ with DAG("vs_three_waits", schedule=None, start_date=START, catchup=False, param
 
 # One task that submits and waits in the worker; the scenario kills its process while it waits.
 with DAG("vs_worker_wait", schedule=None, start_date=START, catchup=False, params=PARAMS, tags=["videoinfer-system"]):
-    upload = VideoInferUploadOperator(task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_faults")
+    upload = VideoInferUploadOperator(
+        task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_faults"
+    )
     VideoInferSubmitJobOperator(
         task_id="submit_and_wait",
         input_url=upload.output,
