@@ -135,12 +135,13 @@ def folder_example(d: Deployment, folder: Path) -> None:
 
     instances = d.task_instances("videoinfer_folder", run_id)
     summary = [(ti["task_id"], ti["map_index"], ti["rendered_map_index"], ti["state"]) for ti in instances]
-    # Every task instance that did not succeed belongs to the corrupt video's chain (named by its label).
+    # Every task instance that did not succeed belongs to the corrupt video's chain: the map index
+    # of the tasks labelled with its name (a task that never ran has no label, only its index).
+    corrupt = {ti["map_index"] for ti in instances if "folder-corrupt" in (ti["rendered_map_index"] or "")}
+    assert len(corrupt) == 1, f"the mapped tasks are not labelled by video name: {summary}"
     bad = [ti for ti in instances if ti["state"] != "success"]
     assert bad, f"run {run_id} ended {state} and nothing failed: {summary}"
-    assert all("folder-corrupt" in (ti["rendered_map_index"] or "") for ti in bad), (
-        f"a failure outside the corrupt video's chain: {summary}"
-    )
+    assert all(ti["map_index"] in corrupt for ti in bad), f"a failure outside the corrupt video's chain: {summary}"
     # The corrupt chain failed with the job's status (3: not a readable video).
     failed = [ti for ti in bad if ti["state"] == "failed"]
     assert failed, summary
