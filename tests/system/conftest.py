@@ -20,7 +20,8 @@ def deployment() -> Iterator[Deployment]:
         running.start()
         yield running
     finally:
-        running.stop()
+        left = running.stop()
+    assert not left, f"processes of the deployment still running after it stopped: {left}"
 
 
 @pytest.hookimpl(hookwrapper=True)

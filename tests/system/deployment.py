@@ -119,27 +119,39 @@ class Process:
         """Whether it is running."""
         return self.popen is not None and self.popen.poll() is None
 
-    def kill9(self) -> None:
-        """``kill -9`` the process (not its children), as a crash would; reap it."""
-        assert self.popen is not None
-        os.kill(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=30)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Send ``sig`` to it, wait, then SIGKILL it and every descendant still alive, each by its pid."""
+    def tree(self) -> list[psutil.Process]:
+        """The process and its descendants, as running now."""
         if self.popen is None:
-            return
+            return []
         try:
-            descendants = psutil.Process(self.popen.pid).children(recursive=True)
+            root = psutil.Process(self.popen.pid)
+            return [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            descendants = []
-        direct: list[psutil.Process] = []
+            return []
+
+    def kill9(self) -> None:
+        """``kill -9`` the process and its descendants (the triggerer's trigger runner and log server), as a
+        crash of its machine would; reap it."""
+        assert self.popen is not None
+        tree = self.tree()
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        self.popen.wait(timeout=30)
+        psutil.wait_procs(tree, timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> list[int]:
+        """Send ``sig`` to it, wait, then SIGKILL it and every descendant still alive, each by its pid.
+
+        :return: the pids that still run after all that (none, normally).
+        """
+        if self.popen is None:
+            return []
+        tree = self.tree()
         if self.popen.poll() is None:
             # runuser waits for its child: signal the child (Postgres) itself.
-            with contextlib.suppress(psutil.NoSuchProcess):
-                direct = psutil.Process(self.popen.pid).children()
-            targets = direct if self.user and direct else [psutil.Process(self.popen.pid)]
-            for target in targets:
+            targets = [p for p in tree[1:] if _parent(p) == self.popen.pid] if self.user else tree[:1]
+            for target in targets or tree[:1]:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     target.send_signal(sig)
             try:
@@ -147,10 +159,25 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(timeout=10)
-        for child in descendants:
+        for process in tree[1:]:
             with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        psutil.wait_procs(descendants, timeout=10)
+                process.kill()
+        psutil.wait_procs(tree[1:], timeout=10)
+        return [process.pid for process in tree if _running(process)]
+
+
+def _parent(process: psutil.Process) -> int | None:
+    try:
+        return process.ppid()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @dataclass
@@ -264,19 +291,26 @@ class Deployment:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop every process (Airflow's first, Postgres last), each by its pid; keep the logs."""
+    def stop(self) -> list[str]:
+        """Stop every process (Airflow's first, Postgres last), each by its pid; keep the logs.
+
+        :return: the processes still running after that, as ``"name pid"`` (none, normally).
+        """
         if self._stopped:
-            return
+            return []
         self._stopped = True
-        for name in ("triggerer", "scheduler", "dag-processor", "api-server"):
+        order = [
+            *("triggerer", "scheduler", "dag-processor", "api-server"),
+            *(s.process.name for s in self.servers.values()),
+        ]
+        left: list[str] = []
+        for name in order:
             if name in self.processes:
-                self.processes[name].stop()
-        for server in self.servers.values():
-            server.process.stop()
+                left += [f"{name} {pid}" for pid in self.processes[name].stop()]
         if "postgres" in self.processes:
-            self.processes["postgres"].stop(signal.SIGINT)  # fast shutdown
+            left += [f"postgres {pid}" for pid in self.processes["postgres"].stop(signal.SIGINT)]  # fast shutdown
             shutil.rmtree(self.folder / "pgdata", ignore_errors=True)
+        return left
 
     # ----- Postgres -----
 

@@ -84,6 +84,8 @@ with DAG("vs_worker_wait", schedule=None, start_date=START, catchup=False, param
         wait_for_completion=True,
         deferrable=False,
         poll_interval=POLL_INTERVAL,
-        retries=4,
+        # Enough tries for a retry that gives up on each unreadable status read, whether it retries
+        # the read within the try (5 attempts by default) or not.
+        retries=10,
         retry_delay=datetime.timedelta(seconds=5),
     )
