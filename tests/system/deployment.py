@@ -32,19 +32,14 @@ from typing import Any
 import psutil
 import requests
 
+from airflow_provider_videoinfer.server.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_DAGS = Path(__file__).resolve().parent / "dags"
 ADMIN = "admin"
 TERMINAL_RUN_STATES = {"success", "failed"}
 #: Seconds each part of the system test session took (deployment, each scenario), shown at its end.
 TIMINGS: dict[str, float] = {}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    from airflow_provider_videoinfer.server.testing import free_port as server_free_port
-
-    return server_free_port()
 
 
 def postgres_bin(name: str) -> str:
