@@ -256,7 +256,7 @@ class Deployment:
     # ----- lifecycle -----
 
     def start(self) -> None:
-        """Start everything and wait until the DAGs are parsed; stop what started if anything fails."""
+        """Start everything and wait until the api-server answers; stop what started if anything fails."""
         atexit.register(self.stop)
         begin = time.monotonic()
         try:
