@@ -249,9 +249,10 @@ def key_leaks(d: Deployment, folder: Path) -> None:
     """The API key in no log file of the deployment and no row of a pg_dump of its metadata database."""
     dump = d.pg_dump()
     files = list(d.log_files())
-    # The scan sees real content: the scenarios' runs in the dump, their task logs among the files.
-    assert "vs_pipeline" in dump and "videoinfer_folder" in dump, "the dump lacks the scenarios' runs"
-    assert any("dag_id=vs_pipeline" in str(path) for path in files), "no task log of the scenarios"
+    # The scan sees real content: the scenarios' runs in the dump, their task logs among the files
+    # (run it with at least one other scenario).
+    assert "COPY public.dag_run " in dump and "manual__" in dump, "the dump holds no DAG run"
+    assert any(path.name.startswith("attempt=") for path in files), "no task log to scan"
     leaks = [str(path) for path in files if d.api_key in path.read_text(errors="replace")]
     leaks += [f"pg_dump line {number}" for number, line in enumerate(dump.splitlines(), 1) if d.api_key in line]
     assert not leaks, f"the API key appears in: {leaks}"
@@ -270,9 +271,12 @@ CONCURRENT = {
 
 
 @pytest.fixture(scope="session")
-def scenarios(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[None]]]:
-    """Start every scenario: the triggerer kill alone, then the others at once, then the leak scan."""
+def scenarios(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Future[None]]]:
+    """Start the selected scenarios: the triggerer kill alone, then the others at once, then the leak scan."""
     folder = tmp_path_factory.mktemp("system-scenarios")
+    selected = {item.name.removeprefix("test_") for item in request.session.items}
     started = time.monotonic()
 
     def timed(name: str, scenario: Callable[[Deployment, Path], None], after: list[Future[None]]) -> None:
@@ -287,11 +291,14 @@ def scenarios(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) 
     futures: dict[str, Future[None]] = {}
     pool = ThreadPoolExecutor(max_workers=len(FIRST) + len(CONCURRENT) + 1, thread_name_prefix="scenario")
     for name, scenario in FIRST.items():
-        futures[name] = pool.submit(timed, name, scenario, [])
+        if name in selected:
+            futures[name] = pool.submit(timed, name, scenario, [])
     first = list(futures.values())
     for name, scenario in CONCURRENT.items():
-        futures[name] = pool.submit(timed, name, scenario, first)
-    futures["key_leaks"] = pool.submit(timed, "key_leaks", key_leaks, list(futures.values()))
+        if name in selected:
+            futures[name] = pool.submit(timed, name, scenario, first)
+    if "key_leaks" in selected:
+        futures["key_leaks"] = pool.submit(timed, "key_leaks", key_leaks, list(futures.values()))
     try:
         yield futures
     finally:
