@@ -73,13 +73,14 @@ def wait_for_states(d: Deployment, dag_id: str, run_id: str, wanted: dict[str, s
 
 def wait_for_running_job(server: VideoServer, file_name: str, timeout: float = 300) -> dict[str, Any]:
     """Wait until the job on upload ``file_name`` is running on ``server``; return it."""
-    return dict(
-        wait_until(
-            f"a running job on {file_name}",
-            lambda: next((job for job in jobs_of(server, file_name) if job["state"] == "running"), None),
-            timeout,
-        )
-    )
+
+    def running() -> dict[str, Any] | None:
+        jobs = jobs_of(server, file_name)
+        if any(job["state"] in ("succeeded", "failed") for job in jobs):
+            raise AssertionError(f"the job on {file_name} ended before the scenario could disturb it: {jobs}")
+        return next((job for job in jobs if job["state"] == "running"), None)
+
+    return dict(wait_until(f"a running job on {file_name}", running, timeout))
 
 
 def kept_file(uri: str) -> Path:
@@ -94,7 +95,7 @@ def pipeline(d: Deployment, folder: Path) -> None:
     """upload -> submit -> deferrable sensor -> results."""
     server = d.servers["default"]
     video, results = sample(folder, "pipeline.mp4"), folder / "results-pipeline"
-    run_id = d.trigger("vs_pipeline", {"video": str(video), "delay": 0.5, "results_dir": str(results)})
+    run_id = d.trigger("vs_pipeline", {"video": str(video), "delay": 2.0, "results_dir": str(results)})  # 40 s
     state, seen = watch_run(d, "vs_pipeline", run_id)
     assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
 
@@ -162,7 +163,7 @@ def triggerer_kill(d: Deployment, folder: Path) -> None:
     """Three waits deferred; the triggerer killed with kill -9 and restarted: all succeed, no extra job."""
     server = d.servers["default"]
     video = sample(folder, "three-waits.mp4")
-    run_id = d.trigger("vs_three_waits", {"video": str(video), "delay": 2.0})  # 40 s jobs
+    run_id = d.trigger("vs_three_waits", {"video": str(video), "delay": 3.0})  # 60 s jobs
     waits = {f"wait_{index}": "deferred" for index in range(3)}
     wait_for_states(d, "vs_three_waits", run_id, waits)
     time.sleep(3)  # let the triggerer run the three triggers
@@ -186,7 +187,7 @@ def worker_kill(d: Deployment, folder: Path) -> None:
     """A task killed with kill -9 while it waits in the worker; 503s on its retry's first status reads."""
     server = d.servers["faults"]
     video = sample(folder, "worker-wait.mp4")
-    run_id = d.trigger("vs_worker_wait", {"video": str(video), "delay": 3.0})  # a 60 s job
+    run_id = d.trigger("vs_worker_wait", {"video": str(video), "delay": 4.0})  # an 80 s job
     wait_for_states(d, "vs_worker_wait", run_id, {"submit_and_wait": "running"})
     wait_for_running_job(server, video.name)
     time.sleep(7)  # at least two polls of the job by the task, in the worker
@@ -213,7 +214,7 @@ def server_restart(d: Deployment, folder: Path) -> None:
     """The local server killed with kill -9 mid-job and restarted: success, no extra job."""
     server = d.servers["restart"]
     video, results = sample(folder, "server-restart.mp4"), folder / "results-restart"
-    run_id = d.trigger("vs_server_restart", {"video": str(video), "delay": 2.0, "results_dir": str(results)})
+    run_id = d.trigger("vs_server_restart", {"video": str(video), "delay": 3.0, "results_dir": str(results)})
     wait_for_states(d, "vs_server_restart", run_id, {"wait": "deferred"})
     job = wait_for_running_job(server, video.name)
 
@@ -230,7 +231,7 @@ def outage(d: Deployment, folder: Path) -> None:
     """A three-minute outage of the service during a deferred wait, default connection settings."""
     server = d.servers["outage"]
     video, results = sample(folder, "outage.mp4"), folder / "results-outage"
-    run_id = d.trigger("vs_outage", {"video": str(video), "delay": 1.0, "results_dir": str(results)})  # a 20 s job
+    run_id = d.trigger("vs_outage", {"video": str(video), "delay": 3.0, "results_dir": str(results)})  # 60 s
     wait_for_states(d, "vs_outage", run_id, {"wait": "deferred"})
     wait_for_running_job(server, video.name)
 
