@@ -1,11 +1,10 @@
 """A real Airflow deployment on this machine, for the system tests.
 
-On 127.0.0.1 with free ports, in one temporary folder: Postgres from Debian's packages (its own
-cluster, run as the ``postgres`` user when we are root, because Postgres refuses to run as root),
-Airflow's api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate
-processes, and local videoinfer servers as processes of their own. Each process writes its
-output to a file under ``logs/``; :meth:`Deployment.stop` stops every process it started by
-process id (its descendants too), also when a test failed or the interpreter exits.
+On 127.0.0.1 with free ports, in one temporary folder: Postgres (:mod:`postgres`), Airflow's
+api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate processes, and
+local videoinfer servers as processes of their own. Each process writes its output to a file
+under ``logs/``; :meth:`Deployment.stop` stops every process it started by process id
+(:mod:`processes`, descendants included), also when a test failed or the interpreter exits.
 
 The REST helpers (:meth:`Deployment.api`) log in through the simple auth manager's ``/auth/token``.
 """
@@ -13,13 +12,9 @@ The REST helpers (:meth:`Deployment.api`) log in through the simple auth manager
 from __future__ import annotations
 
 import atexit
-import contextlib
-import glob
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import requests
+from postgres import PostgresCluster
+from processes import Process, wait_until
 
 from airflow_provider_videoinfer.server.testing import free_port
 
@@ -40,139 +36,6 @@ ADMIN = "admin"
 TERMINAL_RUN_STATES = {"success", "failed"}
 #: Seconds each part of the system test session took (deployment, each scenario), shown at its end.
 TIMINGS: dict[str, float] = {}
-
-
-def postgres_bin(name: str) -> str:
-    """The path of a Postgres server program (``initdb``, ``postgres``, ``pg_dump``) from Debian's packages."""
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
-    path = found[-1] if found else shutil.which(name)
-    if not path:
-        raise RuntimeError(
-            f"{name} not found: the system tests need Debian's postgresql package. "
-            "Install it with `make system-packages` (as root) or `apt-get install -y postgresql`."
-        )
-    return path
-
-
-def wait_until(what: str, check: Any, timeout: float, interval: float = 0.5) -> Any:
-    """Call ``check()`` until it returns something truthy; raise TimeoutError naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except (requests.RequestException, OSError, KeyError, ValueError) as err:
-            last_error = err
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error!r})")
-        time.sleep(interval)
-
-
-@dataclass
-class Process:
-    """One process of the deployment: how to start it, its log file, and its ``Popen``.
-
-    :param name: a short name, also the log file's stem.
-    :param command: the command line.
-    :param env: its environment.
-    :param log_path: where its stdout and stderr go (appended to across restarts).
-    :param user: run it as this user (Postgres as ``postgres`` when we are root).
-    """
-
-    name: str
-    command: list[str]
-    env: dict[str, str] = field(repr=False)
-    log_path: Path
-    user: str | None = None
-    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def pid(self) -> int:
-        """The process id of the running process."""
-        assert self.popen is not None, f"{self.name} was never started"
-        return self.popen.pid
-
-    def start(self) -> None:
-        """Start it in a session of its own (so that a terminal's Ctrl-C reaches only the test runner)."""
-        command = ["runuser", "-u", self.user, "--", *self.command] if self.user else self.command
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== {time.strftime('%H:%M:%S')} starting {self.name}: {' '.join(self.command)}\n".encode())
-            log.flush()
-            self.popen = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.log_path.parent,
-            )
-
-    def alive(self) -> bool:
-        """Whether it is running."""
-        return self.popen is not None and self.popen.poll() is None
-
-    def tree(self) -> list[psutil.Process]:
-        """The process and its descendants, as running now."""
-        if self.popen is None:
-            return []
-        try:
-            root = psutil.Process(self.popen.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def kill9(self) -> None:
-        """``kill -9`` the process and its descendants (the triggerer's trigger runner and log server), as a
-        crash of its machine would; reap it."""
-        assert self.popen is not None
-        tree = self.tree()
-        for process in tree:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-        self.popen.wait(timeout=30)
-        psutil.wait_procs(tree, timeout=10)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> list[int]:
-        """Send ``sig`` to it, wait, then SIGKILL it and every descendant still alive, each by its pid.
-
-        :return: the pids that still run after all that (none, normally).
-        """
-        if self.popen is None:
-            return []
-        tree = self.tree()
-        if self.popen.poll() is None:
-            # runuser waits for its child: signal the child (Postgres) itself.
-            targets = [p for p in tree[1:] if _parent(p) == self.popen.pid] if self.user else tree[:1]
-            for target in targets or tree[:1]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    target.send_signal(sig)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-        for process in tree[1:]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-        psutil.wait_procs(tree[1:], timeout=10)
-        return [process.pid for process in tree if _running(process)]
-
-
-def _parent(process: psutil.Process) -> int | None:
-    try:
-        return process.ppid()
-    except psutil.NoSuchProcess:
-        return None
-
-
-def _running(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @dataclass
@@ -241,8 +104,8 @@ class Deployment:
         self.dags.mkdir(parents=True)
         self.api_key = "vi-system-key-" + secrets.token_hex(8)  # distinctive, for the leak scan
         self.admin_password = secrets.token_urlsafe(12)
-        self.db_password = secrets.token_urlsafe(12)
-        self.pg_port, self.api_port = free_port(), free_port()
+        self.postgres = PostgresCluster(self.folder / "pgdata", self.logs)
+        self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self._worker_log_port, self._trigger_log_port = free_port(), free_port()
         self._api_secret, self._jwt_secret = secrets.token_hex(16), secrets.token_hex(32)
@@ -260,18 +123,13 @@ class Deployment:
         atexit.register(self.stop)
         begin = time.monotonic()
         try:
-            self._start_postgres()
+            self.processes["postgres"] = self.postgres.start()
             for name in self._server_names:
                 self._start_server(name)
             self._link_dags()
             env = self.airflow_env()
             migrate = subprocess.run(
-                [sys.executable, "-m", "airflow", "db", "migrate"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
             )
             (self.logs / "db-migrate.log").write_text(migrate.stdout + migrate.stderr)
             if migrate.returncode:
@@ -302,143 +160,31 @@ class Deployment:
         for name in order:
             if name in self.processes:
                 left += [f"{name} {pid}" for pid in self.processes[name].stop()]
-        if "postgres" in self.processes:
-            left += [f"postgres {pid}" for pid in self.processes["postgres"].stop(signal.SIGINT)]  # fast shutdown
-            shutil.rmtree(self.folder / "pgdata", ignore_errors=True)
+        left += [f"postgres {pid}" for pid in self.postgres.stop()]
         return left
 
     # ----- Postgres -----
 
-    def _start_postgres(self) -> None:
-        user = "postgres" if os.geteuid() == 0 else None
-        data, sockets = self.folder / "pgdata", self.folder / "pgsocket"
-        sockets.mkdir()
-        password_file = self.folder / "pgpass.txt"
-        password_file.write_text(self.db_password + "\n")
-        if user:
-            shutil.chown(sockets, user)
-            shutil.chown(password_file, user)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-        initdb = [
-            postgres_bin("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "airflow",
-            "--pwfile",
-            str(password_file),
-            "--auth-host",
-            "scram-sha-256",
-            "--auth-local",
-            "trust",
-            "-E",
-            "UTF8",
-        ]
-        if user:
-            data.mkdir(mode=0o700)
-            shutil.chown(data, user)
-            initdb = ["runuser", "-u", user, "--", *initdb]
-        result = subprocess.run(initdb, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-        (self.logs / "initdb.log").write_text(result.stdout + result.stderr)
-        password_file.unlink()
-        if result.returncode:
-            raise RuntimeError(f"initdb failed; see {self.logs / 'initdb.log'}")
-        postgres_log = self.logs / "postgres.log"
-        postgres_log.touch()
-        if user:
-            shutil.chown(postgres_log, user)
-        process = Process(
-            "postgres",
-            [
-                postgres_bin("postgres"),
-                "-D",
-                str(data),
-                "-p",
-                str(self.pg_port),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                f"unix_socket_directories={sockets}",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=200",
-            ],
-            env,
-            postgres_log,
-            user=user,
-        )
-        self.processes["postgres"] = process
-        process.start()
-        is_ready = [postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.pg_port)]
-        wait_until(
-            "Postgres",
-            lambda: process.alive() and subprocess.run(is_ready, capture_output=True, timeout=10).returncode == 0,
-            60,
-        )
-        created = subprocess.run(
-            [
-                postgres_bin("psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.pg_port),
-                "-U",
-                "airflow",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                "CREATE DATABASE airflow",
-            ],
-            env={**env, "PGPASSWORD": self.db_password},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if created.returncode:
-            raise RuntimeError(f"could not create the airflow database: {created.stderr}")
-
     @property
     def sql_alchemy_conn(self) -> str:
         """The metadata database's SQLAlchemy URL."""
-        return f"postgresql+psycopg2://airflow:{self.db_password}@127.0.0.1:{self.pg_port}/airflow"
+        return self.postgres.url
 
     def pg_dump(self) -> str:
-        """A plain-text ``pg_dump`` of the metadata database (every row of every table)."""
-        result = subprocess.run(
-            [postgres_bin("pg_dump"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "airflow", "airflow"],
-            env={"PATH": os.environ.get("PATH", ""), "PGPASSWORD": self.db_password},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        (self.logs / "pg_dump.sql").write_text(result.stdout)
-        return result.stdout
+        """A plain-text ``pg_dump`` of the metadata database (every row of every table), also kept in the logs."""
+        dump = self.postgres.dump()
+        (self.logs / "pg_dump.sql").write_text(dump)
+        return dump
 
     # ----- local servers -----
 
     def _start_server(self, name: str) -> None:
         port = free_port()
         data_dir = self.folder / f"server-{name}"
-        command = [
-            sys.executable,
-            "-m",
-            "airflow_provider_videoinfer.server.cli",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--enable-faults",
-            "--workers",
-            "4",
-            "--model",
-            "airflow_provider_videoinfer.server.testing:testing_models",
-        ]
+        command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
+        command += ["--host", "127.0.0.1", "--data-dir", str(data_dir), "--enable-faults", "--workers", "4"]
+        # The slow-test model lets each scenario choose how long its jobs run.
+        command += ["--model", "airflow_provider_videoinfer.server.testing:testing_models"]
         env = {**self.clean_env(), "VIDEOINFER_API_KEY": self.api_key}
         process = Process(f"server-{name}", command, env, self.logs / f"server-{name}.log")
         server = VideoServer(name, process, f"http://127.0.0.1:{port}", self.api_key)
