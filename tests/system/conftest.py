@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from deployment import TIMINGS, Deployment
@@ -10,6 +11,15 @@ from deployment import TIMINGS, Deployment
 #: One local server per scenario that disturbs its server (faults, a kill, an outage), so that
 #: scenarios running at the same time never see each other's disturbances.
 SERVERS = ("default", "faults", "restart", "outage")
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the system tests after the others, so that their deployment (stopped at the session's
+    end) never runs beside the other tests. tests/conftest.py then still moves its suite-wide
+    leak check after them."""
+    system = [item for item in items if item.path.is_relative_to(HERE)]
+    items[:] = [item for item in items if item not in system] + system
 
 
 @pytest.fixture(scope="session")
