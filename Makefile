@@ -1,12 +1,16 @@
 # Two commands: `make demo` runs the quick-start DAG end to end against the local server,
-# `make test` runs the whole test suite. Both create the virtualenv on first use.
+# `make test` runs the whole test suite (system and browser tests included). Both create the
+# virtualenv on first use; `make test` also installs the Debian packages the tests drive.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 VIDEO ?=
+# Debian packages the tests drive: Postgres for the system tests' metadata database (tests/system),
+# Chromium for the browser tests (tests/browser). Nothing downloads a browser at run time.
+DEBIAN_PACKAGES ?= postgresql chromium
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test system-test system-packages lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -19,8 +23,35 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py $(if $(VIDEO),--video "$(VIDEO)")
 
-test: $(BIN)/.installed
+# Installs only what is missing, without prompts (CI has no stdin); needs root for that.
+system-packages:
+	@missing=""; \
+	for package in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' "$$package" 2>/dev/null | grep -q '^install ok installed$$' \
+			|| missing="$$missing $$package"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+		echo "error: the tests need the Debian packages$$missing, and this machine has no apt-get." \
+			"Run the tests on Debian or Ubuntu, or install PostgreSQL and Chromium yourself." >&2; \
+		exit 1; \
+	fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "error: the tests need the Debian packages$$missing, which are not installed, and installing" \
+			"them needs root. Run: sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
+		exit 1; \
+	fi; \
+	echo "==> Installing the Debian packages$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -q && apt-get install -y -q$$missing </dev/null
+
+test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest
+
+# The real deployment only: Postgres, Airflow's api-server, scheduler, dag-processor and
+# triggerer, and the local server as processes on 127.0.0.1 (about 8 minutes on 2 cores).
+system-test: $(BIN)/.installed system-packages
+	$(BIN)/python -m pytest tests/system
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check airflow_provider_videoinfer tests example_dags benchmarks scripts

@@ -1,0 +1,324 @@
+"""Issue 8's scenarios in a real deployment: asserted from Airflow's REST API and the local servers' job lists.
+
+The triggerer kill runs alone first (it would restart every other scenario's deferred wait);
+then the other scenarios run at the same time, each on its own local server where it disturbs
+one. The key-leak scan runs when every other scenario has ended.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pytest
+import requests
+from deployment import TIMINGS, Deployment, VideoServer
+from processes import kill_task_process, wait_until
+
+from airflow_provider_videoinfer.server.sample import make_sample_video
+
+# Fixture setup (the deployment) and the longest scenario both count against one test's time.
+pytestmark = pytest.mark.timeout(1500)
+
+OUTAGE_SECONDS = 180
+FAULTY_STATUS_READS = 8  # more than the default retry_max_attempts (5) of one status read
+
+
+def sample(folder: Path, name: str) -> Path:
+    """A 4-second 10 fps test video named ``name`` (20 frames sampled at ``infer_fps`` 5)."""
+    path = folder / name
+    make_sample_video(path, seconds=4.0, fps=10.0)
+    return path
+
+
+def jobs_of(server: VideoServer, file_name: str) -> list[dict[str, Any]]:
+    """The server's jobs whose input is an upload named ``file_name``."""
+    return [job for job in server.jobs() if urlparse(job["input_url"]).path.endswith("/" + file_name)]
+
+
+def watch_run(d: Deployment, dag_id: str, run_id: str, timeout: float = 600) -> tuple[str, dict[str, set[str]]]:
+    """Wait for a run to end, noting every state each task was seen in; return (run state, states seen)."""
+    seen: dict[str, set[str]] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        for ti in d.task_instances(dag_id, run_id):
+            seen.setdefault(ti["task_id"], set()).add(str(ti["state"]))
+        state = d.run_state(dag_id, run_id)
+        if state in ("success", "failed"):
+            return state, seen
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout} s; tasks seen: {seen}")
+        time.sleep(0.5)
+
+
+def wait_for_states(d: Deployment, dag_id: str, run_id: str, wanted: dict[str, str], timeout: float = 300) -> None:
+    """Wait until each task of ``wanted`` is in its state (raise if the run ends first)."""
+
+    def reached() -> bool:
+        states = {ti["task_id"]: ti["state"] for ti in d.task_instances(dag_id, run_id)}
+        if d.run_state(dag_id, run_id) in ("success", "failed"):
+            raise AssertionError(f"run {run_id} of {dag_id} ended before {wanted}; task states: {states}")
+        return all(states.get(task) == state for task, state in wanted.items())
+
+    wait_until(f"{wanted} in run {run_id} of {dag_id}", reached, timeout)
+
+
+def wait_for_running_job(server: VideoServer, file_name: str, timeout: float = 300) -> dict[str, Any]:
+    """Wait until the job on upload ``file_name`` is running on ``server``; return it."""
+
+    def running() -> dict[str, Any] | None:
+        jobs = jobs_of(server, file_name)
+        if any(job["state"] in ("succeeded", "failed") for job in jobs):
+            raise AssertionError(f"the job on {file_name} ended before the scenario could disturb it: {jobs}")
+        return next((job for job in jobs if job["state"] == "running"), None)
+
+    return dict(wait_until(f"a running job on {file_name}", running, timeout))
+
+
+def kept_file(uri: str) -> Path:
+    """The local path of a ``file://`` Asset URI."""
+    return Path(unquote(urlparse(uri).path))
+
+
+# ----- the scenarios (each runs in a thread; failed asserts surface in its test) -----
+
+
+def pipeline(d: Deployment, folder: Path) -> None:
+    """upload -> submit -> deferrable sensor -> results."""
+    server = d.servers["default"]
+    video, results = sample(folder, "pipeline.mp4"), folder / "results-pipeline"
+    run_id = d.trigger("vs_pipeline", {"video": str(video), "delay": 2.0, "results_dir": str(results)})  # 40 s
+    state, seen = watch_run(d, "vs_pipeline", run_id)
+    assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
+
+    # The sensor was deferred: seen in that state, and the triggerer wrote a log for its trigger.
+    assert "deferred" in seen["wait"], f"the sensor was never seen deferred: {seen['wait']}"
+    assert ".trigger." in d.task_log("vs_pipeline", run_id, "wait", 1), "no trigger log for the sensor's try"
+
+    job_id = d.xcom("vs_pipeline", run_id, "submit")
+    output_url = d.xcom("vs_pipeline", run_id, "wait")
+    assert output_url.startswith(f"{server.base_url}/results/{job_id}?"), output_url
+    jobs = jobs_of(server, video.name)
+    assert [(job["job_id"], job["status"]) for job in jobs] == [(job_id, 0)], jobs
+
+    events = d.asset_events("vs_pipeline", run_id)
+    assert [event["source_task_id"] for event in events] == ["results"], events
+    kept = kept_file(events[0]["uri"])
+    assert kept.is_relative_to(results) and kept.is_file(), f"the Asset {events[0]['uri']} names no kept file"
+    served = requests.get(output_url, timeout=60)
+    served.raise_for_status()
+    assert kept.read_bytes() == served.content, f"{kept} differs from the job's result file"
+    summary = d.xcom("vs_pipeline", run_id, "results")
+    assert "slow-test" in json.dumps(summary), summary
+
+
+def folder_example(d: Deployment, folder: Path) -> None:
+    """The folder example over five videos, one corrupt: four chains succeed, the corrupt one fails alone."""
+    server = d.servers["default"]
+    videos = folder / "folder-videos"
+    videos.mkdir()
+    good = [sample(videos, f"folder-good-{index}.mp4").name for index in range(1, 5)]
+    (videos / "folder-corrupt.mp4").write_bytes(b"this is not a video\n" * 5000)
+    results = folder / "results-folder"
+    run_id = d.trigger("videoinfer_folder", {"source": videos.as_uri() + "/", "results_dir": results.as_uri()})
+    state, seen = watch_run(d, "videoinfer_folder", run_id)
+
+    jobs = {name: jobs_of(server, name) for name in [*good, "folder-corrupt.mp4"]}
+    assert all(len(found) == 1 for found in jobs.values()), f"not one job per video: {jobs}"
+    assert [jobs[name][0]["status"] for name in good] == [0, 0, 0, 0], jobs
+    assert jobs["folder-corrupt.mp4"][0]["status"] == 3, jobs["folder-corrupt.mp4"]
+
+    instances = d.task_instances("videoinfer_folder", run_id)
+    summary = [(ti["task_id"], ti["map_index"], ti["rendered_map_index"], ti["state"]) for ti in instances]
+    # Every task instance that did not succeed belongs to the corrupt video's chain: the map index
+    # of the tasks labelled with its name (a task that never ran has no label, only its index).
+    corrupt = {ti["map_index"] for ti in instances if "folder-corrupt" in (ti["rendered_map_index"] or "")}
+    assert len(corrupt) == 1, f"the mapped tasks are not labelled by video name: {summary}"
+    bad = [ti for ti in instances if ti["state"] != "success"]
+    assert bad, f"run {run_id} ended {state} and nothing failed: {summary}"
+    assert all(ti["map_index"] in corrupt for ti in bad), f"a failure outside the corrupt video's chain: {summary}"
+    # The corrupt chain failed with the job's status (3: not a readable video).
+    failed = [ti for ti in bad if ti["state"] == "failed"]
+    assert failed, summary
+    logs = [d.task_log("videoinfer_folder", run_id, ti["task_id"], ti["try_number"], ti["map_index"]) for ti in failed]
+    assert any("status 3" in log for log in logs), "no failed task names the job's status 3"
+    # The four good chains kept their results.
+    kept = [ti for ti in instances if ti["task_id"].split(".")[-1] == "results" and ti["state"] == "success"]
+    labels = sorted(ti["rendered_map_index"] or "" for ti in kept)
+    assert len(kept) == 4 and all(any(name.removesuffix(".mp4") in label for label in labels) for name in good), (
+        f"results kept for {labels}; want the four good videos: {summary}"
+    )
+    assert len(list(results.rglob("*.json"))) == 4, sorted(map(str, results.rglob("*")))
+
+
+def triggerer_kill(d: Deployment, folder: Path) -> None:
+    """Three waits deferred; the triggerer killed with kill -9 and restarted: all succeed, no extra job."""
+    server = d.servers["default"]
+    video = sample(folder, "three-waits.mp4")
+    run_id = d.trigger("vs_three_waits", {"video": str(video), "delay": 3.0})  # 60 s jobs
+    waits = {f"wait_{index}": "deferred" for index in range(3)}
+    wait_for_states(d, "vs_three_waits", run_id, waits)
+    time.sleep(3)  # let the triggerer run the three triggers
+    before = {job["job_id"]: job["state"] for job in jobs_of(server, video.name)}
+    assert len(before) == 3 and set(before.values()) <= {"queued", "running"}, f"jobs at the kill: {before}"
+
+    d.processes["triggerer"].kill9()
+    time.sleep(3)
+    d.restart("triggerer")
+
+    state, seen = watch_run(d, "vs_three_waits", run_id)
+    assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
+    after = jobs_of(server, video.name)
+    assert sorted(job["job_id"] for job in after) == sorted(before), f"jobs before the kill {before}, after {after}"
+    assert all(job["status"] == 0 for job in after), after
+    outputs = {d.xcom("vs_three_waits", run_id, task) for task in waits}
+    assert {url.split("/results/")[1].split("?")[0] for url in outputs} == set(before), outputs
+
+
+def worker_kill(d: Deployment, folder: Path) -> None:
+    """A task killed with kill -9 while it waits in the worker; 503s on its retry's first status reads."""
+    server = d.servers["faults"]
+    video = sample(folder, "worker-wait.mp4")
+    run_id = d.trigger("vs_worker_wait", {"video": str(video), "delay": 4.0})  # an 80 s job
+    wait_for_states(d, "vs_worker_wait", run_id, {"submit_and_wait": "running"})
+    wait_for_running_job(server, video.name)
+    time.sleep(7)  # at least two polls of the job by the task, in the worker
+
+    ti = d.task_instance("vs_worker_wait", run_id, "submit_and_wait")
+    assert ti["state"] == "running" and ti["pid"], ti
+    server.inject_fault("status", "status", count=FAULTY_STATUS_READS, status_code=503)
+    kill_task_process(ti["pid"], d.processes["scheduler"])  # the task's process, run by the scheduler's executor
+
+    state, seen = watch_run(d, "vs_worker_wait", run_id)
+    ti = d.task_instance("vs_worker_wait", run_id, "submit_and_wait")
+    jobs = server.jobs()
+    assert len(jobs) == 1, f"{len(jobs)} jobs for one task: {jobs}"
+    assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
+    assert ti["try_number"] >= 2, f"the kill did not cause a retry: {ti}"
+    injected = d.processes["server-faults"].log_path.read_text().count("injecting fault status into GET status")
+    assert injected == FAULTY_STATUS_READS, f"{injected} of {FAULTY_STATUS_READS} 503s were served"
+
+
+def server_restart(d: Deployment, folder: Path) -> None:
+    """The local server killed with kill -9 mid-job and restarted: success, no extra job."""
+    server = d.servers["restart"]
+    video, results = sample(folder, "server-restart.mp4"), folder / "results-restart"
+    run_id = d.trigger("vs_server_restart", {"video": str(video), "delay": 3.0, "results_dir": str(results)})
+    wait_for_states(d, "vs_server_restart", run_id, {"wait": "deferred"})
+    job = wait_for_running_job(server, video.name)
+
+    server.process.kill9()
+    server.start()
+
+    state, seen = watch_run(d, "vs_server_restart", run_id)
+    jobs = server.jobs()
+    assert [(found["job_id"], found["status"]) for found in jobs] == [(job["job_id"], 0)], jobs
+    assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
+
+
+def outage(d: Deployment, folder: Path) -> None:
+    """A three-minute outage of the service during a deferred wait, default connection settings."""
+    server = d.servers["outage"]
+    video, results = sample(folder, "outage.mp4"), folder / "results-outage"
+    run_id = d.trigger("vs_outage", {"video": str(video), "delay": 3.0, "results_dir": str(results)})  # 60 s
+    wait_for_states(d, "vs_outage", run_id, {"wait": "deferred"})
+    wait_for_running_job(server, video.name)
+
+    server.process.stop()
+    stopped = time.monotonic()
+    while time.monotonic() - stopped < OUTAGE_SECONDS:
+        time.sleep(5)
+    during = {ti["task_id"]: ti["state"] for ti in d.task_instances("vs_outage", run_id)}
+    server.start()
+
+    state, seen = watch_run(d, "vs_outage", run_id)
+    jobs = server.jobs()
+    assert state == "success", f"run {run_id} ended {state}; task states at the end of the outage {during}; seen {seen}"
+    assert [found["status"] for found in jobs] == [0], jobs
+
+
+def key_leaks(d: Deployment, folder: Path) -> None:
+    """The API key in no log file of the deployment and no row of a pg_dump of its metadata database."""
+    dump = d.pg_dump()
+    files = list(d.log_files())
+    # The scan sees real content: the scenarios' runs in the dump, their task logs among the files
+    # (run it with at least one other scenario).
+    assert "COPY public.dag_run " in dump and "manual__" in dump, "the dump holds no DAG run"
+    assert any(path.name.startswith("attempt=") for path in files), "no task log to scan"
+    leaks = [str(path) for path in files if d.api_key in path.read_text(errors="replace")]
+    leaks += [f"pg_dump line {number}" for number, line in enumerate(dump.splitlines(), 1) if d.api_key in line]
+    assert not leaks, f"the API key appears in: {leaks}"
+
+
+# ----- running them -----
+
+FIRST = {"triggerer_kill": triggerer_kill}
+CONCURRENT = {
+    "pipeline": pipeline,
+    "folder_example": folder_example,
+    "worker_kill": worker_kill,
+    "server_restart": server_restart,
+    "outage": outage,
+}
+
+
+@pytest.fixture(scope="session")
+def scenarios(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Future[None]]]:
+    """Start the selected scenarios: the triggerer kill alone, then the others at once, then the leak scan."""
+    folder = tmp_path_factory.mktemp("system-scenarios")
+    selected = {item.name.removeprefix("test_") for item in request.session.items}
+    started = time.monotonic()
+
+    def timed(name: str, scenario: Callable[[Deployment, Path], None], after: list[Future[None]]) -> None:
+        wait_futures(after)
+        begin = time.monotonic()
+        try:
+            scenario(deployment, folder)
+        finally:
+            TIMINGS[name] = time.monotonic() - begin
+            TIMINGS["all scenarios"] = max(TIMINGS.get("all scenarios", 0.0), time.monotonic() - started)
+
+    futures: dict[str, Future[None]] = {}
+    pool = ThreadPoolExecutor(max_workers=len(FIRST) + len(CONCURRENT) + 1, thread_name_prefix="scenario")
+    for name, scenario in FIRST.items():
+        if name in selected:
+            futures[name] = pool.submit(timed, name, scenario, [])
+    first = list(futures.values())
+    for name, scenario in CONCURRENT.items():
+        if name in selected:
+            futures[name] = pool.submit(timed, name, scenario, first)
+    if "key_leaks" in selected:
+        futures["key_leaks"] = pool.submit(timed, "key_leaks", key_leaks, list(futures.values()))
+    try:
+        yield futures
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def scenario_test(name: str, *dag_ids: str) -> Callable[[dict[str, Future[None]]], None]:
+    """A test that waits for scenario ``name`` and fails with its error; its report shows ``dag_ids``' logs."""
+
+    def test(scenarios: dict[str, Future[None]], deployment: Deployment) -> None:
+        scenarios[name].result()
+
+    test.__name__ = f"test_{name}"
+    test.__doc__ = (FIRST | CONCURRENT | {"key_leaks": key_leaks})[name].__doc__
+    test.dag_ids = dag_ids  # type: ignore[attr-defined]
+    return test
+
+
+test_triggerer_kill = scenario_test("triggerer_kill", "vs_three_waits")
+test_pipeline = scenario_test("pipeline", "vs_pipeline")
+test_folder_example = scenario_test("folder_example", "videoinfer_folder")
+test_worker_kill = scenario_test("worker_kill", "vs_worker_wait")
+test_server_restart = scenario_test("server_restart", "vs_server_restart")
+test_outage = scenario_test("outage", "vs_outage")
+test_key_leaks = scenario_test("key_leaks")
