@@ -12,12 +12,12 @@ DEBIAN_PACKAGES ?= postgresql chromium
 
 .PHONY: demo test system-test system-packages lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
 	@echo "==> Creating $(VENV) and installing the provider with its server and test extras (about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,test,dev]"
+	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,test,dev]"
 	@touch $@
 
 demo: $(BIN)/.installed
@@ -62,6 +62,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_triggerer.py
 	$(BIN)/python benchmarks/bench_results.py
 	$(BIN)/python benchmarks/bench_server_processing.py
+	$(BIN)/python benchmarks/bench_contact_sheet.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache
