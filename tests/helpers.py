@@ -107,7 +107,7 @@ def run_moto_server(*, authenticate: bool = False):
     import sys
     import time
 
-    from airflow_provider_videoinfer.server.testing import free_port
+    from airflow_provider_videoinfer.server.testing import free_port, stop_process
 
     @contextlib.contextmanager
     def running():
@@ -128,12 +128,7 @@ def run_moto_server(*, authenticate: bool = False):
                     time.sleep(0.1)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=10)
 
     return running()
 

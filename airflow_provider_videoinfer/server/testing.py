@@ -97,6 +97,16 @@ def run_server(
         sock.close()
 
 
+def stop_process(process: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """Stop a process this test run started: SIGTERM, then SIGKILL if it outlives ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -184,8 +194,4 @@ def run_server_process(
                 time.sleep(0.1)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)

@@ -21,7 +21,7 @@ import pytest
 import requests
 from helpers import connection_json, run_dag
 
-from airflow_provider_videoinfer.server.testing import free_port
+from airflow_provider_videoinfer.server.testing import free_port, stop_process
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE / "artifacts"
@@ -134,12 +134,7 @@ def api_server(airflow_db, finished_run, folder_run, tmp_path_factory) -> Iterat
             time.sleep(0.5)
         yield ApiServer(base_url, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(scope="package")
