@@ -10,7 +10,6 @@ retried by :mod:`airflow_provider_videoinfer.retry`, sent through
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -65,16 +64,16 @@ class VideoInferHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hide the unused connection fields and label the rest."""
-        return {
-            "hidden_fields": ["schema", "login"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {
-                "host": api.DEFAULT_BASE_URL,
-                "port": "(optional, when the Base URL has none)",
-                "extra": json.dumps({"read_timeout": 60, "retry_max_attempts": 5}),
-            },
-        }
+        """The connection form's labels for Airflow before 3.2, which reads them here.
+
+        Airflow 3.2+ reads them from :func:`~airflow_provider_videoinfer.get_provider_info`, their one
+        home; this returns the same, with the method's underscore key names.
+        """
+        from airflow_provider_videoinfer import get_provider_info
+
+        (connection_type,) = get_provider_info()["connection-types"]
+        behaviour = connection_type["ui-field-behaviour"]
+        return {key.replace("-", "_"): value for key, value in behaviour.items()}
 
     @cached_property
     def settings(self) -> ClientSettings:

@@ -19,7 +19,6 @@ from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     defer_until_done,
     deferrable_default,
-    is_runtime_value,
     positive_seconds,
     validate_if_known,
     with_hint,
@@ -29,7 +28,7 @@ from airflow_provider_videoinfer.triggers.events import JobEvent
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["VideoInferSubmitJobOperator", "VideoInferUploadOperator", "is_runtime_value"]
+__all__ = ["VideoInferSubmitJobOperator", "VideoInferUploadOperator"]
 
 #: task_state_store key under which the submitted job survives a retry of the task. Renaming it
 #: breaks reconnection for tasks already in flight.
