@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The connection form of Airflow 3.2+ is built from these declarations, without importing the hook.
 # The defaults repeat the hook's and the retry policy's (a test keeps them equal): importing
