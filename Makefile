@@ -12,12 +12,12 @@ DEBIAN_PACKAGES ?= postgresql chromium
 
 .PHONY: demo test system-test system-packages lint docs dist bench clean
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+$(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
-	@echo "==> Creating $(VENV) and installing the provider with its server and test extras (about a minute)"
+	@echo "==> Creating $(VENV) and installing the contract, the local server and the provider with its test extras (about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,test,dev,docs]"
+	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,test,dev,docs]"
 	@touch $@
 
 demo: $(BIN)/.installed
@@ -54,8 +54,8 @@ system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check airflow_provider_videoinfer tests example_dags benchmarks scripts
-	$(BIN)/mypy airflow_provider_videoinfer
+	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts
+	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
 
 # The documentation site (Sphinx) into docs/_build/html; every warning is an error.
 docs: $(BIN)/.installed

@@ -78,6 +78,8 @@ def get_provider_info() -> dict:
                     "airflow_provider_videoinfer.hooks.settings",
                     "airflow_provider_videoinfer.hooks.transport",
                     "airflow_provider_videoinfer.hooks.waiting",
+                    "airflow_provider_videoinfer.hooks.responses",
+                    "airflow_provider_videoinfer.hooks.retry",
                 ],
             }
         ],

@@ -14,8 +14,8 @@ import pytest
 
 import airflow_provider_videoinfer
 from airflow_provider_videoinfer import _CONNECTION_FIELDS, get_provider_info
+from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.videoinfer import ClientSettings, VideoInferHook
-from airflow_provider_videoinfer.retry import RetryPolicy
 
 RETRY_FIELDS = ("max_attempts", "max_elapsed", "initial_wait", "max_wait")
 ROOT = Path(__file__).resolve().parent.parent
