@@ -35,6 +35,9 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 autosummary_generate = True
 autosummary_ignore_module_all = False
 autodoc_member_order = "bysource"
+# A module documents what it defines; names it re-exports (its __all__) are documented where they
+# are defined, once.
+autodoc_default_options = {"ignore-module-all": True}
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
 autodoc_class_signature = "separated"
