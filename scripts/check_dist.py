@@ -8,6 +8,7 @@ inside the sdist; none: only the contents are checked).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import zipfile
 from pathlib import Path
 
 LEGAL = ("LICENSE", "NOTICE")
+#: The packages the sdist's tests must import from the unpacked sdist.
+PACKAGES = ("airflow_provider_videoinfer", "videoinfer_contract", "videoinfer_server")
 #: Files and folders whose absence would stop the sdist's tests (or its docs) from running.
 SDIST_NEEDS = (
     "pyproject.toml",
@@ -28,6 +31,10 @@ SDIST_NEEDS = (
     "tests/system/",
     "tests/browser/",
     "example_dags/",
+    "contract/pyproject.toml",
+    "contract/videoinfer_contract/",
+    "server/pyproject.toml",
+    "server/videoinfer_server/",
     "docs/conf.py",
     "docs/results-view.png",
 )
@@ -74,14 +81,19 @@ def run_tests(sdist: Path, top: str, tests: list[str]) -> None:
         with tarfile.open(sdist) as archive:
             archive.extractall(temp, filter="data")
         root = Path(temp) / top
-        # `python -m pytest` puts the unpacked folder first on sys.path: its package is the one tested.
+        # `python -m pytest` puts the unpacked folder first on sys.path, PYTHONPATH its contract and
+        # server: the packages tested are the sdist's, not the ones installed from the checkout.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(root / folder) for folder in ("contract", "server"))}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
         print(f"In the unpacked sdist ({root}): {' '.join(command[1:])}", flush=True)
-        check = "import airflow_provider_videoinfer as p; print(p.__file__)"
-        where = subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True)
-        if not where.stdout.startswith(str(root)):
-            fail(f"the tests would import the package from {where.stdout.strip()}, not from the sdist.")
-        if subprocess.run(command, cwd=root).returncode != 0:
+        for package in PACKAGES:
+            check = f"import {package}; print({package}.__file__)"
+            where = subprocess.run(
+                [sys.executable, "-c", check], cwd=root, env=env, capture_output=True, text=True, check=True
+            )
+            if not where.stdout.startswith(str(root)):
+                fail(f"the tests would import {package} from {where.stdout.strip()}, not from the sdist.")
+        if subprocess.run(command, cwd=root, env=env).returncode != 0:
             fail("the sdist's tests failed (see above).")
 
 
