@@ -74,7 +74,8 @@ def test_the_integration_has_how_to_guides_and_a_logo():
             assert entry.get("integration-name", integration["integration-name"]) == integration["integration-name"]
     guides = integration["how-to-guide"]
     assert guides and all(path.startswith("/docs/") for path in guides)
-    on_disk = sorted(f"/docs/howto/{page.name}" for page in (ROOT / "docs" / "howto").glob("*.rst") if page.stem != "index")
+    pages = (ROOT / "docs" / "howto").glob("*.rst")
+    on_disk = sorted(f"/docs/howto/{page.name}" for page in pages if page.stem != "index")
     assert sorted(guides) == on_disk
     assert (ROOT / integration["logo"].lstrip("/")).is_file()
 
