@@ -51,12 +51,26 @@ def one(dist: Path, pattern: str) -> Path:
     return found[0]
 
 
+def source_version() -> str:
+    """The one source of the version: ``__version__`` in the package's ``__init__.py``."""
+    source = (Path(__file__).resolve().parent.parent / "airflow_provider_videoinfer" / "__init__.py").read_text()
+    found = re.search(r'^__version__ = "([^"]+)"$', source, re.MULTILINE)
+    if found is None:
+        fail("airflow_provider_videoinfer/__init__.py has no __version__ line.")
+    return found.group(1)  # type: ignore[union-attr]
+
+
 def check_wheel(wheel: Path) -> None:
-    names = zipfile.ZipFile(wheel).namelist()
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
     for name in LEGAL:
         if not any(n.endswith(f".dist-info/licenses/{name}") for n in names):
             fail(f"{wheel.name} lacks {name}: list it in [project] license-files of pyproject.toml.")
-    print(f"{wheel.name}: {', '.join(LEGAL)} present; {len(names)} files")
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    version = re.search(r"^Version: (.+)$", archive.read(metadata).decode(), re.MULTILINE)
+    if version is None or version.group(1) != source_version():
+        fail(f"{wheel.name} says version {version and version.group(1)}, __init__.py {source_version()}.")
+    print(f"{wheel.name}: {', '.join(LEGAL)} present; version {source_version()} as in __init__.py; {len(names)} files")
 
 
 def check_sdist(sdist: Path) -> tuple[str, str]:

@@ -111,9 +111,14 @@ def test_connection_type_entry():
 
 
 def test_the_version_has_one_source():
-    """pyproject.toml reads the version from __version__ (dynamic), so the two cannot differ."""
-    assert metadata("airflow-provider-videoinfer")["Version"] == airflow_provider_videoinfer.__version__
-    assert get_provider_info()["versions"][0] == airflow_provider_videoinfer.__version__
+    """pyproject.toml reads the version from __version__ (make dist checks the built archives carry it)."""
+    import tomllib  # Python 3.11+: the standard library's (ruff's target is older)
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "airflow_provider_videoinfer.__version__"
+    assert get_provider_info()["versions"] == [airflow_provider_videoinfer.__version__]
 
 
 def test_documentation_url_is_the_readme():
