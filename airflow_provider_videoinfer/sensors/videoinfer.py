@@ -1,4 +1,4 @@
-"""The sensor that waits for a job: deferrable by default, poke and reschedule modes too."""
+"""The sensor that waits for a job: deferred to the triggerer, or poking in the worker (poke and reschedule modes)."""
 
 from __future__ import annotations
 
