@@ -161,7 +161,9 @@ def test_masks_polygons_keypoints_and_gaze_are_drawn():
                 predictions=(Detection(100, 100, 20, 20, 0.7, "person", 0, None, None, keypoint),)
             ),
             "gaze": GazeResult(
-                predictions=(Gaze(Face(300, 150, 60, 60, 0.9, landmarks=(Point(290, 140), Point(310, 140))), 0.3, -0.2),)
+                predictions=(
+                    Gaze(Face(300, 150, 60, 60, 0.9, landmarks=(Point(290, 140), Point(310, 140))), 0.3, -0.2),
+                )
             ),
         },
     )

@@ -209,7 +209,8 @@ def test_gaze_detection_face_yaw_pitch(tmp_path):
     assert isinstance(result, GazeResult) and len(result.predictions) == 2
     gaze = result.predictions[0]
     face = gaze.face
-    assert (face.x, face.y, face.width, face.height, face.confidence, face.class_name) == (100, 120, 50, 60, 0.95, "face")
+    assert (face.x, face.y, face.width, face.height) == (100, 120, 50, 60)
+    assert (face.confidence, face.class_name, face.class_id) == (0.95, "face", None)
     assert (gaze.yaw, gaze.pitch) == (0.25, -0.1)
     assert [(p.x, p.y) for p in face.landmarks] == [(90, 110), (110, 110)]
     assert second.results["gaze"] is None

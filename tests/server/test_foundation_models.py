@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from helpers import assert_written_as_records
 
 from airflow_provider_videoinfer.results.reader import ResultReader
 from videoinfer_contract.results import Detections, Embedding, GazeResult
@@ -168,6 +169,8 @@ def test_a_job_submitted_as_the_sdk_does_reads_back_typed(server, face_video, tm
     assert data["status"] == 0, data
     path = tmp_path / "result.json"
     path.write_bytes(requests.get(data["output_signed_url"]).content)
+    written = json.loads(path.read_bytes())
+    assert_written_as_records(written, [(m["model_id"], m["inference_type"]) for m in models])
     with ResultReader(path) as reader:
         frames = list(reader)
     assert [frame.frame_offset for frame in frames] == [0, 12, 24, 36]
