@@ -108,7 +108,7 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         if isinstance(outcome, waiting.PollAgain):
             self.poke_interval = outcome.delay
             return False
-        return self._finish(outcome)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(outcome))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
@@ -126,11 +126,12 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         self._save_outage(context, before, outcome.outage if isinstance(outcome, waiting.PollAgain) else None)
         return outcome
 
-    def _finish(self, outcome: waiting.Done | waiting.Failed | waiting.TimedOut) -> PokeReturnValue:
+    def _finish(self, outcome: waiting.Done | waiting.Failed | waiting.TimedOut) -> str | None:
+        """The output URL of a wait that ended; raise for any other end."""
         if isinstance(outcome, waiting.TimedOut):
             # Airflow's own sensor timeout: no retries, and soft_fail skips, as for any sensor.
             raise AirflowSensorTimeout(outcome.message)
-        return PokeReturnValue(is_done=True, xcom_value=outcome.result().output_url)
+        return outcome.result().output_url
 
     def _job_id(self) -> str:
         return with_hint(contract.validate_job_id, self.job_id, JOB_ID_HINT)
