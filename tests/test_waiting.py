@@ -325,7 +325,6 @@ def _report(outcome, now=T0, **kwargs) -> list[tuple[int, str]]:
             Done(SUCCEEDED, recovered=Outage(T0 - 5, 1)),
             [
                 (logging.INFO, "Job job-1: the service answers again after 5.0 s unreachable (1 failed poll)."),
-                (logging.INFO, "Job job-1 succeeded."),
             ],
         ),
         (Failed(JOB, DEFINITE["401"]), []),

@@ -291,8 +291,6 @@ def report(log: Any, outcome: Outcome, now: float, *, deferring: bool = False) -
             duration(now - recovered.since),
             _polls(recovered.failed_polls),
         )
-    if isinstance(outcome, Done):
-        log.info("Job %s succeeded.", outcome.job_id)
     if not isinstance(outcome, PollAgain):
         return
     then = "the trigger polls next" if deferring else f"next poll in {_when(outcome.delay, now)}"

@@ -89,6 +89,7 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Check once; when the job still runs, defer to the trigger (or poke, when not deferrable)."""
+        self._started, self._outage = None, None  # a new try is a new wait
         if not self.deferrable:
             return super().execute(context)
         outcome = self._check(context, deferring=True)
@@ -131,7 +132,9 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         if isinstance(outcome, waiting.TimedOut):
             # Airflow's own sensor timeout: no retries, and soft_fail skips, as for any sensor.
             raise AirflowSensorTimeout(outcome.message)
-        return outcome.result().output_url
+        url = outcome.result().output_url
+        self.log.info("Job %s succeeded.", outcome.job_id)
+        return url
 
     def _job_id(self) -> str:
         return with_hint(contract.validate_job_id, self.job_id, JOB_ID_HINT)
