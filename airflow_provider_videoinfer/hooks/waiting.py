@@ -50,16 +50,16 @@ class Wait:
     :param poll_interval: seconds between polls while the job runs.
     :param started: wall-clock UNIX time at which the wait began (named in the timeout message).
     :param deadline: wall-clock UNIX time at which the wait gives up; None waits as long as the job runs.
-    :param backoff: the connection's retry policy: its ``initial_wait`` is the pause after an
+    :param retry: the connection's retry policy: its ``initial_wait`` is the pause after an
         outage's first failed poll, doubled with each next one up to its ``max_wait``
-        (see :func:`backoff`).
+        (see :func:`backoff`); a poll itself is never retried.
     """
 
     job_id: str
     poll_interval: float
     started: float
     deadline: float | None = None
-    backoff: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -245,8 +245,8 @@ def backoff(wait: Wait, failed_polls: int, retry_after: float | None, jitter: fl
     ceiling = MAX_BACKOFF_INTERVALS * wait.poll_interval
     if retry_after is not None:
         return max(0.0, min(float(retry_after), ceiling))
-    exponential = wait.backoff.initial_wait * 2.0 ** min(max(failed_polls, 1) - 1, 30)
-    return min(exponential, wait.backoff.max_wait, ceiling) * (0.75 + 0.25 * jitter)
+    exponential = wait.retry.initial_wait * 2.0 ** min(max(failed_polls, 1) - 1, 30)
+    return min(exponential, wait.retry.max_wait, ceiling) * (0.75 + 0.25 * jitter)
 
 
 def _before_deadline(wait: Wait, delay: float, now: float) -> float:

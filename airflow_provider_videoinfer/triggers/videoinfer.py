@@ -80,7 +80,7 @@ class VideoInferJobTrigger(BaseTrigger):
             yield TriggerEvent(JobEvent.from_error(self.job_id, missing).to_payload())
             return
         try:
-            event = await self._wait(client, dataclasses.replace(wait, backoff=client.settings.retry))
+            event = await self._wait(client, dataclasses.replace(wait, retry=client.settings.retry))
         finally:
             await client.aclose()
         yield TriggerEvent(event.to_payload())
