@@ -42,12 +42,12 @@ check-version:
 			"PYTHON=python3.11." >&2; exit 1; \
 	fi
 
-$(BIN)/.installed: pyproject.toml $(wildcard $(CONSTRAINTS)) | check-version
-	@echo "==> Creating $(VENV): Airflow $(AIRFLOW_VERSION) on Python $(PYVER), the provider with its server, test and dev extras"
+$(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml $(wildcard $(CONSTRAINTS)) | check-version
+	@echo "==> Creating $(VENV): Airflow $(AIRFLOW_VERSION) on Python $(PYVER), the contract, the local server and the provider with its test and dev extras"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) \
-		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,test,dev]"
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,test,dev]"
 	@touch $@
 
 install: $(BIN)/.installed
@@ -86,8 +86,8 @@ system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check airflow_provider_videoinfer tests example_dags benchmarks scripts
-	$(BIN)/mypy airflow_provider_videoinfer
+	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts
+	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_upload.py
