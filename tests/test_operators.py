@@ -108,7 +108,7 @@ def test_deferrable_follows_the_deployment_setting_when_set(monkeypatch, setting
 
 def test_a_generated_config_file_does_not_turn_deferral_off(monkeypatch):
     """Airflow writes ``default_deferrable = false`` into every airflow.cfg it generates: not a choice."""
-    from airflow.sdk.configuration import conf
+    from airflow_provider_videoinfer.compat import conf
 
     monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
     previous = conf.get("operators", "default_deferrable", fallback=None)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_videoinfer.compat import conf
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
@@ -83,8 +84,6 @@ def deferrable_default() -> bool:
     in the file does not tell a choice. A choice is the environment variable
     ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (either way) or ``true`` in the file.
     """
-    from airflow.sdk.configuration import conf
-
     chosen = conf.getboolean("operators", "default_deferrable", fallback=False)
     return chosen if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ else True
 

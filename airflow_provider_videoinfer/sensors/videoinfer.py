@@ -19,13 +19,14 @@ from airflow_provider_videoinfer.operators.base import (
     validate_if_known,
     with_hint,
 )
+from airflow_provider_videoinfer.operators.task_store import kept_until_the_task_ends, task_store
 from airflow_provider_videoinfer.triggers.events import JobEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 JOB_ID_HINT = "Pass the job id that VideoInferSubmitJobOperator returns (its XCom return value)."
-#: task_state_store key: the outage under way (when it began, polls failed), kept across the pokes
+#: Task store key: the outage under way (when it began, polls failed), kept across the pokes
 #: of a rescheduled sensor.
 OUTAGE_KEY = "videoinfer_outage"
 
@@ -73,6 +74,9 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Check once; when the job still runs, defer to the trigger (or poke, when not deferrable)."""
+        if self._rescheduled:
+            with kept_until_the_task_ends(task_store(context), OUTAGE_KEY, context):
+                return super().execute(context)
         if not self.deferrable:
             return super().execute(context)
         done = self.poke(context)
@@ -113,11 +117,11 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
 
     def _job_wait(self, job_id: str, context: Context) -> JobWait:
         """This sensor's wait. In reschedule mode each poke is a new run of the task, so the outage
-        under way (when it began, how many polls failed) is kept in the task's ``task_state_store``."""
-        if self._wait is None or self.reschedule:
+        under way (when it began, how many polls failed) is kept in the task's store
+        (:mod:`~airflow_provider_videoinfer.operators.task_store`)."""
+        if self._wait is None or self._rescheduled:
             since, failed = None, 0
-            store = context.get("task_state_store") if self.reschedule else None
-            saved: Any = store.get(OUTAGE_KEY) if store is not None else None
+            saved: Any = task_store(context).get(OUTAGE_KEY) if self._rescheduled else None
             if isinstance(saved, dict) and isinstance(saved.get("since"), (int, float)):
                 since, failed = float(saved["since"]), int(saved.get("failed") or 0)
             retry = self.hook.settings.retry
@@ -126,10 +130,15 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
             )
         return self._wait
 
+    @property
+    def _rescheduled(self) -> bool:
+        """Whether each poke is a run of its own (``mode="reschedule"``, not deferrable)."""
+        return self.reschedule and not self.deferrable
+
     def _remember_outage(self, context: Context, wait: JobWait) -> None:
-        store = context.get("task_state_store") if self.reschedule else None
-        if store is None:
+        if not self._rescheduled:
             return
+        store = task_store(context)
         if wait.unreachable_since is None:
             store.delete(OUTAGE_KEY)
         else:
