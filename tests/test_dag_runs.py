@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import clear_faults, inject_fault, run_dag, server_jobs, states, xcom
+from helpers import clear_faults, console, inject_fault, run_dag, server_jobs, states, xcom
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
@@ -30,10 +30,9 @@ def test_failed_job_fails_the_dag_run_with_the_status(videoinfer_conn, sample_vi
     assert run.state == DagRunState.FAILED
     assert states(run)["wait"] == TaskInstanceState.FAILED
     job_id = xcom(run, "submit")
-    out, err = capfd.readouterr()
     assert (
         f"VideoInferJobFailedError: Video inference job {job_id} failed with status 4: model 'no-such-model'"
-        in out + err
+        in console(*capfd.readouterr())
     )
 
 
@@ -77,9 +76,9 @@ def test_retry_that_cannot_read_its_job_fails_without_submitting_a_second(slow_c
         clear_faults(slow_conn)
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(server_jobs(slow_conn)) == before + 1, "a retry submitted a second job"
-    out, err = capfd.readouterr()
-    assert "No new job is submitted while its state is unknown" in out + err
-    assert "submitting a new job" not in out + err
+    printed = console(*capfd.readouterr())
+    assert "No new job is submitted while its state is unknown" in printed
+    assert "submitting a new job" not in printed
     with create_session() as session:
         assert run.get_task_instance("submit", session=session).try_number >= 3
 
@@ -92,10 +91,10 @@ def test_errors_no_retry_can_fix_fail_the_task_without_retries(videoinfer_conn, 
     with create_session() as session:
         for task_id in ("bad_input", "unknown_job"):
             assert run.get_task_instance(task_id, session=session).try_number == 1, f"{task_id} was retried"
-    out, err = capfd.readouterr()
-    assert "input_url must be an http:// or https:// URL, got '/data/local-video.mp4'" in out + err
-    assert "Upload local files with VideoInferUploadOperator first" in out + err
-    assert "status of job no-such-job: not found (HTTP 404" in out + err
+    printed = console(*capfd.readouterr())
+    assert "input_url must be an http:// or https:// URL, got '/data/local-video.mp4'" in printed
+    assert "Upload local files with VideoInferUploadOperator first" in printed
+    assert "status of job no-such-job: not found (HTTP 404" in printed
     assert len(server_jobs(videoinfer_conn)) == jobs_before
 
 

@@ -234,7 +234,7 @@ async def _trigger_events(trigger: VideoInferJobTrigger) -> list[dict]:
 
 def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monkeypatch):
     """401 and 404 are not outages: no warning loop, the error at once, without Airflow retries."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_videoinfer.compat import AirflowFailException
 
     with pytest.raises(VideoInferNotFoundError) as err:
         VideoInferHook().wait_for_job("no-such-job", poll_interval=0.1, timeout=30)
@@ -247,7 +247,7 @@ def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monk
 
 @pytest.mark.usefixtures("airflow_db")
 def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd):
-    """Each poke is a new run of the task: the outage's start and its failed polls live in task_state_store."""
+    """Each poke is a new run of the task: the outage's start and its failed polls live in its task store."""
     from airflow.utils.state import DagRunState
     from helpers import run_dag
 

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import requests
-from airflow.sdk import BaseHook, ObjectStoragePath
+from airflow.sdk import ObjectStoragePath
 from tenacity import AsyncRetrying
 
 from airflow_provider_videoinfer import contract, storage
+from airflow_provider_videoinfer.compat import BaseHook, aget_connection, mask_secret
 from airflow_provider_videoinfer.exceptions import VideoInferError
 from airflow_provider_videoinfer.hooks import responses, waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
@@ -235,8 +236,6 @@ class VideoInferHook(BaseHook):
 def _mask(secret: str) -> None:
     """Register the key with Airflow's secrets masker, so task logs never show it."""
     try:
-        from airflow.sdk.log import mask_secret
-
         mask_secret(secret)
     except Exception:  # masking is best effort outside a task (e.g. in the triggerer's tests)
         log.debug("Could not register the API key with the secrets masker.")
@@ -270,7 +269,7 @@ class VideoInferAsyncClient:
     @classmethod
     async def from_conn_id(cls, conn_id: str) -> VideoInferAsyncClient:
         """Build a client from an Airflow connection, without blocking the event loop."""
-        conn = await BaseHook.aget_connection(conn_id)
+        conn = await aget_connection(conn_id)
         return cls(ClientSettings.from_connection(conn))
 
     async def get_job(self, job_id: str, *, policy: RetryPolicy | None = None) -> JobState:

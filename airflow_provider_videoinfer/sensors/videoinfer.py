@@ -9,12 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-# TODO: take ``conf`` from airflow_provider_videoinfer.compat once it provides it: Airflow 3.0 and
-# 3.1 have no airflow.sdk.configuration (this is where operators/base.py took it from).
-from airflow.sdk.configuration import conf
-
 from airflow_provider_videoinfer import contract
-from airflow_provider_videoinfer.compat import AirflowSensorTimeout
+from airflow_provider_videoinfer.compat import AirflowSensorTimeout, conf
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
@@ -26,13 +22,14 @@ from airflow_provider_videoinfer.operators.base import (
     validate_if_known,
     with_hint,
 )
+from airflow_provider_videoinfer.operators.task_store import kept_until_the_task_ends, task_store
 from airflow_provider_videoinfer.triggers.events import JobEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 JOB_ID_HINT = "Pass the job id that VideoInferSubmitJobOperator returns (its XCom return value)."
-#: task_state_store key: the outage under way (when it began, polls failed), kept across the pokes
+#: Task store key: the outage under way (when it began, polls failed), kept across the pokes
 #: of a rescheduled sensor.
 OUTAGE_KEY = "videoinfer_outage"
 
@@ -95,6 +92,9 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         """Check once; when the job still runs, defer to the trigger (or poke, when not deferrable)."""
         self._started, self._outage = None, None  # a new try is a new wait
+        if self._rescheduled:
+            with kept_until_the_task_ends(task_store(context), OUTAGE_KEY, context):
+                return super().execute(context)
         if not self.deferrable:
             return super().execute(context)
         outcome = self._check(context, deferring=True)
@@ -159,22 +159,27 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         deadline = self._started + self.timeout
         return waiting.Wait(job_id, self.poll_interval, self._started, deadline, self.hook.settings.retry)
 
+    @property
+    def _rescheduled(self) -> bool:
+        """Whether each poke is a run of its own (``mode="reschedule"``, not deferrable)."""
+        return self.reschedule and not self.deferrable
+
     def _load_outage(self, context: Context) -> waiting.Outage | None:
         """The outage under way. In reschedule mode each poke is a new run of the task, so it is
-        kept in the task's ``task_state_store`` (when it began, how many polls failed)."""
-        if not self.reschedule:
+        kept in the task's store (:mod:`~airflow_provider_videoinfer.operators.task_store`): when it
+        began, how many polls failed."""
+        if not self._rescheduled:
             return self._outage
-        store = context.get("task_state_store")
-        saved: Any = store.get(OUTAGE_KEY) if store is not None else None
+        saved: Any = task_store(context).get(OUTAGE_KEY)
         if isinstance(saved, dict) and isinstance(saved.get("since"), (int, float)):
             return waiting.Outage(float(saved["since"]), int(saved.get("failed") or 0))
         return None
 
     def _save_outage(self, context: Context, before: waiting.Outage | None, after: waiting.Outage | None) -> None:
         self._outage = after
-        store = context.get("task_state_store") if self.reschedule else None
-        if store is None or after == before:
+        if not self._rescheduled or after == before:
             return
+        store = task_store(context)
         if after is None:
             store.delete(OUTAGE_KEY)
         else:
