@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	@echo "==> Creating $(VENV) and installing the provider with its server and test extras (about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,test,dev]"
+	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,celery,test,dev]"
 	@touch $@
 
 demo: $(BIN)/.installed

@@ -268,7 +268,7 @@ CONCURRENT = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def scenarios(
     deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, Future[None]]]:
