@@ -6,22 +6,35 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 VIDEO ?=
-# Debian packages the tests drive: Postgres for the system tests' metadata database (tests/system),
-# Chromium for the browser tests (tests/browser). Nothing downloads a browser at run time.
-DEBIAN_PACKAGES ?= postgresql chromium
+# `make demo EXECUTOR=celery` (or local) brings up the system tests' deployment with its UI instead.
+EXECUTOR ?=
+# Debian packages the tests drive: Postgres for the system tests' metadata database and Redis for
+# their Celery broker (tests/system), Chromium for the browser tests (tests/browser). Nothing
+# downloads a browser at run time.
+DEBIAN_PACKAGES ?= postgresql redis-server chromium
 
-.PHONY: demo test system-test system-packages lint bench clean
+.PHONY: demo demo-down test system-test system-packages lint bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
-	@echo "==> Creating $(VENV) and installing the provider with its server and test extras (about a minute)"
+	@echo "==> Creating $(VENV) and installing the provider with its server, celery and test extras (about two minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,celery,test,dev]"
 	@touch $@
 
+# Without EXECUTOR: the quick-start DAG end to end under `airflow dags test`. With EXECUTOR=local or
+# celery: the whole deployment of the system tests with Airflow's UI, until Ctrl-C or `make demo-down`.
 demo: $(BIN)/.installed
+ifeq ($(EXECUTOR),)
 	$(BIN)/python scripts/demo.py $(if $(VIDEO),--video "$(VIDEO)")
+else
+	@$(MAKE) --no-print-directory system-packages
+	$(BIN)/python scripts/deployment.py up --executor "$(EXECUTOR)"
+endif
+
+demo-down:
+	$(BIN)/python scripts/deployment.py down
 
 # Installs only what is missing, without prompts (CI has no stdin); needs root for that.
 system-packages:
@@ -33,7 +46,7 @@ system-packages:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then \
 		echo "error: the tests need the Debian packages$$missing, and this machine has no apt-get." \
-			"Run the tests on Debian or Ubuntu, or install PostgreSQL and Chromium yourself." >&2; \
+			"Run the tests on Debian or Ubuntu, or install PostgreSQL, Redis and Chromium yourself." >&2; \
 		exit 1; \
 	fi; \
 	if [ "$$(id -u)" != 0 ]; then \
@@ -48,8 +61,9 @@ system-packages:
 test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest
 
-# The real deployment only: Postgres, Airflow's api-server, scheduler, dag-processor and
-# triggerer, and the local server as processes on 127.0.0.1 (about 8 minutes on 2 cores).
+# The real deployments only, one after the other, as processes on 127.0.0.1: Postgres, Airflow's
+# api-server, scheduler, dag-processor and triggerer, and local servers, with the LocalExecutor;
+# and with the CeleryExecutor (Redis, two Celery workers, two triggerers, S3 through moto).
 system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 

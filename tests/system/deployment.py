@@ -112,6 +112,7 @@ class Deployment:
     :param workers: how many Celery workers (``worker-1``, ``worker-2``...), with ``executor="celery"``.
     :param s3: run moto's S3 server, connection ``moto_s3`` (always with ``executor="celery"``).
     :param api_port: the api-server's port; default: a free one.
+    :param system_dags: parse the system tests' DAGs (``tests/system/dags``) beside the examples.
     """
 
     def __init__(
@@ -124,10 +125,12 @@ class Deployment:
         workers: int = 2,
         s3: bool = False,
         api_port: int | None = None,
+        system_dags: bool = True,
     ) -> None:
         if executor not in EXECUTORS:
             raise ValueError(f"executor={executor!r}: use one of {', '.join(EXECUTORS)}")
         self.executor = executor
+        self.dag_folders = (ROOT / "example_dags", SYSTEM_DAGS) if system_dags else (ROOT / "example_dags",)
         self.folder = Path(tempfile.mkdtemp(prefix=f"videoinfer-{executor}-"))
         os.chmod(self.folder, 0o755)  # the postgres user must reach its cluster inside
         self.logs = self.folder / "logs"
@@ -249,7 +252,7 @@ class Deployment:
     # ----- Airflow -----
 
     def _link_dags(self) -> None:
-        for folder in (ROOT / "example_dags", SYSTEM_DAGS):
+        for folder in self.dag_folders:
             for file in sorted(folder.glob("*.py")):
                 (self.dags / file.name).symlink_to(file)
         (self.home / "passwords.json").write_text(json.dumps({ADMIN: self.admin_password}))
