@@ -15,12 +15,12 @@ DEBIAN_PACKAGES ?= postgresql redis-server chromium
 
 .PHONY: demo demo-down test system-test system-packages lint bench clean
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+$(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
-	@echo "==> Creating $(VENV) and installing the provider with its server, celery and test extras (about two minutes)"
+	@echo "==> Creating $(VENV) and installing the contract, the local server and the provider with its celery and test extras (about two minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ".[server,celery,test,dev]"
+	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,celery,test,dev]"
 	@touch $@
 
 # Without EXECUTOR: the quick-start DAG end to end under `airflow dags test`. With EXECUTOR=local or
@@ -68,8 +68,8 @@ system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check airflow_provider_videoinfer tests example_dags benchmarks scripts
-	$(BIN)/mypy airflow_provider_videoinfer
+	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts
+	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_upload.py

@@ -12,18 +12,16 @@ Two families, which decide whether Airflow retries the task:
   breaks the contract) keeps the task's retries: a retry reconnects to the job, or resubmits it
   when it failed.
 
-Importable without Airflow: the local server uses the contract without it.
+Every class derives from Airflow's ``AirflowException``; invalid input
+(:class:`VideoInferValidationError`) also derives from the shared contract's
+:class:`~videoinfer_contract.errors.InvalidInputError`, which the contract's validators raise and
+:mod:`airflow_provider_videoinfer.contract` re-raises as this class.
 """
 
 from __future__ import annotations
 
-try:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-except ImportError:  # the local server runs the shared contract without Airflow installed
-    AirflowException = Exception  # type: ignore[misc,assignment]
-
-    class AirflowFailException(Exception):  # type: ignore[no-redef]
-        """Stand-in for Airflow's "fail without retries" exception when Airflow is absent."""
+from airflow_provider_videoinfer.compat import AirflowException, AirflowFailException
+from videoinfer_contract.errors import InvalidInputError
 
 
 class VideoInferError(AirflowException):
@@ -34,7 +32,7 @@ class VideoInferFatalError(VideoInferError, AirflowFailException):
     """An error that a retry of the task cannot fix: the task fails without Airflow's retries."""
 
 
-class VideoInferValidationError(VideoInferFatalError, ValueError):
+class VideoInferValidationError(VideoInferFatalError, InvalidInputError):
     """User input is invalid; raised before any network call."""
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_videoinfer.api import redact
+from airflow_provider_videoinfer.contract import redact
 from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
 
 if TYPE_CHECKING:

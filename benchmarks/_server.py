@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from airflow_provider_videoinfer.server.testing import run_server_process
+from videoinfer_server.launch import run_server_process
 
 
 @contextmanager

@@ -24,7 +24,7 @@ FPS, INFER_FPS, SIZE = 24.0, 5, (640, 360)
 
 
 def _frames(frame_count: int):
-    from airflow_provider_videoinfer.results.records import Detection, Detections, ResultFrame
+    from videoinfer_contract.results import Detection, Detections, ResultFrame
 
     step = round(FPS / INFER_FPS)
     for index, offset in enumerate(range(0, frame_count, step)):
@@ -92,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     args = parser.parse_args()
-    from airflow_provider_videoinfer.server.sample import make_sample_video
+    from videoinfer_server.sample import make_sample_video
 
     with tempfile.TemporaryDirectory(prefix="bench-sheet-") as folder:
         video = Path(folder) / "long.mp4"

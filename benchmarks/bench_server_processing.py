@@ -15,8 +15,8 @@ from pathlib import Path
 
 import cv2
 
-from airflow_provider_videoinfer.server.sample import make_sample_video
-from airflow_provider_videoinfer.server.testing import run_server
+from videoinfer_server.launch import run_server
+from videoinfer_server.sample import make_sample_video
 
 
 def decode_only(path: Path, retrieve: bool) -> tuple[float, int]:

@@ -107,7 +107,7 @@ def _child(args: argparse.Namespace) -> None:
     import urllib.request
 
     from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient
-    from airflow_provider_videoinfer.server.testing import free_port
+    from videoinfer_server.launch import free_port
 
     if args.variant == "own":
         shared_init = VideoInferAsyncClient.__init__

@@ -14,7 +14,7 @@ import os
 
 from airflow.sdk import DAG, AssetAlias, ObjectStoragePath, Param, task, task_group
 
-from airflow_provider_videoinfer.api import VIDEO_EXTENSIONS
+from airflow_provider_videoinfer.contract import VIDEO_EXTENSIONS
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
@@ -49,11 +49,12 @@ def basename(path: str) -> str:
 
 def _write_samples(folder: ObjectStoragePath) -> None:
     try:
-        from airflow_provider_videoinfer.server.sample import make_sample_video
-    except ImportError as err:  # OpenCV is the server extra's
+        from videoinfer_server.sample import make_sample_video
+    except ImportError as err:  # the local server distribution (videoinfer-server) is not installed
         raise VideoInferValidationError(
-            f"No video under {folder}, and sample videos cannot be generated without OpenCV: install "
-            "airflow-provider-videoinfer[server], or trigger with a 'source' that holds videos."
+            f"No video under {folder}, and sample videos cannot be generated without the local server: "
+            "install videoinfer-server (pip install airflow-provider-videoinfer[server]), or trigger with a "
+            "'source' that holds videos."
         ) from err
     folder.mkdir(parents=True, exist_ok=True)
     for seed, name in enumerate(("sample-a.mp4", "sample-b.mp4")):

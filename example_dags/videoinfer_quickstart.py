@@ -51,11 +51,12 @@ def sample_video(video: str) -> str:
     """Return ``video``; when it is the default sample and missing, generate it first."""
     if video == SAMPLE_VIDEO and not Path(video).exists():
         try:
-            from airflow_provider_videoinfer.server.sample import make_sample_video
-        except ImportError as err:  # OpenCV is the server extra's
+            from videoinfer_server.sample import make_sample_video
+        except ImportError as err:  # the local server distribution (videoinfer-server) is not installed
             raise VideoInferValidationError(
-                f"The sample video {video} is missing and cannot be generated without OpenCV: "
-                "install airflow-provider-videoinfer[server], or trigger with your own 'video'."
+                f"The sample video {video} is missing and cannot be generated without the local server: "
+                "install videoinfer-server (pip install airflow-provider-videoinfer[server]), or trigger "
+                "with your own 'video'."
             ) from err
         make_sample_video(video, seconds=6.0, fps=24.0, size=(480, 270), objects=3)
     return video

@@ -44,11 +44,12 @@ def input_url(params: dict | None = None) -> str:
     if url:
         return url
     try:
-        from airflow_provider_videoinfer.server.sample import make_sample_video
-    except ImportError as err:  # OpenCV is the server extra's
+        from videoinfer_server.sample import make_sample_video
+    except ImportError as err:  # the local server distribution (videoinfer-server) is not installed
         raise VideoInferValidationError(
-            "input_url is empty and no sample video can be generated without OpenCV: install "
-            "airflow-provider-videoinfer[server], or trigger with the URL of a video."
+            "input_url is empty and no sample video can be generated without the local server: install "
+            "videoinfer-server (pip install airflow-provider-videoinfer[server]), or trigger with the URL "
+            "of a video."
         ) from err
     with tempfile.TemporaryDirectory(prefix="videoinfer-sample-") as folder:
         sample = Path(folder) / "sample.mp4"

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from airflow_provider_videoinfer.server.testing import run_server_process
+from videoinfer_server.launch import run_server_process
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
@@ -85,7 +85,7 @@ def main() -> None:
     else:
         video = WORK / "sample.mp4"
         step(1, f"Generating a sample video with moving objects: {video}")
-        from airflow_provider_videoinfer.server.sample import make_sample_video
+        from videoinfer_server.sample import make_sample_video
 
         make_sample_video(video, seconds=6.0, fps=24.0, size=(320, 240))
 

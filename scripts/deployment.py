@@ -48,7 +48,7 @@ def port_or_free(port: int) -> int:
 
 def put_samples(d: Deployment) -> None:
     """Two generated sample videos under ``s3://moto_s3@videos/demo/``."""
-    from airflow_provider_videoinfer.server.sample import make_sample_video
+    from videoinfer_server.sample import make_sample_video
 
     assert d.s3 is not None
     with tempfile.TemporaryDirectory(prefix="videoinfer-demo-") as folder:

@@ -63,7 +63,7 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """The project's local server on loopback, with fault injection on, for the whole session."""
-    from airflow_provider_videoinfer.server.testing import run_server
+    from videoinfer_server.launch import run_server
 
     with run_server(tmp_path_factory.mktemp("server"), API_KEY, enable_faults=True) as running:
         yield running
@@ -83,7 +83,7 @@ def videoinfer_conn(server, monkeypatch):
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory) -> Path:
     """A short generated video with moving rectangles (real content for the built-in models)."""
-    from airflow_provider_videoinfer.server.sample import make_sample_video
+    from videoinfer_server.sample import make_sample_video
 
     path = tmp_path_factory.mktemp("videos") / "sample.mp4"
     make_sample_video(path, seconds=2.0, fps=10.0)
@@ -93,7 +93,7 @@ def sample_video(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def slow_server(tmp_path_factory):
     """A second local server whose jobs report "running" for at least 4 s (emulating long jobs)."""
-    from airflow_provider_videoinfer.server.testing import run_server
+    from videoinfer_server.launch import run_server
 
     with run_server(tmp_path_factory.mktemp("slow-server"), API_KEY, enable_faults=True, min_job_seconds=4) as running:
         yield running

@@ -107,7 +107,7 @@ def run_moto_server(*, authenticate: bool = False):
     import sys
     import time
 
-    from airflow_provider_videoinfer.server.testing import free_port, stop_process
+    from videoinfer_server.launch import free_port, stop_process
 
     @contextlib.contextmanager
     def running():

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
     VideoInferConfigError,
@@ -23,6 +23,7 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferTransientError,
     VideoInferValidationError,
 )
+from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.settings import retry_policy
 from airflow_provider_videoinfer.triggers.events import EventKind, JobEvent
 
@@ -44,12 +45,12 @@ MODEL = {"model_id": "motion-detection", "model_version": "1", "inference_type":
 )
 def test_infer_fps_rejected(value, message):
     with pytest.raises(VideoInferValidationError, match=message):
-        api.validate_infer_fps(value)
+        contract.validate_infer_fps(value)
 
 
 @pytest.mark.parametrize(("value", "expected"), [(1, 1), (120, 120), (5.0, 5), ("10", 10), (" 4 ", 4)])
 def test_infer_fps_accepted(value, expected):
-    assert api.validate_infer_fps(value) == expected
+    assert contract.validate_infer_fps(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -70,13 +71,13 @@ def test_infer_fps_accepted(value, expected):
 )
 def test_models_rejected(models, message):
     with pytest.raises(VideoInferValidationError, match=message):
-        api.validate_models(models)
+        contract.validate_models(models)
 
 
 def test_model_version_int_is_sent_as_string_and_params_kept():
-    specs = api.validate_models([{**MODEL, "model_version": 4, "inference_params": {"confidence": 0.4}}])
+    specs = contract.validate_models([{**MODEL, "model_version": 4, "inference_params": {"confidence": 0.4}}])
     assert specs[0].to_payload() == {**MODEL, "model_version": "4", "inference_params": {"confidence": 0.4}}
-    assert api.validate_models(api.ModelSpec("clip", 1, "clip-embed-image"))[0].model_version == "1"
+    assert contract.validate_models(contract.ModelSpec("clip", 1, "clip-embed-image"))[0].model_version == "1"
 
 
 @pytest.mark.parametrize(
@@ -91,24 +92,24 @@ def test_model_version_int_is_sent_as_string_and_params_kept():
 )
 def test_input_url_rejected(url, message):
     with pytest.raises(VideoInferValidationError, match=message):
-        api.validate_input_url(url)
+        contract.validate_input_url(url)
 
 
 def test_input_url_message_never_shows_a_key():
     with pytest.raises(VideoInferValidationError) as err:
-        api.validate_input_url("ftp://host/v.mp4?api_key=SECRET123")
+        contract.validate_input_url("ftp://host/v.mp4?api_key=SECRET123")
     assert "SECRET123" not in str(err.value)
 
 
 @pytest.mark.parametrize("job_id", ["", "  ", None, 12, "a b"])
 def test_job_id_rejected(job_id):
     with pytest.raises(VideoInferValidationError, match="job_id must be a non-empty string"):
-        api.validate_job_id(job_id)
+        contract.validate_job_id(job_id)
 
 
 @pytest.mark.parametrize("name", ["a.mp4", "B.MP4", "c.Avi", "d.mkv", "e.WEBM"])
 def test_file_names_accepted(name):
-    assert api.validate_video_file_name(name) == name
+    assert contract.validate_video_file_name(name) == name
 
 
 @pytest.mark.parametrize(
@@ -123,17 +124,17 @@ def test_file_names_accepted(name):
 )
 def test_file_names_rejected(name, message):
     with pytest.raises(VideoInferValidationError, match=message):
-        api.validate_video_file_name(name)
+        contract.validate_video_file_name(name)
 
 
 def test_job_state_parsing():
-    done = api.parse_job_state("j1", {"status": 0, "output_signed_url": "https://x/r.json", "extra": 1})
-    assert (done.status, done.code, done.output_url) == (api.JobStatus.SUCCEEDED, 0, "https://x/r.json")
-    running = api.parse_job_state("j1", {"status": 1})
-    assert running.status is api.JobStatus.RUNNING and not running.status.is_terminal
-    failed = api.parse_job_state("j1", {"status": 3, "error": "corrupt video"})
-    assert (failed.status, failed.code, failed.error) == (api.JobStatus.FAILED, 3, "corrupt video")
-    assert api.parse_job_state("j1", {"status": 7, "message": "boom"}).error == "boom"
+    done = responses.parse_job_state("j1", {"status": 0, "output_signed_url": "https://x/r.json", "extra": 1})
+    assert (done.status, done.code, done.output_url) == (contract.JobStatus.SUCCEEDED, 0, "https://x/r.json")
+    running = responses.parse_job_state("j1", {"status": 1})
+    assert running.status is contract.JobStatus.RUNNING and not running.status.is_terminal
+    failed = responses.parse_job_state("j1", {"status": 3, "error": "corrupt video"})
+    assert (failed.status, failed.code, failed.error) == (contract.JobStatus.FAILED, 3, "corrupt video")
+    assert responses.parse_job_state("j1", {"status": 7, "message": "boom"}).error == "boom"
     event = JobEvent.from_state(failed)
     assert JobEvent.from_payload(event.to_payload()) == event and event.kind is EventKind.FAILED
 
@@ -143,16 +144,16 @@ def test_job_state_parsing():
 )
 def test_job_state_without_integer_status_is_an_error_not_a_success(body):
     with pytest.raises(VideoInferResponseError, match="job j1"):
-        api.parse_job_state("j1", body)
+        responses.parse_job_state("j1", body)
 
 
 def test_success_without_output_url_is_an_error():
     with pytest.raises(VideoInferResponseError, match="no 'output_signed_url'"):
-        api.parse_job_state("j1", {"status": 0})
+        responses.parse_job_state("j1", {"status": 0})
 
 
 def test_failed_job_error_names_job_code_and_reason_and_pickles():
-    err = api.job_failed(api.JobState("j9", api.JobStatus.FAILED, 4, error="unknown model"))
+    err = responses.job_failed(contract.JobState("j9", contract.JobStatus.FAILED, 4, error="unknown model"))
     assert isinstance(err, VideoInferJobFailedError)
     assert str(err) == "Video inference job j9 failed with status 4: unknown model"
     assert str(pickle.loads(pickle.dumps(err))) == str(err)
@@ -176,22 +177,22 @@ def test_failed_job_error_names_job_code_and_reason_and_pickles():
     ],
 )
 def test_error_for_status(status, cls):
-    err = api.error_for_status(status, "details http://h/?api_key=SECRET123", "status of job j1")
+    err = responses.error_for_status(status, "details http://h/?api_key=SECRET123", "status of job j1")
     assert isinstance(err, cls)
     assert "status of job j1" in str(err) and "SECRET123" not in str(err)
 
 
 def test_redact():
-    assert api.redact("GET /x?api_key=abc&job_id=1") == "GET /x?api_key=***&job_id=1"
-    assert api.redact("key is abc", "abc") == "key is ***"
+    assert contract.redact("GET /x?api_key=abc&job_id=1") == "GET /x?api_key=***&job_id=1"
+    assert contract.redact("key is abc", "abc") == "key is ***"
 
 
 def test_retry_after_parsing():
-    assert api.parse_retry_after("3") == 3.0
-    assert api.parse_retry_after(None) is None
-    assert api.parse_retry_after("soon") is None
-    assert api.parse_retry_after("inf") is None
-    assert api.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert responses.parse_retry_after("3") == 3.0
+    assert responses.parse_retry_after(None) is None
+    assert responses.parse_retry_after("soon") is None
+    assert responses.parse_retry_after("inf") is None
+    assert responses.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
 def test_retry_policy_from_extra():
@@ -203,51 +204,52 @@ def test_retry_policy_from_extra():
 
 def test_only_statuses_that_may_pass_are_transient():
     for status in (429, 500, 502, 503, 504):
-        assert isinstance(api.error_for_status(status, "", "x"), VideoInferTransientError)
+        assert isinstance(responses.error_for_status(status, "", "x"), VideoInferTransientError)
     for status in (400, 401, 403, 404, 409, 413, 422, 501, 505, 511):
-        assert not isinstance(api.error_for_status(status, "", "x"), VideoInferTransientError), status
+        assert not isinstance(responses.error_for_status(status, "", "x"), VideoInferTransientError), status
 
 
 def test_a_refused_signed_url_is_not_blamed_on_the_api_key():
-    err = api.error_for_status(403, "expired", "download of the job result", signed_url=True)
+    err = responses.error_for_status(403, "expired", "download of the job result", signed_url=True)
     assert isinstance(err, VideoInferAuthError)
     assert "signed URL was refused" in str(err) and "API key" not in str(err)
-    assert "API key" in str(api.error_for_status(403, "", "status of job j1"))
+    assert "API key" in str(responses.error_for_status(403, "", "status of job j1"))
 
 
 def test_decode_response_turns_one_answer_into_a_value_or_an_error():
-    assert api.decode_response(200, {}, '{"status": 1}', "status of job j1") == {"status": 1}
+    assert responses.decode_response(200, {}, '{"status": 1}', "status of job j1") == {"status": 1}
     with pytest.raises(VideoInferRateLimitError) as err:
-        api.decode_response(429, {"retry-after": "7"}, "slow down", "status of job j1")
+        responses.decode_response(429, {"retry-after": "7"}, "slow down", "status of job j1")
     assert err.value.retry_after == 7.0
     with pytest.raises(VideoInferResponseError, match="not JSON: '<html>\\?api_key=\\*\\*\\*"):
-        api.decode_response(200, {}, "<html>?api_key=SECRET123", "status of job j1", "SECRET123")
+        responses.decode_response(200, {}, "<html>?api_key=SECRET123", "status of job j1", "SECRET123")
 
 
 def test_duplicate_model_ids_are_refused_before_any_call():
     with pytest.raises(VideoInferValidationError, match="'motion-detection' appears twice or more"):
-        api.validate_models([MODEL, {**MODEL, "model_version": "2"}])
+        contract.validate_models([MODEL, {**MODEL, "model_version": "2"}])
 
 
 def test_a_bare_model_spec_becomes_a_dict():
-    spec = api.ModelSpec("clip", 1, "clip-embed-image")
-    assert api.plain_models(spec) == {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
-    assert api.plain_models([spec, MODEL]) == [api.plain_models(spec), MODEL]
-    assert api.plain_models("{{ params.models }}") == "{{ params.models }}"
+    spec = contract.ModelSpec("clip", 1, "clip-embed-image")
+    plain = {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
+    assert contract.plain_models(spec) == plain
+    assert contract.plain_models([spec, MODEL]) == [contract.plain_models(spec), MODEL]
+    assert contract.plain_models("{{ params.models }}") == "{{ params.models }}"
 
 
 def test_output_url_gets_its_own_message():
     with pytest.raises(VideoInferValidationError, match="output_url must be an http.*output_signed_url"):
-        api.validate_output_url("s3://bucket/result.json")
+        contract.validate_output_url("s3://bucket/result.json")
 
 
 @pytest.mark.parametrize(
     "check",
     [
-        lambda: api.validate_input_url("s3://b/v.mp4"),
-        lambda: api.validate_input_url(""),
-        lambda: api.validate_job_id(" "),
-        lambda: api.validate_models([MODEL, MODEL]),
+        lambda: contract.validate_input_url("s3://b/v.mp4"),
+        lambda: contract.validate_input_url(""),
+        lambda: contract.validate_job_id(" "),
+        lambda: contract.validate_models([MODEL, MODEL]),
     ],
 )
 def test_contract_messages_name_no_operator(check):
@@ -258,11 +260,11 @@ def test_contract_messages_name_no_operator(check):
 
 
 def test_job_request_is_built_once_and_fingerprinted():
-    request = api.JobRequest.build(" https://h/v.mp4 ", "5", [{**MODEL, "model_version": 1}])
+    request = contract.JobRequest.build(" https://h/v.mp4 ", "5", [{**MODEL, "model_version": 1}])
     assert request.to_payload() == {"input_url": "https://h/v.mp4", "infer_fps": 5, "models": [MODEL]}
-    same = api.JobRequest.build("https://h/v.mp4", 5, api.ModelSpec(**MODEL))
+    same = contract.JobRequest.build("https://h/v.mp4", 5, contract.ModelSpec(**MODEL))
     assert same == request and same.fingerprint == request.fingerprint
-    assert api.JobRequest.build("https://h/v.mp4", 4, [MODEL]).fingerprint != request.fingerprint
+    assert contract.JobRequest.build("https://h/v.mp4", 4, [MODEL]).fingerprint != request.fingerprint
 
 
 @pytest.mark.parametrize(
@@ -299,18 +301,38 @@ def test_errors_that_may_pass_keep_the_task_retries(cls):
 
 
 def test_the_contract_imports_without_airflow():
-    """The local server uses api.py and exceptions.py on machines without Airflow."""
+    """The local server uses the contract (videoinfer_contract) on machines without Airflow."""
     import subprocess
     import sys
 
     code = (
         "import sys; sys.modules['airflow'] = None\n"
-        "from airflow_provider_videoinfer import api, exceptions, redaction\n"
-        "assert issubclass(exceptions.VideoInferAuthError, exceptions.AirflowFailException)\n"
-        "api.validate_models([{'model_id': 'a', 'model_version': 1, 'inference_type': 'classification'}])\n"
+        "from videoinfer_contract import errors, jobs, redaction, results, validation\n"
+        "jobs.validate_models([{'model_id': 'a', 'model_version': 1, 'inference_type': 'classification'}])\n"
+        "try:\n"
+        "    validation.validate_infer_fps(0)\n"
+        "except errors.InvalidInputError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('infer_fps=0 was accepted')\n"
         "assert 'airflow' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_providers_validators_raise_airflows_fail_exception():
+    """Bad input fails the task without retries: the contract's plain error comes out as the provider's."""
+    from airflow_provider_videoinfer.compat import AirflowFailException
+
+    for check in (
+        lambda: contract.validate_infer_fps(0),
+        lambda: contract.validate_models([]),
+        lambda: contract.build_job_request("ftp://x/v.mp4", 1, MODEL),
+        lambda: contract.validate_video_file_name("a/b.mp4"),
+    ):
+        with pytest.raises(VideoInferValidationError) as caught:
+            check()
+        assert isinstance(caught.value, AirflowFailException)
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from airflow_provider_videoinfer.results.contact_sheet import (
     make_contact_sheet,
     pick_frames,
 )
-from airflow_provider_videoinfer.results.records import Classification, Detection, Detections, ResultFrame
-from airflow_provider_videoinfer.server.sample import make_sample_video
+from videoinfer_contract.results import Classification, Detection, Detections, ResultFrame
+from videoinfer_server.sample import make_sample_video
 
 
 def _frame(index: int, boxes: list[tuple[float, float, int, int]], fps: float = 10.0) -> ResultFrame:
@@ -128,7 +128,7 @@ def test_an_unreadable_video_leaves_the_summary_intact(finished_job, tmp_path, c
 
 
 def test_masks_polygons_keypoints_and_gaze_are_drawn():
-    from airflow_provider_videoinfer.results.records import Gaze, GazeResult, Keypoint, Point, SemanticMask
+    from videoinfer_contract.results import Gaze, GazeResult, Keypoint, Point, SemanticMask
 
     mask = np.zeros((60, 120), np.uint8)
     mask[:, 60:] = 1  # the right half is class 1, "road"

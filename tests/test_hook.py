@@ -14,7 +14,7 @@ import pytest
 from airflow.sdk import Connection, ObjectStoragePath
 from helpers import API_KEY, connection_json, server_jobs
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
     VideoInferConfigError,
@@ -25,7 +25,7 @@ from airflow_provider_videoinfer.exceptions import (
 )
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient, VideoInferHook
-from airflow_provider_videoinfer.server.testing import free_port
+from videoinfer_server.launch import free_port
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 
@@ -79,7 +79,7 @@ def test_upload_submit_wait_download(videoinfer_conn, sample_video, tmp_path):
     job_id = hook.submit_job(input_url, 5, [MOTION])
     assert job_id in [job["job_id"] for job in server_jobs(videoinfer_conn)]
     state = hook.wait_for_job(job_id, poll_interval=0.2, timeout=60)
-    assert state.status is api.JobStatus.SUCCEEDED and state.code == 0
+    assert state.status is contract.JobStatus.SUCCEEDED and state.code == 0
     target = hook.download_result(state.output_url, tmp_path / "out" / "result.json")
     result = json.loads(Path(target).read_text())
     assert len(result["frame_offset"]) == len(result["time_offset"]) == len(result["motion-detection"]) == 10
@@ -99,8 +99,8 @@ def test_upload_from_object_storage_and_custom_name(videoinfer_conn, sample_vide
     digest = hashlib.sha256(sample_video.read_bytes()).hexdigest()
     assert any(hashlib.sha256(p.read_bytes()).hexdigest() == digest for p in stored)
     assert hook.get_job(hook.submit_job(input_url, 2, [MOTION])).status in (
-        api.JobStatus.RUNNING,
-        api.JobStatus.SUCCEEDED,
+        contract.JobStatus.RUNNING,
+        contract.JobStatus.SUCCEEDED,
     )
 
 
@@ -151,7 +151,7 @@ def test_failed_job_raises_with_code_and_message(videoinfer_conn, sample_video):
 
 
 def test_wait_for_job_times_out(videoinfer_conn, sample_video, monkeypatch):
-    from airflow_provider_videoinfer.server.testing import run_server
+    from videoinfer_server.launch import run_server
 
     with run_server(videoinfer_conn.data_dir.parent / "slow", API_KEY, min_job_seconds=30) as slow:
         monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(slow.base_url))

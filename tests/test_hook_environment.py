@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers import API_KEY, connection_json
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import VideoInferConnectionError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient, VideoInferHook
 
@@ -133,7 +133,7 @@ def private_ca_server(tmp_path, clean_environment):
         yield base_url, ca
 
 
-async def _async_state(conn_id: str) -> api.JobState:
+async def _async_state(conn_id: str) -> contract.JobState:
     client = await VideoInferAsyncClient.from_conn_id(conn_id)
     try:
         return await client.get_job("job-1")
@@ -161,7 +161,7 @@ async def test_without_the_ca_both_transports_say_the_certificate_is_not_trusted
 async def test_requests_ca_bundle_is_honoured_by_the_async_client_too(private_ca_server, monkeypatch):
     base_url, ca = private_ca_server
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
-    assert (await _async_state("private_ca")).status is api.JobStatus.SUCCEEDED
+    assert (await _async_state("private_ca")).status is contract.JobStatus.SUCCEEDED
 
 
 async def test_both_transports_go_through_the_environment_proxy_unless_no_proxy(clean_environment):
@@ -171,8 +171,8 @@ async def test_both_transports_go_through_the_environment_proxy_unless_no_proxy(
     )
     with _serve() as (proxy_url, seen):
         clean_environment.setenv("HTTP_PROXY", proxy_url)
-        assert (await _async_state("behind_proxy")).status is api.JobStatus.SUCCEEDED
-        assert VideoInferHook("behind_proxy").get_job("job-1").status is api.JobStatus.SUCCEEDED
+        assert (await _async_state("behind_proxy")).status is contract.JobStatus.SUCCEEDED
+        assert VideoInferHook("behind_proxy").get_job("job-1").status is contract.JobStatus.SUCCEEDED
         assert [path.split("?")[0] for path in seen] == ["http://service.invalid:9050/videoinfer"] * 2
         assert all(f"api_key={API_KEY}" in path for path in seen)  # the proxy saw the request, as it must
         clean_environment.setenv("NO_PROXY", "service.invalid")

@@ -31,7 +31,7 @@ def test_local_server_access_log_masks_the_key(tmp_path):
     """The CLI server logs every request line; the api_key query parameter must be masked there."""
     import requests
 
-    from airflow_provider_videoinfer.server.testing import run_server_process
+    from videoinfer_server.launch import run_server_process
 
     log = tmp_path / "server.log"
     with log.open("w") as output, run_server_process(tmp_path / "data", API_KEY, output=output) as base_url:
@@ -47,7 +47,7 @@ def test_one_log_filter_masks_the_key_in_messages_and_arguments():
 
     import httpx
 
-    from airflow_provider_videoinfer.redaction import RedactApiKeyFilter
+    from videoinfer_contract.redaction import RedactApiKeyFilter
 
     access = logging.LogRecord(
         "uvicorn.access",
@@ -78,7 +78,7 @@ def test_log_redaction_is_installed_once_by_the_transports(videoinfer_conn):
     import logging
 
     from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-    from airflow_provider_videoinfer.redaction import RedactApiKeyFilter, install_log_redaction
+    from videoinfer_contract.redaction import RedactApiKeyFilter, install_log_redaction
 
     VideoInferHook().get_conn()
     install_log_redaction()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.metadata import metadata
 
 from airflow_provider_videoinfer import _CONNECTION_FIELDS, get_provider_info
+from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.videoinfer import ClientSettings, VideoInferHook
-from airflow_provider_videoinfer.retry import RetryPolicy
 
 RETRY_FIELDS = ("max_attempts", "max_elapsed", "initial_wait", "max_wait")
 

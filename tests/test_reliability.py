@@ -18,7 +18,7 @@ import time
 import pytest
 from helpers import API_KEY, connection_json, inject_fault, server_jobs, stored_digests
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
     VideoInferConnectionError,
@@ -29,8 +29,8 @@ from airflow_provider_videoinfer.exceptions import (
 )
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
-from airflow_provider_videoinfer.server.testing import free_port, run_server_process
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
+from videoinfer_server.launch import free_port, run_server_process
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 ENDPOINTS = ["upload_url", "upload", "submit", "status", "result"]
@@ -179,7 +179,7 @@ def test_in_worker_wait_rides_out_a_stopped_service(tmp_path, sample_video, monk
             waiting = pool.submit(hook.wait_for_job, job_id, 0.5, 120)
             restart(6.0)
             state = waiting.result(timeout=60)
-    assert state.status is api.JobStatus.SUCCEEDED
+    assert state.status is contract.JobStatus.SUCCEEDED
     out, err = capfd.readouterr()
     assert f"Job {job_id} is running; next poll in" in out + err  # each poll is logged, like the sensor's
     failed, recovered = _outage_log(out + err)

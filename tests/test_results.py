@@ -20,7 +20,8 @@ from airflow_provider_videoinfer.results.reader import (
     iter_frames,
     summarize_result,
 )
-from airflow_provider_videoinfer.results.records import (
+from airflow_provider_videoinfer.results.rows import ROW_COLUMNS, write_rows
+from videoinfer_contract.results import (
     Classification,
     Detections,
     Embedding,
@@ -28,7 +29,6 @@ from airflow_provider_videoinfer.results.records import (
     SemanticMask,
     UnknownResult,
 )
-from airflow_provider_videoinfer.results.rows import ROW_COLUMNS, write_rows
 
 # A 1x1 PNG, as the service's base64 masks are.
 PNG_1X1 = base64.b64encode(

@@ -24,8 +24,8 @@ from airflow_provider_videoinfer.results.reader import (
     iter_frames,
     summarize_result,
 )
-from airflow_provider_videoinfer.results.records import Detections, Embedding, UnknownResult
 from airflow_provider_videoinfer.results.rows import write_rows
+from videoinfer_contract.results import Detections, Embedding, UnknownResult
 
 
 def write(path: Path, data: dict[str, Any]) -> Path:

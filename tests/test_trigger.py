@@ -118,7 +118,7 @@ async def test_answer_without_status_is_an_error_not_a_success(videoinfer_conn, 
 
 
 async def test_first_poll_respects_the_rate_limit_after_the_sensor_checked(tmp_path, sample_video, monkeypatch):
-    from airflow_provider_videoinfer.server.testing import run_server
+    from videoinfer_server.launch import run_server
 
     with run_server(tmp_path / "limited", API_KEY, poll_min_interval=1.0, min_job_seconds=2) as limited:
         # No retries: a poll that comes too soon would end the trigger with a 429 error event.

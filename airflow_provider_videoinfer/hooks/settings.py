@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from airflow_provider_videoinfer.api import DEFAULT_BASE_URL
 from airflow_provider_videoinfer.exceptions import VideoInferConfigError
-from airflow_provider_videoinfer.retry import RetryPolicy
+from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 
+DEFAULT_BASE_URL = "https://api.roboflow.com"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 # A large upload or result is answered only once the whole body is through; allow longer.

@@ -3,7 +3,7 @@
 What both transports decide the same way lives here: which CA bundle and proxies to trust
 (the environment, like requests), how a failed connection is told to the user in one plain
 sentence, and the sync transport's single attempt. Turning an answer into a value or an
-error is :func:`airflow_provider_videoinfer.api.decode_response`'s job.
+error is :func:`airflow_provider_videoinfer.responses.decode_response`'s job.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import requests
 import urllib3
 from tenacity import Retrying
 
-from airflow_provider_videoinfer import api
 from airflow_provider_videoinfer.exceptions import VideoInferConnectionError
+from airflow_provider_videoinfer.hooks import responses
+from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
-from airflow_provider_videoinfer.redaction import install_log_redaction, redact
-from airflow_provider_videoinfer.retry import RetryPolicy
+from videoinfer_contract.redaction import install_log_redaction, redact
 
 T = TypeVar("T")
 
@@ -193,7 +193,7 @@ class SyncTransport:
 
         def attempt() -> Any:
             response = self.send(method, self.settings.url(endpoint), what, params=query, json=json_body)
-            return api.decode_response(
+            return responses.decode_response(
                 response.status_code, response.headers, response.text, what, self.settings.api_key
             )
 
@@ -221,7 +221,7 @@ class SyncTransport:
             raise connection_error(what, exc, url, self.settings, request_sent=sent) from None
         if response.status_code >= 400:
             with response:
-                api.decode_response(
+                responses.decode_response(
                     response.status_code,
                     response.headers,
                     response.text,

@@ -2,7 +2,7 @@
 :class:`VideoInferAsyncClient` (async, httpx, for the trigger).
 
 Both are thin: requests are built and answers decoded by :mod:`airflow_provider_videoinfer.api`,
-retried by :mod:`airflow_provider_videoinfer.retry`, sent through
+retried by :mod:`airflow_provider_videoinfer.hooks.retry`, sent through
 :mod:`airflow_provider_videoinfer.hooks.transport`, and waits follow
 :mod:`airflow_provider_videoinfer.hooks.waiting`.
 """
@@ -21,8 +21,10 @@ import requests
 from airflow.sdk import BaseHook, ObjectStoragePath
 from tenacity import AsyncRetrying
 
-from airflow_provider_videoinfer import api, storage
+from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.exceptions import VideoInferError
+from airflow_provider_videoinfer.hooks import responses
+from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
 from airflow_provider_videoinfer.hooks.transport import (
     ASYNC_POOLS,
@@ -32,11 +34,10 @@ from airflow_provider_videoinfer.hooks.transport import (
     new_async_pool,
 )
 from airflow_provider_videoinfer.hooks.waiting import JobWait
-from airflow_provider_videoinfer.redaction import redact
-from airflow_provider_videoinfer.retry import RetryPolicy
+from videoinfer_contract.redaction import redact
 
 if TYPE_CHECKING:
-    from airflow_provider_videoinfer.api import JobRequest, JobState
+    from airflow_provider_videoinfer.contract import JobRequest, JobState
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class VideoInferHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the host with one cheap call, without retries; never raises."""
         try:
-            workspace = self.transport.call(api.WORKSPACE_ENDPOINT, "connection test", policy=SINGLE_ATTEMPT)
+            workspace = self.transport.call(contract.WORKSPACE_ENDPOINT, "connection test", policy=SINGLE_ATTEMPT)
         except VideoInferError as err:
             return False, str(err)
         except Exception as err:  # the UI's Test button must get a sentence, not a traceback
@@ -108,9 +109,11 @@ class VideoInferHook(BaseHook):
         :param file_name: the video's file name; its extension must be mp4, avi, mkv or webm.
         :return: the signed URL, valid for one ``PUT`` and then usable as ``input_url``.
         """
-        name = api.validate_video_file_name(file_name)
-        body = self.transport.call(api.UPLOAD_URL_ENDPOINT, f"upload URL for {name!r}", json_body={"file_name": name})
-        return api.parse_upload_url(body)
+        name = contract.validate_video_file_name(file_name)
+        body = self.transport.call(
+            contract.UPLOAD_URL_ENDPOINT, f"upload URL for {name!r}", json_body={"file_name": name}
+        )
+        return responses.parse_upload_url(body)
 
     def upload_video(self, source: str | os.PathLike[str] | ObjectStoragePath, file_name: str | None = None) -> str:
         """Upload a video, streamed with constant memory, and return its ``input_url``.
@@ -119,7 +122,7 @@ class VideoInferHook(BaseHook):
         :param file_name: the name to upload it as; defaults to the source's own name.
         """
         opener, size, source_name = storage.open_video_source(source)
-        name = api.validate_video_file_name(file_name or source_name)
+        name = contract.validate_video_file_name(file_name or source_name)
         signed_url = self.request_upload_url(name)
         what = f"upload of {name!r} ({size} bytes)"
         self.log.info("Starting the %s.", what)
@@ -140,11 +143,11 @@ class VideoInferHook(BaseHook):
         Never retried in a way that could create a second job: only answers that prove the
         service did no work (no connection, 429, 503) are retried.
 
-        :param request: the job, from :meth:`JobRequest.build <airflow_provider_videoinfer.api.JobRequest.build>`.
+        :param request: the job, from :meth:`JobRequest.build <airflow_provider_videoinfer.contract.JobRequest.build>`.
         """
         what = f"submission of a job ({request.model_names})"
-        body = self.transport.call(api.SUBMIT_JOB_ENDPOINT, what, json_body=request.to_payload(), idempotent=False)
-        job_id = api.parse_job_id(body)
+        body = self.transport.call(contract.SUBMIT_JOB_ENDPOINT, what, json_body=request.to_payload(), idempotent=False)
+        job_id = responses.parse_job_id(body)
         self.log.info(
             "Submitted video inference job %s (%s at %s fps).", job_id, request.model_names, request.infer_fps
         )
@@ -155,9 +158,9 @@ class VideoInferHook(BaseHook):
 
         :param input_url: an uploaded video's signed URL, or any public http(s) video URL.
         :param infer_fps: frames per second to sample, 1 to 120.
-        :param models: dicts or :class:`~airflow_provider_videoinfer.api.ModelSpec`.
+        :param models: dicts or :class:`~airflow_provider_videoinfer.contract.ModelSpec`.
         """
-        return self.submit(api.JobRequest.build(input_url, infer_fps, models))
+        return self.submit(contract.build_job_request(input_url, infer_fps, models))
 
     def get_job(self, job_id: str, *, policy: RetryPolicy | None = None) -> JobState:
         """Return a job's current state.
@@ -165,10 +168,10 @@ class VideoInferHook(BaseHook):
         :param job_id: the id returned by :meth:`submit`.
         :param policy: the retry policy of this call; default the connection's.
         """
-        endpoint, params = api.status_request(job_id)
+        endpoint, params = responses.status_request(job_id)
         job_id = params["job_id"]
         body = self.transport.call(endpoint, f"status of job {job_id}", params=params, policy=policy)
-        return api.parse_job_state(job_id, body)
+        return responses.parse_job_state(job_id, body)
 
     def wait_for_job(self, job_id: str, poll_interval: float = 60.0, timeout: float | None = None) -> JobState:
         """Poll a job in this process until it stops; raise if it fails or outlasts ``timeout``.
@@ -180,7 +183,7 @@ class VideoInferHook(BaseHook):
         :param poll_interval: seconds between polls (the hosted API allows one a minute).
         :param timeout: seconds to wait at most; None waits as long as the job runs.
         """
-        job_id = api.validate_job_id(job_id)
+        job_id = contract.validate_job_id(job_id)
         deadline = None if timeout is None else time.time() + timeout
         wait = JobWait(job_id, poll_interval, deadline, self.settings.retry, self.log)
         while True:
@@ -190,10 +193,10 @@ class VideoInferHook(BaseHook):
                 wait.failed(err)
             else:
                 wait.answered(state)
-                if state.status is api.JobStatus.SUCCEEDED:
+                if state.status is contract.JobStatus.SUCCEEDED:
                     return state
-                if state.status is api.JobStatus.FAILED:
-                    raise api.job_failed(state)
+                if state.status is contract.JobStatus.FAILED:
+                    raise responses.job_failed(state)
             if wait.expired:
                 raise wait.timeout_error()
             time.sleep(wait.next_delay())
@@ -206,7 +209,7 @@ class VideoInferHook(BaseHook):
         :param output_url: the job's ``output_signed_url`` (no API key is sent with it).
         :param destination: a local path, or any ``ObjectStoragePath``/fsspec URI.
         """
-        api.validate_output_url(output_url)
+        contract.validate_output_url(output_url)
         what = "download of the job result"
         transport = self.transport
 
@@ -268,7 +271,7 @@ class VideoInferAsyncClient:
         :param job_id: the job.
         :param policy: the retry policy of this call; default the connection's.
         """
-        endpoint, params = api.status_request(job_id)
+        endpoint, params = responses.status_request(job_id)
         job_id = params["job_id"]
         what = f"status of job {job_id}"
         url = self.settings.url(endpoint)
@@ -285,14 +288,16 @@ class VideoInferAsyncClient:
             except httpx.HTTPError as exc:
                 sent = not isinstance(exc, httpx.ConnectError)
                 raise connection_error(what, exc, url, settings, request_sent=sent) from None
-            return api.decode_response(response.status_code, response.headers, response.text, what, settings.api_key)
+            return responses.decode_response(
+                response.status_code, response.headers, response.text, what, settings.api_key
+            )
 
         policy = policy or settings.retry
         if policy.max_attempts == 1:  # a wait's poll: skip tenacity's per-call cost (10,000 triggers poll)
             body = await attempt()
         else:
             body = await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
-        return api.parse_job_state(job_id, body)
+        return responses.parse_job_state(job_id, body)
 
     async def aclose(self) -> None:
         """Release the connection pool (closed with its last user); call once."""

@@ -20,15 +20,15 @@ import random
 import time
 from typing import Any
 
-from airflow_provider_videoinfer.api import JobState
+from airflow_provider_videoinfer.contract import JobState
 from airflow_provider_videoinfer.exceptions import (
     VideoInferError,
     VideoInferResponseError,
     VideoInferTimeoutError,
     VideoInferTransientError,
 )
-from airflow_provider_videoinfer.redaction import redact
-from airflow_provider_videoinfer.retry import RetryPolicy
+from airflow_provider_videoinfer.hooks.retry import RetryPolicy
+from videoinfer_contract.redaction import redact
 
 #: The longest pause between two tries during an outage, in poll intervals.
 MAX_BACKOFF_INTERVALS = 3.0

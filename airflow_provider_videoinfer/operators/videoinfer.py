@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import (
     VideoInferError,
     VideoInferNotFoundError,
@@ -66,7 +66,7 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
         self.file_name = file_name
         name = file_name if file_name is not None else video
         if isinstance(name, (str, os.PathLike)):
-            validate_if_known(str(name), lambda text: api.validate_video_file_name(_base_name(text)))
+            validate_if_known(str(name), lambda text: contract.validate_video_file_name(_base_name(text)))
 
     def execute(self, context: Context) -> str:
         """Upload the video; return the signed URL to pass as ``input_url``."""
@@ -129,24 +129,24 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
         self.input_url = input_url
         self.infer_fps = infer_fps
-        self.models = api.plain_models(models)
+        self.models = contract.plain_models(models)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable_default() if deferrable is None else deferrable
         self.poll_interval = positive_seconds("poll_interval", poll_interval)
         self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
-        validate_if_known(input_url, api.validate_input_url, INPUT_URL_HINT)
-        validate_if_known(infer_fps, api.validate_infer_fps)
-        validate_if_known(self.models, api.validate_models)
+        validate_if_known(input_url, contract.validate_input_url, INPUT_URL_HINT)
+        validate_if_known(infer_fps, contract.validate_infer_fps)
+        validate_if_known(self.models, contract.validate_models)
 
     def execute(self, context: Context) -> str:
         """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
-        with_hint(api.validate_input_url, self.input_url, INPUT_URL_HINT)
-        request = api.JobRequest.build(self.input_url, self.infer_fps, self.models)
+        with_hint(contract.validate_input_url, self.input_url, INPUT_URL_HINT)
+        request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
         job_id, state = self._submit_or_reconnect(context, request)
         context["ti"].xcom_push(key="job_id", value=job_id)
         if not self.wait_for_completion:
             return job_id
-        if state is not None and state.status is api.JobStatus.SUCCEEDED:
+        if state is not None and state.status is contract.JobStatus.SUCCEEDED:
             return state.output_url  # type: ignore[return-value]
         if self.deferrable:
             defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
@@ -163,7 +163,9 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
 
         return submit_lineage(self.input_url)
 
-    def _submit_or_reconnect(self, context: Context, request: api.JobRequest) -> tuple[str, api.JobState | None]:
+    def _submit_or_reconnect(
+        self, context: Context, request: contract.JobRequest
+    ) -> tuple[str, contract.JobState | None]:
         """Reuse the job a previous try of this task submitted, unless it failed; else submit."""
         store = context.get("task_state_store")
         if store is None:
@@ -190,7 +192,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             store.set(JOB_STATE_KEY, {"job_id": job_id, "request": request.fingerprint})
         return job_id, None
 
-    def _previous_state(self, job_id: str) -> api.JobState | None:
+    def _previous_state(self, job_id: str) -> contract.JobState | None:
         """The saved job's state; None when a new job must be submitted (it failed, or is unknown).
 
         Raises when the state cannot be read: submitting on doubt could pay for a second job.
@@ -210,7 +212,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 "submitted while its state is unknown, so as not to pay twice: this try fails, and the next "
                 "retry of the task reconnects to the job."
             ) from None
-        if state.status is api.JobStatus.FAILED:
+        if state.status is contract.JobStatus.FAILED:
             self.log.warning(
                 "Job %s from a previous try failed with status %s (%s): submitting a new job.",
                 job_id,

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
         iter_frames,
         summarize_result,
     )
-    from airflow_provider_videoinfer.results.records import ResultFrame
     from airflow_provider_videoinfer.results.rows import write_rows
     from airflow_provider_videoinfer.results.summary import ResultSummary
+    from videoinfer_contract.results import ResultFrame
 
 _HOMES = {
     "ResultLocation": "reader",

@@ -20,7 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_videoinfer.results.records import (
+from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location, resolve
+from videoinfer_contract.results import (
     Classification,
     Detections,
     FrameResult,
@@ -28,7 +29,6 @@ from airflow_provider_videoinfer.results.records import (
     ResultFrame,
     SemanticMask,
 )
-from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location, resolve
 
 if TYPE_CHECKING:
     import numpy as np

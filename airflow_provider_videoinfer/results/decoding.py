@@ -2,7 +2,7 @@
 
 Each list of a result file gets one decoder. The frame and time offsets decode straight into
 numbers. A model's frames decode, batch by batch, straight into the records of
-:mod:`~airflow_provider_videoinfer.results.records` once the model's task type is known (from a
+:mod:`~videoinfer_contract.results` once the model's task type is known (from a
 hint or from its first frames); a batch that does not fit is decoded frame by frame, and a frame
 that fits no type becomes an ``UnknownResult`` (or an error, for a model whose type was given).
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from airflow_provider_videoinfer.api import INFERENCE_TYPES
-from airflow_provider_videoinfer.results.records import (
+from airflow_provider_videoinfer.contract import INFERENCE_TYPES
+from videoinfer_contract.results import (
     Classification,
     ClassPrediction,
     Detection,

@@ -16,7 +16,7 @@ Typical use::
             detections = frame.results["my-model"]  # None where inference failed on that frame
     summary = summarize_result("s3://aws_default@bucket/result.json")
 
-The typed records live in :mod:`airflow_provider_videoinfer.results.records`, the summary in
+The typed records live in :mod:`videoinfer_contract.results`, the summary in
 :mod:`airflow_provider_videoinfer.results.summary` and the rows export in
 :mod:`airflow_provider_videoinfer.results.rows`.
 """
@@ -32,10 +32,9 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_videoinfer.api import INFERENCE_TYPES
+from airflow_provider_videoinfer.contract import INFERENCE_TYPES
 from airflow_provider_videoinfer.exceptions import VideoInferResponseError, VideoInferValidationError
 from airflow_provider_videoinfer.results.decoding import FrameDecoder, FrameValueError, OffsetDecoder
-from airflow_provider_videoinfer.results.format import FRAME_OFFSET_KEYS, TIME_OFFSET_KEYS
 from airflow_provider_videoinfer.results.jsonstream import (
     DEFAULT_CHUNK_SIZE,
     ArrayInfo,
@@ -43,8 +42,8 @@ from airflow_provider_videoinfer.results.jsonstream import (
     index_arrays,
     iter_batches,
 )
-from airflow_provider_videoinfer.results.records import ResultFrame
 from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location
+from videoinfer_contract.results import FRAME_OFFSET_KEYS, TIME_OFFSET_KEYS, ResultFrame
 
 if TYPE_CHECKING:
     from airflow_provider_videoinfer.results.summary import ResultSummary

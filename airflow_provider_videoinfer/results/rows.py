@@ -19,8 +19,8 @@ import msgspec
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader
-from airflow_provider_videoinfer.results.records import Classification, Detections, GazeResult, ResultFrame
 from airflow_provider_videoinfer.storage import atomic_write
+from videoinfer_contract.results import Classification, Detections, GazeResult, ResultFrame
 
 ROW_FORMATS = ("jsonl", "csv", "parquet")
 ROW_COLUMNS = (

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from airflow_provider_videoinfer.results.records import (
+from videoinfer_contract.results import (
     Classification,
     Detections,
     Embedding,

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import VideoInferError
+from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.hooks.waiting import JobWait
 from airflow_provider_videoinfer.operators.base import (
@@ -67,7 +68,7 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         self.videoinfer_conn_id = videoinfer_conn_id
         self.poll_interval = poll_interval
         self.deferrable = deferrable_default() if deferrable is None else deferrable
-        validate_if_known(job_id, api.validate_job_id, JOB_ID_HINT)
+        validate_if_known(job_id, contract.validate_job_id, JOB_ID_HINT)
         self._wait: JobWait | None = None
 
     def execute(self, context: Context) -> Any:
@@ -96,10 +97,10 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         wait.answered(state)
         if outage:
             self._remember_outage(context, wait)
-        if state.status is api.JobStatus.RUNNING:
+        if state.status is contract.JobStatus.RUNNING:
             return False
-        if state.status is api.JobStatus.FAILED:
-            raise api.job_failed(state)
+        if state.status is contract.JobStatus.FAILED:
+            raise responses.job_failed(state)
         self.log.info("Job %s succeeded.", state.job_id)
         return PokeReturnValue(is_done=True, xcom_value=state.output_url)
 
@@ -108,7 +109,7 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         return JobEvent.from_payload(event).output_url_or_raise()
 
     def _job_id(self) -> str:
-        return with_hint(api.validate_job_id, self.job_id, JOB_ID_HINT)
+        return with_hint(contract.validate_job_id, self.job_id, JOB_ID_HINT)
 
     def _job_wait(self, job_id: str, context: Context) -> JobWait:
         """This sensor's wait. In reschedule mode each poke is a new run of the task, so the outage

@@ -12,7 +12,8 @@ from enum import Enum
 from typing import Any
 
 from airflow_provider_videoinfer import exceptions
-from airflow_provider_videoinfer.api import JobState, JobStatus, job_failed
+from airflow_provider_videoinfer.contract import JobState, JobStatus
+from airflow_provider_videoinfer.hooks.responses import job_failed
 from airflow_provider_videoinfer.hooks.waiting import timeout_message
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_videoinfer import api
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import VideoInferConfigError, VideoInferError
 from airflow_provider_videoinfer.hooks.videoinfer import SINGLE_ATTEMPT, VideoInferAsyncClient
 from airflow_provider_videoinfer.hooks.waiting import JobWait
@@ -41,7 +41,7 @@ class VideoInferJobTrigger(BaseTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__()
-        self.job_id = api.validate_job_id(job_id)
+        self.job_id = contract.validate_job_id(job_id)
         self.videoinfer_conn_id = videoinfer_conn_id
         self.poll_interval = float(poll_interval)
         self.deadline = deadline

@@ -21,7 +21,7 @@ import pytest
 import requests
 from helpers import connection_json, run_dag
 
-from airflow_provider_videoinfer.server.testing import free_port, stop_process
+from videoinfer_server.launch import free_port, stop_process
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE / "artifacts"
@@ -59,7 +59,7 @@ def finished_run(airflow_db, server, tmp_path_factory):
 
     Its results task was given the video, so its summary names a contact sheet.
     """
-    from airflow_provider_videoinfer.server.sample import make_sample_video
+    from videoinfer_server.sample import make_sample_video
 
     folder = tmp_path_factory.mktemp("browser-run")
     video = folder / "street.mp4"
@@ -74,7 +74,7 @@ def finished_run(airflow_db, server, tmp_path_factory):
 @pytest.fixture(scope="session")
 def folder_run(airflow_db, server, tmp_path_factory):
     """A run of the folder example over two good videos and a corrupt one (``b-corrupt.mp4``)."""
-    from airflow_provider_videoinfer.server.sample import make_sample_video
+    from videoinfer_server.sample import make_sample_video
 
     source = tmp_path_factory.mktemp("browser-folder")
     make_sample_video(source / "a.mp4", seconds=2.0, fps=10.0)

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_videoinfer.server.models.testing import TESTING_MODELS
-from airflow_provider_videoinfer.server.sample import FaceTruth, SampleTruth, make_face_video, make_sample_video
-from airflow_provider_videoinfer.server.testing import RunningServer, run_server
+from videoinfer_server.launch import RunningServer, run_server
+from videoinfer_server.models.testing import TESTING_MODELS
+from videoinfer_server.sample import FaceTruth, SampleTruth, make_face_video, make_sample_video
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 

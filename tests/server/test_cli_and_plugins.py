@@ -17,12 +17,12 @@ import httpx
 import pytest
 import requests
 
-from airflow_provider_videoinfer.server.cli import main as cli_main
-from airflow_provider_videoinfer.server.models import ENTRY_POINT_GROUP, build_registry, simple_model
-from airflow_provider_videoinfer.server.testing import run_server
+from videoinfer_server.cli import main as cli_main
+from videoinfer_server.launch import run_server
+from videoinfer_server.models import ENTRY_POINT_GROUP, build_registry, simple_model
 
 PLUGIN = """
-from airflow_provider_videoinfer.server.models import image_result, simple_model
+from videoinfer_server.models import image_result, simple_model
 
 def brightness(frame, params):
     mean = float(frame.image.mean())
@@ -111,7 +111,7 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.
         [
             sys.executable,
             "-m",
-            "airflow_provider_videoinfer.server.cli",
+            "videoinfer_server.cli",
             "--port",
             str(port),
             "--data-dir",

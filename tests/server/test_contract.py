@@ -8,9 +8,9 @@ import io
 import httpx
 import pytest
 
-from airflow_provider_videoinfer.api import parse_job_state, parse_upload_url
-from airflow_provider_videoinfer.server.cli import main as cli_main
-from airflow_provider_videoinfer.server.models import BUILTIN_MODEL_IDS
+from airflow_provider_videoinfer.hooks.responses import parse_job_state, parse_upload_url
+from videoinfer_server.cli import main as cli_main
+from videoinfer_server.models import BUILTIN_MODEL_IDS
 
 ENDPOINTS = [
     ("GET", "/", None),

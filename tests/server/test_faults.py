@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_videoinfer.server.testing import run_server
+from videoinfer_server.launch import run_server
 
 SLOW = {
     "model_id": "slow-test",

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from airflow_provider_videoinfer.results.reader import ResultReader
-from airflow_provider_videoinfer.results.records import Detections, Embedding, GazeResult
-from airflow_provider_videoinfer.server.models import VideoContext, VideoFrame, build_registry
+from videoinfer_contract.results import Detections, Embedding, GazeResult
+from videoinfer_server.models import VideoContext, VideoFrame, build_registry
 
 CLIP = {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
 GAZE = {"model_id": "gaze", "model_version": "1", "inference_type": "gaze-detection"}

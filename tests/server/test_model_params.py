@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from airflow_provider_videoinfer.server.models import VideoContext, VideoFrame, build_registry
-from airflow_provider_videoinfer.server.models.base import param_float, param_int
-from airflow_provider_videoinfer.server.sample import draw_face
+from videoinfer_server.models import VideoContext, VideoFrame, build_registry
+from videoinfer_server.models.base import param_float, param_int
+from videoinfer_server.sample import draw_face
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from airflow_provider_videoinfer.server.sample import make_sample_video
+from videoinfer_server.sample import make_sample_video
 
 ALL_MODELS = [
     ("people-detection", "object-detection"),

@@ -6,8 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from airflow_provider_videoinfer.server.models.testing import TESTING_MODELS
-from airflow_provider_videoinfer.server.testing import run_server
+from videoinfer_server.launch import run_server
+from videoinfer_server.models.testing import TESTING_MODELS
 
 SLOW = {
     "model_id": "slow-test",

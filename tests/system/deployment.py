@@ -35,8 +35,8 @@ from postgres import PostgresCluster
 from processes import Process, wait_until
 from redis_server import RedisServer
 
-from airflow_provider_videoinfer.server.models.testing import TESTING_MODELS
-from airflow_provider_videoinfer.server.testing import free_port
+from videoinfer_server.launch import free_port
+from videoinfer_server.models.testing import TESTING_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_DAGS = Path(__file__).resolve().parent / "dags"
@@ -238,7 +238,7 @@ class Deployment:
     def _start_server(self, name: str) -> None:
         port = free_port()
         data_dir = self.folder / f"server-{name}"
-        command = [sys.executable, "-m", "airflow_provider_videoinfer.server.cli", "--port", str(port)]
+        command = [sys.executable, "-m", "videoinfer_server.cli", "--port", str(port)]
         command += ["--host", "127.0.0.1", "--data-dir", str(data_dir), "--enable-faults", "--workers", "4"]
         # The slow-test model lets each scenario choose how long its jobs run.
         command += ["--model", TESTING_MODELS]

@@ -11,7 +11,7 @@ import boto3
 import requests
 from processes import Process, wait_until
 
-from airflow_provider_videoinfer.server.testing import free_port
+from videoinfer_server.launch import free_port
 
 #: The Airflow connection (type ``aws``) of the moto server, as in ``s3://moto_s3@bucket/key``.
 CONN_ID = "moto_s3"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from processes import Process, wait_until
 
-from airflow_provider_videoinfer.server.testing import free_port
+from videoinfer_server.launch import free_port
 
 DATABASE = "airflow"
 USER = "airflow"

@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 from processes import Process, wait_until
 
-from airflow_provider_videoinfer.server.testing import free_port
+from videoinfer_server.launch import free_port
 
 
 def redis_server_bin() -> str:

@@ -21,7 +21,7 @@ import requests
 from deployment import TIMINGS, Deployment, VideoServer
 from processes import kill_task_process, wait_until
 
-from airflow_provider_videoinfer.server.sample import make_sample_video
+from videoinfer_server.sample import make_sample_video
 
 # Fixture setup (the deployment) and the longest scenario both count against one test's time.
 pytestmark = pytest.mark.timeout(1500)

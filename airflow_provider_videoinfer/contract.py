@@ -1,0 +1,79 @@
+"""The shared contract (:mod:`videoinfer_contract`) as the provider uses it: raising Airflow's errors.
+
+The provider reaches the contract through this module only. Its validators raise
+:class:`~airflow_provider_videoinfer.exceptions.VideoInferValidationError`, an Airflow
+``AirflowFailException`` (a retry cannot fix bad input), instead of the contract's plain
+:class:`~videoinfer_contract.errors.InvalidInputError`; the values and types pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from videoinfer_contract import jobs, validation
+from videoinfer_contract.errors import InvalidInputError
+from videoinfer_contract.jobs import (
+    JOB_STATUS_ENDPOINT,
+    SUBMIT_JOB_ENDPOINT,
+    UPLOAD_URL_ENDPOINT,
+    WORKSPACE_ENDPOINT,
+    JobRequest,
+    JobState,
+    JobStatus,
+    ModelSpec,
+    plain_models,
+)
+from videoinfer_contract.redaction import redact
+from videoinfer_contract.validation import INFERENCE_TYPES, MAX_INFER_FPS, VIDEO_EXTENSIONS
+
+__all__ = [
+    "INFERENCE_TYPES",
+    "JOB_STATUS_ENDPOINT",
+    "MAX_INFER_FPS",
+    "SUBMIT_JOB_ENDPOINT",
+    "UPLOAD_URL_ENDPOINT",
+    "VIDEO_EXTENSIONS",
+    "WORKSPACE_ENDPOINT",
+    "JobRequest",
+    "JobState",
+    "JobStatus",
+    "ModelSpec",
+    "build_job_request",
+    "plain_models",
+    "redact",
+    "validate_infer_fps",
+    "validate_inference_types",
+    "validate_input_url",
+    "validate_job_id",
+    "validate_models",
+    "validate_output_url",
+    "validate_video_file_name",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _raising_provider_errors(func: _F) -> _F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VideoInferValidationError:
+            raise
+        except InvalidInputError as err:
+            raise VideoInferValidationError(str(err)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+build_job_request = _raising_provider_errors(JobRequest.build)
+validate_models = _raising_provider_errors(jobs.validate_models)
+validate_infer_fps = _raising_provider_errors(validation.validate_infer_fps)
+validate_input_url = _raising_provider_errors(validation.validate_input_url)
+validate_output_url = _raising_provider_errors(validation.validate_output_url)
+validate_job_id = _raising_provider_errors(validation.validate_job_id)
+validate_video_file_name = _raising_provider_errors(validation.validate_video_file_name)
+validate_inference_types = _raising_provider_errors(validation.validate_inference_types)
