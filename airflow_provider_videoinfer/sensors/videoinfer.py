@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_videoinfer import contract
-from airflow_provider_videoinfer.exceptions import VideoInferError
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferJobFailedError
 from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.hooks.waiting import JobWait
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 JOB_ID_HINT = "Pass the job id that VideoInferSubmitJobOperator returns (its XCom return value)."
+#: Why a failed job ends the sensor without its retries, and what the user can do.
+FAILED_JOB_ADVICE = (
+    "A retry of this sensor would only read the same failed job, so it fails without its retries: fix the "
+    "input, then clear the task that submitted the job to pay for a new one."
+)
 #: task_state_store key: the outage under way (when it began, polls failed), kept across the pokes
 #: of a rescheduled sensor.
 OUTAGE_KEY = "videoinfer_outage"
@@ -33,7 +38,8 @@ OUTAGE_KEY = "videoinfer_outage"
 class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     """Wait for a video inference job; return its ``output_signed_url`` (the XCom return value).
 
-    Status 1 (running) keeps waiting, 0 succeeds, anything above 1 fails the task with an error
+    Status 1 (running) keeps waiting, 0 succeeds, anything above 1 fails the task, without its
+    retries (a retry would read the same failure; the sensor never submits a job), with an error
     naming the job id, the status code and the service's message. An answer without a valid
     integer status is an error, never a success. While the service is unreachable (or answers
     5xx, 429 or malformed bodies), the sensor logs a warning per poll and keeps waiting until
@@ -100,13 +106,16 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         if state.status is contract.JobStatus.RUNNING:
             return False
         if state.status is contract.JobStatus.FAILED:
-            raise responses.job_failed(state)
+            raise responses.job_failed(state).final(FAILED_JOB_ADVICE)
         self.log.info("Job %s succeeded.", state.job_id)
         return PokeReturnValue(is_done=True, xcom_value=state.output_url)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
-        return JobEvent.from_payload(event).output_url_or_raise()
+        try:
+            return JobEvent.from_payload(event).output_url_or_raise()
+        except VideoInferJobFailedError as err:
+            raise err.final(FAILED_JOB_ADVICE) from None
 
     def _job_id(self) -> str:
         return with_hint(contract.validate_job_id, self.job_id, JOB_ID_HINT)
