@@ -117,7 +117,7 @@ with DAG(
 # One task submits a job and waits for it, with three retries and no delay between them: how many
 # jobs the retries pay for after the job failed is up to resubmit_failed_jobs (default: never).
 for dag_id, options in (
-    ("vi_test_failed_job", {}),  # the default policy, waiting in the triggerer
+    ("vi_test_failed_job", {"deferrable": True}),  # the default policy, waiting in the triggerer
     ("vi_test_failed_job_always", {"resubmit_failed_jobs": True, "deferrable": False}),
     ("vi_test_failed_job_status_2", {"resubmit_failed_jobs": {2}, "deferrable": False}),
 ):
