@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 import requests
-from deployment import TIMINGS, Deployment, VideoServer
+from deployment import TIMINGS, Deployment
 from object_store import CONN_ID
 from processes import wait_until
-from test_scenarios import jobs_of, sample, wait_for_running_job, wait_for_states, watch_run
+from runs import jobs_of, key_leaks, sample, status_reads, wait_for_running_job, wait_for_states, watch_run
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -45,12 +45,6 @@ def put_video(d: Deployment, folder: Path, key: str, corrupt: bool = False) -> s
     body = b"this is not a video\n" * 5000 if corrupt else sample(folder, name).read_bytes()
     d.s3.client().put_object(Bucket="videos", Key=key, Body=body)
     return f"s3://{CONN_ID}@videos/{key}"
-
-
-def status_reads(server: VideoServer, job_id: str) -> int:
-    """How many times the job's status was read (``GET /videoinfer``), from the server's access log."""
-    text = server.process.log_path.read_text(errors="replace")
-    return sum(1 for line in text.splitlines() if '"GET /videoinfer?' in line and f"job_id={job_id}" in line)
 
 
 def uploaded_log(d: Deployment, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
@@ -212,3 +206,13 @@ def test_triggerer_kill(d: Deployment, tmp_path: Path) -> None:
 
 
 test_triggerer_kill.dag_ids = ("vs_three_waits",)  # type: ignore[attr-defined]
+
+
+def test_key_leaks(d: Deployment, tmp_path: Path) -> None:
+    """The API key in no log file of any process or home, no task or trigger log on S3, no row of a pg_dump."""
+    assert d.s3 is not None
+    key_leaks(d, tmp_path)
+    logs = d.s3.keys("airflow-logs")
+    assert any("/attempt=" in key for key in logs), "no task log on S3 to scan"
+    leaks = [key for key in logs if d.api_key.encode() in d.s3.read("airflow-logs", key)]
+    assert not leaks, f"the API key appears in these logs on S3: {leaks}"
