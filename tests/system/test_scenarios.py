@@ -112,9 +112,9 @@ def triggerer_kill(d: Deployment, folder: Path) -> None:
     waits = {f"wait_{index}": "deferred" for index in range(3)}
     wait_for_states(d, "vs_three_waits", run_id, waits)
     before = {job["job_id"]: job["state"] for job in jobs_of(server, video.name)}
+    assert len(before) == 3 and set(before.values()) <= {"queued", "running"}, f"jobs at the kill: {before}"
     # The triggerer runs the three triggers: each job's status read again after the sensor's own read.
     wait_until("the triggers to poll", lambda: all(status_reads(server, job_id) >= 2 for job_id in before), 120)
-    assert len(before) == 3 and set(before.values()) <= {"queued", "running"}, f"jobs at the kill: {before}"
 
     d.processes["triggerer"].kill9()
     time.sleep(3)
