@@ -310,7 +310,6 @@ class Deployment:
             env[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = self.s3.connection()
         if self.redis:
             env["AIRFLOW__CELERY__BROKER_URL"] = self.redis.url
-            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(WORKER_CONCURRENCY)
             # No disk shared with the workers and triggerers: the api-server reads their logs from S3.
             env["AIRFLOW__LOGGING__REMOTE_LOGGING"] = "True"
             env["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] = "s3://airflow-logs/logs"
