@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +12,11 @@ from airflow_provider_videoinfer.compat import conf
 from airflow_provider_videoinfer.exceptions import (
     VideoInferConfigError,
     VideoInferError,
+    VideoInferJobFailedError,
     VideoInferNotFoundError,
     VideoInferTransientError,
 )
+from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators.base import (
@@ -25,6 +27,7 @@ from airflow_provider_videoinfer.operators.base import (
     validate_if_known,
     with_hint,
 )
+from airflow_provider_videoinfer.operators.resubmit import ResubmitPolicy
 from airflow_provider_videoinfer.operators.task_store import TaskStore, kept_until_the_task_ends, task_store
 from airflow_provider_videoinfer.triggers.events import JobEvent
 from videoinfer_contract.redaction import redact
@@ -95,10 +98,15 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     and kept where the next try of the task finds it (its ``task_state_store`` on Airflow 3.3+, an
     Airflow Variable before: :mod:`~airflow_provider_videoinfer.operators.task_store`) before any
     waiting, so a retry of the task reconnects to the same job when it is still running or done,
-    and submits a new one only when the service reports it failed or does not know it (404), or
-    when the inputs changed. When the saved job cannot be read (the service is down, 5xx, 429...),
-    the try fails without submitting, and a later retry reconnects: a retry never pays for a
-    duplicate job. A task with retries whose store cannot be written submits nothing.
+    and submits a new one only when the service does not know it (404), when the inputs changed,
+    or when it failed with a status that ``resubmit_failed_jobs`` allows. When the saved job cannot
+    be read (the service is down, 5xx, 429...), the try fails without submitting, and a later retry
+    reconnects: a retry never pays for a duplicate job. A task with retries whose store cannot be
+    written submits nothing.
+
+    A job that fails with a status ``resubmit_failed_jobs`` does not allow (by default, any) ends
+    the task without its retries (:class:`VideoInferJobFailedFatalError`): a retry could only read
+    the same failure.
 
     :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value) or any
         public http(s) video URL (templated).
@@ -114,6 +122,11 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         Airflow's own providers.
     :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
     :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
+    :param resubmit_failed_jobs: whether a retry of the task pays for a new job after its job
+        failed: ``False`` never (the default: a new job on the same input usually fails the same
+        way, and the hosted service does not say which failures may pass), ``True`` always, or a
+        set of failure statuses, e.g. ``{2}`` (the local server's internal error; see
+        :mod:`airflow_provider_videoinfer.operators.resubmit`).
     """
 
     template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models")
@@ -131,9 +144,11 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        resubmit_failed_jobs: bool | Collection[int] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
+        self.resubmit_failed_jobs = ResubmitPolicy.from_value(resubmit_failed_jobs)
         self.input_url = input_url
         self.infer_fps = infer_fps
         self.models = models
@@ -162,13 +177,30 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 return state.output_url  # type: ignore[return-value]
             if self.deferrable:
                 defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
-            done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
+            try:
+                done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
+            except VideoInferJobFailedError as err:
+                raise self._job_failure(err) from None
             return done.output_url  # type: ignore[return-value]
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
         with kept_until_the_task_ends(task_store(context), JOB_STATE_KEY, context):
-            return JobEvent.from_payload(event).output_url_or_raise()
+            try:
+                return JobEvent.from_payload(event).output_url_or_raise()
+            except VideoInferJobFailedError as err:
+                raise self._job_failure(err) from None
+    def _job_failure(self, err: VideoInferJobFailedError) -> VideoInferJobFailedError:
+        """The error that ends this try for a failed job: fatal unless ``resubmit_failed_jobs`` lets a retry
+        pay for a new job."""
+        policy = self.resubmit_failed_jobs
+        if policy.allows(err.code):
+            advice = f"The task's next retry, if it has one left, submits a new job ({policy})."
+            return VideoInferJobFailedError(err.job_id, err.code, err.reason, advice)
+        return err.final(
+            f"No retry of this task pays for a new job after it ({policy}), so the task fails without its "
+            f"retries: fix the input and clear the task, or allow status {err.code} in resubmit_failed_jobs."
+        )
 
     def on_kill(self) -> None:
         """Log that the job goes on running on the service (it cannot be cancelled), with its id."""
@@ -220,9 +252,11 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             self.log.warning("Could not keep the job id for a retry (%s); the task has no retries.", where)
 
     def _previous_state(self, job_id: str) -> contract.JobState | None:
-        """The saved job's state; None when a new job must be submitted (it failed, or is unknown).
+        """The saved job's state; None when a new job must be submitted (it is unknown, or it failed with a
+        status that ``resubmit_failed_jobs`` allows).
 
-        Raises when the state cannot be read: submitting on doubt could pay for a second job.
+        Raises when the state cannot be read (submitting on doubt could pay for a second job), and when the
+        job failed with a status that ``resubmit_failed_jobs`` does not allow.
         """
         try:
             state = self.hook.get_job(job_id)
@@ -240,11 +274,22 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 "retry of the task reconnects to the job."
             ) from None
         if state.status is contract.JobStatus.FAILED:
+            policy = self.resubmit_failed_jobs
+            if not policy.allows(state.code):
+                self.log.warning(
+                    "Job %s from a previous try failed with status %s (%s): no new job is submitted (%s).",
+                    job_id,
+                    state.code,
+                    state.error,
+                    policy,
+                )
+                raise self._job_failure(responses.job_failed(state))
             self.log.warning(
-                "Job %s from a previous try failed with status %s (%s): submitting a new job.",
+                "Job %s from a previous try failed with status %s (%s): submitting a new job (%s).",
                 job_id,
                 state.code,
                 state.error,
+                policy,
             )
             return None
         return state

@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.compat import AirflowSensorTimeout, conf
-from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.exceptions import VideoInferJobFailedError, VideoInferValidationError
 from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.base import (
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 JOB_ID_HINT = "Pass the job id that VideoInferSubmitJobOperator returns (its XCom return value)."
+#: Why a failed job ends the sensor without its retries, and what the user can do.
+FAILED_JOB_ADVICE = (
+    "A retry of this sensor would only read the same failed job, so it fails without its retries: fix the "
+    "input, then clear the task that submitted the job to pay for a new one."
+)
 #: Task store key: the outage under way (when it began, polls failed), kept across the pokes
 #: of a rescheduled sensor.
 OUTAGE_KEY = "videoinfer_outage"
@@ -37,7 +42,8 @@ OUTAGE_KEY = "videoinfer_outage"
 class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     """Wait for a video inference job; return its ``output_signed_url`` (the XCom return value).
 
-    Status 1 (running) keeps waiting, 0 succeeds, anything above 1 fails the task with an error
+    Status 1 (running) keeps waiting, 0 succeeds, anything above 1 fails the task, without its
+    retries (a retry would read the same failure; the sensor never submits a job), with an error
     naming the job id, the status code and the service's message. An answer without a valid
     integer status is an error, never a success. While the service is unreachable (or answers
     5xx, 429 or malformed bodies), the sensor logs a warning per poll and keeps waiting until
@@ -124,7 +130,10 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
-        return JobEvent.from_payload(event).output_url_or_raise()
+        try:
+            return JobEvent.from_payload(event).output_url_or_raise()
+        except VideoInferJobFailedError as err:
+            raise err.final(FAILED_JOB_ADVICE) from None
 
     def _check(self, context: Context, *, deferring: bool = False) -> waiting.Outcome:
         """Poll once and decide what follows, with the outage under way carried from the last poke."""
@@ -143,7 +152,10 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         if isinstance(outcome, waiting.TimedOut):
             # Airflow's own sensor timeout: no retries, and soft_fail skips, as for any sensor.
             raise AirflowSensorTimeout(outcome.message)
-        url = outcome.result().output_url
+        try:
+            url = outcome.result().output_url
+        except VideoInferJobFailedError as err:
+            raise err.final(FAILED_JOB_ADVICE) from None
         self.log.info("Job %s succeeded.", outcome.job_id)
         return url
 
