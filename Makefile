@@ -26,8 +26,8 @@ VIDEO ?=
 DEBIAN_PACKAGES ?= postgresql chromium
 # The provider's core tests, run on every supported Airflow and Python (`make core-test`): hook,
 # operators, sensor, trigger, DAG runs with retries, and the scan for the API key in what they logged.
-CORE_TESTS ?= tests/test_api.py tests/test_hook.py tests/test_operators.py tests/test_trigger.py \
-	tests/test_reliability.py tests/test_dag_runs.py tests/test_example_dags.py tests/test_leaks.py
+CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py \
+	tests/test_trigger.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py
 
 .PHONY: install demo test core-test system-test system-packages lint bench clean check-version
 

@@ -47,6 +47,11 @@ FORM_FROM_PROVIDER_INFO = AIRFLOW_V_3_2_PLUS
 #: the UI's ``_token`` cookie on plugin routes, so a signed-in browser can open the results view.
 #: Airflow 3.0 mounts the plugin's FastAPI app, reachable with an ``Authorization: Bearer`` header only.
 HAS_PLUGIN_TABS = AIRFLOW_V_3_1_PLUS
+#: ``airflow dags test`` and ``dag.test()`` leave structlog unconfigured, so they print debug lines,
+#: among them every ``MaskSecret(value=...)`` message a task sends, the secret in clear (Airflow's
+#: own connection lookup sends one per password). A worker's supervisor omits that body; from 3.1
+#: the debug lines are not printed. :func:`filter_debug_logs` is the mitigation.
+DAGS_TEST_PRINTS_DEBUG = not AIRFLOW_V_3_1_PLUS
 
 if AIRFLOW_V_3_2_PLUS:
     from airflow.sdk.configuration import conf
@@ -81,15 +86,32 @@ async def aget_connection(conn_id: str) -> Connection:
 def mask_secret(secret: Any) -> None:
     """Hide ``secret`` in every log of this process and of its supervisor.
 
-    Airflow 3.0 sends the value to the supervisor before its own masker knows it, and the
-    in-process supervisor of ``airflow dags test`` logs that message at debug level
-    (``MaskSecret(value=...)``); the local masker learns it first here, as Airflow 3.1+ does itself.
+    On Airflow 3.0 under ``airflow dags test`` the supervisor runs in this process and shares its
+    masker: the secret is added to it without the ``MaskSecret`` message that process prints
+    (see :data:`DAGS_TEST_PRINTS_DEBUG`).
     """
-    if not AIRFLOW_V_3_1_PLUS:
+    if DAGS_TEST_PRINTS_DEBUG:
+        from airflow.sdk.execution_time import task_runner
         from airflow.sdk.execution_time.secrets_masker import _secrets_masker
+        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
 
-        _secrets_masker().add_mask(secret)
+        if isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms):
+            _secrets_masker().add_mask(secret)
+            return
     _mask_secret(secret)
+
+
+def filter_debug_logs() -> None:
+    """Drop debug lines from this process's structlog output: on Airflow 3.0, call it before
+    ``dag.test()``, or run ``airflow dags test`` as
+    ``python -c "from airflow_provider_videoinfer.compat import filter_debug_logs; filter_debug_logs();
+    from airflow.__main__ import main; main()" dags test ...`` (see :data:`DAGS_TEST_PRINTS_DEBUG`).
+    """
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 
 
 __all__ = [
@@ -98,10 +120,12 @@ __all__ = [
     "AirflowFailException",
     "AirflowRescheduleException",
     "BaseHook",
+    "DAGS_TEST_PRINTS_DEBUG",
     "FORM_FROM_PROVIDER_INFO",
     "HAS_PLUGIN_TABS",
     "HAS_TASK_STATE_STORE",
     "aget_connection",
     "conf",
+    "filter_debug_logs",
     "mask_secret",
 ]
