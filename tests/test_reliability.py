@@ -19,6 +19,7 @@ import pytest
 from helpers import API_KEY, connection_json, inject_fault, server_jobs, stored_digests
 
 from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.compat import AIRFLOW_V_3_1_PLUS
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
     VideoInferConnectionError,
@@ -227,6 +228,11 @@ def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monk
 
 
 @pytest.mark.usefixtures("airflow_db")
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS,
+    reason="Airflow 3.0's dag.test() hands a rescheduled sensor its first reschedule date as text: "
+    "BaseSensorOperator.execute fails with a TypeError at the second poke, whatever the sensor",
+)
 def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd):
     """Each poke is a new run of the task: the outage's start and its failed polls live in its task store."""
     from airflow.utils.state import DagRunState

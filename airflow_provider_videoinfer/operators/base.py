@@ -98,7 +98,7 @@ def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, time
     :param timeout: seconds from now after which the wait gives up.
     """
     deadline = time.time() + timeout
-    until = datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     task.log.info(
         "Job %s is running: the wait continues in the triggerer (this worker slot is freed), polling "
         "every %g s until %s at the latest.",
