@@ -77,6 +77,29 @@ class VideoInferHook(BaseHook):
         behaviour = connection_type["ui-field-behaviour"]
         return {key.replace("-", "_"): value for key, value in behaviour.items()}
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields for Airflow before 3.2, which reads them here.
+
+        Airflow 3.0 and 3.1 call this (and :meth:`get_ui_field_behaviour`) only when WTForms is
+        installed, as it is with apache-airflow-providers-fab; without it their form shows the
+        generic fields and the Extra box. Airflow 3.2+ reads the fields from
+        :func:`~airflow_provider_videoinfer.get_provider_info`'s ``conn-fields``. Both come from
+        the same declarations; WTForms has no decimal field these Airflow lines accept, so
+        seconds are text fields (the hook reads a number written as text).
+        """
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import Optional
+
+        from airflow_provider_videoinfer import _CONNECTION_FIELDS
+
+        return {
+            name: (IntegerField if kind == "integer" else StringField)(
+                label, validators=[Optional()], description=f"{description} Default: {default:g}."
+            )
+            for name, (label, description, kind, default) in _CONNECTION_FIELDS.items()
+        }
+
     @cached_property
     def settings(self) -> ClientSettings:
         """The connection's settings, read once."""
