@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlsplit
 
 import pytest
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import clear_faults, inject_fault, run_dag, server_jobs, states, xcom
+from helpers import clear_faults, inject_fault, on_task_failure, run_dag, server_jobs, states, xcom
 
+from airflow_provider_videoinfer.exceptions import VideoInferTimeoutError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -50,33 +50,52 @@ def test_operator_submit_and_wait_deferred(videoinfer_conn, sample_video):
     assert xcom(run, "submit").startswith(videoinfer_conn.base_url)
 
 
-def test_retried_submit_task_reconnects_instead_of_submitting_again(slow_conn, sample_video):
+def test_retried_submit_task_reconnects_instead_of_submitting_again(slow_conn, sample_video, capfd):
     before = len(server_jobs(slow_conn))
-    # Server errors on the status endpoint are ridden out; the first try gives up at its 1 s wait_timeout.
-    inject_fault(slow_conn, "status", "status", count=5, status_code=500)
-    run = run_dag("vi_test_retry", video=str(sample_video))
+    # Server errors on every status read until the first try has failed: its wait rides them out and
+    # gives up at its 1 s wait_timeout, whatever the job does. The service recovers on that failure
+    # (an event, not a timer), and the retry reconnects.
+    inject_fault(slow_conn, "status", "status", count=100_000, status_code=500)
+    failures: list = []
+
+    def recover(task_instance, error) -> None:
+        if task_instance.task_id == "submit":
+            failures.append(error)
+            clear_faults(slow_conn)
+
+    with on_task_failure(recover):
+        run = run_dag("vi_test_retry", video=str(sample_video))
+    clear_faults(slow_conn)
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(server_jobs(slow_conn)) == before + 1, "the retry submitted a second job"
+    assert failures and isinstance(failures[0], VideoInferTimeoutError) and "HTTP 500" in str(failures[0]), failures
     with create_session() as session:
-        submit = run.get_task_instance("submit", session=session)
-        assert submit.try_number >= 2, "the first try should have given up at its wait_timeout"
+        assert run.get_task_instance("submit", session=session).try_number >= 2
     assert xcom(run, "submit").startswith(slow_conn.base_url)
+    assert "Reconnecting to job" in "".join(capfd.readouterr())
 
 
 def test_retry_that_cannot_read_its_job_fails_without_submitting_a_second(slow_conn, sample_video, capfd):
-    """503s on the retry's status reads: the retry fails rather than pay twice; a later one reconnects."""
+    """503s on the retry's status reads: the retry fails rather than pay twice; a later one reconnects.
+
+    The service recovers when a retry has failed for not reading its job (a listener on the
+    task's failures), not on a timer: the order holds however slow the machine is.
+    """
     before = len(server_jobs(slow_conn))
     inject_fault(slow_conn, "status", "status", count=100_000, status_code=503)
-    # The service recovers 5 s into the run: after the first try's 1 s wait and several retries' reads.
-    recovery = threading.Timer(5.0, clear_faults, args=(slow_conn,))
-    recovery.start()
-    try:
+    unreadable: list[int] = []
+
+    def recover(task_instance, error) -> None:
+        if "No new job is submitted while its state is unknown" in str(error):
+            unreadable.append(task_instance.try_number)
+            clear_faults(slow_conn)
+
+    with on_task_failure(recover):
         run = run_dag("vi_test_retry", video=str(sample_video))
-    finally:
-        recovery.cancel()
-        clear_faults(slow_conn)
+    clear_faults(slow_conn)
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(server_jobs(slow_conn)) == before + 1, "a retry submitted a second job"
+    assert unreadable and unreadable[0] >= 2, "no retry failed for want of its job's state"
     out, err = capfd.readouterr()
     assert "No new job is submitted while its state is unknown" in out + err
     assert "submitting a new job" not in out + err
