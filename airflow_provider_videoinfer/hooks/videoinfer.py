@@ -204,24 +204,42 @@ class VideoInferHook(BaseHook):
     def download_result(self, output_url: str, destination: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """Stream a job's result JSON to a local path or ``ObjectStoragePath``; return the destination.
 
-        The file appears complete or not at all (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
+        The destination is checked before the download (see
+        :func:`~airflow_provider_videoinfer.storage.check_writable`). The file appears complete or
+        not at all, and only once it has been read as a result file (a JSON object with frame
+        lists), so an answer that is no result (a proxy's HTML page, a cut download) never
+        replaces a file kept before (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
 
         :param output_url: the job's ``output_signed_url`` (no API key is sent with it).
         :param destination: a local path, or any ``ObjectStoragePath``/fsspec URI.
+        :raises VideoInferResultFileError: the answer is not a result file; the destination is left as it was.
         """
         contract.validate_output_url(output_url)
+        storage.check_writable(destination)
         what = "download of the job result"
+        where = storage.describe_location(destination)
         transport = self.transport
+
+        def verify(path: str) -> None:
+            from airflow_provider_videoinfer.results.reader import ResultReader, VideoInferResultFileError
+
+            try:
+                ResultReader(path, name="downloaded from the output URL").close()
+            except VideoInferResultFileError as err:
+                raise VideoInferResultFileError(
+                    f"{what}: {err} Nothing was written to {where}; check the output URL (it may lead to a proxy "
+                    "or login page), or read the job's status again for a fresh one."
+                ) from None
 
         def attempt() -> None:
             timeout = (self.settings.connect_timeout, self.settings.transfer_timeout)
             response = transport.send("GET", output_url, what, signed_url=True, stream=True, timeout=timeout)
-            with response, storage.atomic_write(destination) as out:
+            with response, storage.atomic_write(destination, verify=verify) as out:
                 transport.copy(response, out, what)
 
         transport.retrying(attempt)
-        self.log.info("Downloaded the job result to %s.", storage.describe_location(destination))
-        return storage.local_path(destination) or storage.describe_location(destination)
+        self.log.info("Downloaded the job result to %s.", where)
+        return storage.local_path(destination) or where
 
 
 def _mask(secret: str) -> None:

@@ -130,10 +130,13 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         self.input_url = input_url
         self.infer_fps = infer_fps
         self.models = contract.plain_models(models)
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable_default() if deferrable is None else deferrable
-        self.poll_interval = positive_seconds("poll_interval", poll_interval)
+        self.wait_for_completion = contract.validate_flag("wait_for_completion", wait_for_completion)
+        self.deferrable = (
+            deferrable_default() if deferrable is None else contract.validate_flag("deferrable", deferrable)
+        )
+        self.poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
         self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
+        contract.validate_wait(self.poll_interval, self.wait_timeout, "wait_timeout")
         validate_if_known(input_url, contract.validate_input_url, INPUT_URL_HINT)
         validate_if_known(infer_fps, contract.validate_infer_fps)
         validate_if_known(self.models, contract.validate_models)

@@ -62,12 +62,14 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        poll_interval = positive_seconds("poll_interval", poll_interval)
+        poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        deferrable = deferrable_default() if deferrable is None else contract.validate_flag("deferrable", deferrable)
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id
-        self.poll_interval = poll_interval
-        self.deferrable = deferrable_default() if deferrable is None else deferrable
+        # Checked before any call: a deadline past what a date can hold fails only once the job runs.
+        self.poll_interval, self.timeout = contract.validate_wait(poll_interval, self.timeout, "timeout")
+        self.deferrable = deferrable
         validate_if_known(job_id, contract.validate_job_id, JOB_ID_HINT)
         self._wait: JobWait | None = None
 
