@@ -307,7 +307,12 @@ class VideoInferAsyncClient:
                 sent = not isinstance(exc, httpx.ConnectError)
                 raise connection_error(what, exc, url, settings, request_sent=sent) from None
             return responses.decode_response(
-                response.status_code, response.headers, response.text, what, settings.api_key
+                response.status_code,
+                response.headers,
+                response.text,
+                what,
+                settings.api_key,
+                base_url=settings.base_url,
             )
 
         policy = policy or settings.retry
