@@ -56,6 +56,7 @@ __all__ = [
     "VideoInferStorageFatalError",
     "asset_uri",
     "atomic_write",
+    "check_video_header",
     "check_writable",
     "describe_location",
     "filesystem",
@@ -65,7 +66,9 @@ __all__ = [
     "open_location",
     "open_video_source",
     "overlaps",
+    "require_regular_file",
     "resolve",
+    "storage_error",
     "upload_file",
 ]
 
@@ -408,9 +411,9 @@ def atomic_write(location: Location, verify: Callable[[str], None] | None = None
 def open_video_source(source: Location) -> tuple[Callable[[], IO[bytes]], int, str]:
     """Check an upload source before any network call; return (opener, size, name).
 
-    The source must be a non-empty regular file whose first bytes are those of a video container
-    (see :func:`~videoinfer_contract.validation.validate_video_header`). Remote sources are read
-    in blocks of :data:`STREAM_BLOCK_SIZE` (see :func:`open_location`).
+    The source must be a non-empty regular file (its first bytes are checked by
+    :func:`check_video_header`). Remote sources are read in blocks of :data:`STREAM_BLOCK_SIZE`
+    (see :func:`open_location`).
     """
     if not isinstance(source, (str, os.PathLike)) and not hasattr(source, "open") or not str(source).strip():
         raise VideoInferValidationError(f"video must be a file path or storage URI, got {source!r}.")
@@ -434,14 +437,17 @@ def open_video_source(source: Location) -> tuple[Callable[[], IO[bytes]], int, s
     if not exists:
         raise VideoInferValidationError(f"video {name!r} does not exist: check the path or URI.")
     if not is_file:
-        raise VideoInferValidationError(f"video {name!r} is {kind}, not a file: pass one video file.")
+        raise VideoInferValidationError(f"video {name!r} is not a file (it is {kind}): pass one video file.")
     if size == 0:
         raise VideoInferValidationError(f"video {name!r} is empty (0 bytes): nothing to upload.")
-    contract.validate_video_header(read_video_header(source), f"video {name!r}")
     return (lambda: open_location(source)), size, file_name
 
 
-def read_video_header(source: Location) -> bytes:
-    """The first bytes of a video source, to check its container before it is uploaded."""
+def check_video_header(source: Location) -> str:
+    """Check that a video source's first bytes are those of a video container; return the container.
+
+    :raises VideoInferValidationError: they are not (an image, a web page, random bytes named .mp4).
+    """
     with open_location(source, block_size=HEADER_BLOCK_SIZE) as handle:
-        return _guard(source, "read", lambda: handle.read(contract.VIDEO_HEADER_BYTES))  # type: ignore[no-any-return]
+        head = _guard(source, "read", lambda: handle.read(contract.VIDEO_HEADER_BYTES))
+    return contract.validate_video_header(head, f"video {describe_location(source)!r}")  # type: ignore[no-any-return]

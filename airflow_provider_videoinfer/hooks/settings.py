@@ -237,6 +237,8 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
     :param scheme: ``http`` or ``https`` for a bare host.
     :param where: names the connection in error messages.
     """
+    if (scheme or "").strip() and scheme not in ("http", "https"):
+        raise VideoInferConfigError(f"{where}: extra 'scheme' must be 'http' or 'https', got {scheme!r}.")
     if not host:
         return DEFAULT_BASE_URL
     host = host.strip().rstrip("/")
@@ -262,8 +264,6 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
             f"{where}: host {_shown(host)!r} holds a query or fragment ('?...' or '#...'): the API's paths are "
             "appended to the Base URL, so it must end with its host, port or path prefix. Remove it."
         )
-    if (scheme or "").strip() and scheme not in ("http", "https"):
-        raise VideoInferConfigError(f"{where}: extra 'scheme' must be 'http' or 'https', got {scheme!r}.")
     if port and parts.port is None:
         host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
     return host

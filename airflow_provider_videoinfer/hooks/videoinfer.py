@@ -118,11 +118,15 @@ class VideoInferHook(BaseHook):
     def upload_video(self, source: str | os.PathLike[str] | ObjectStoragePath, file_name: str | None = None) -> str:
         """Upload a video, streamed with constant memory, and return its ``input_url``.
 
+        Checked before any call: the source is a non-empty file, its name has a video extension,
+        and its first bytes are those of a video container (MP4, AVI, MKV or WebM).
+
         :param source: a local path, or any ``ObjectStoragePath``/fsspec URI (``s3://...``).
         :param file_name: the name to upload it as; defaults to the source's own name.
         """
         opener, size, source_name = storage.open_video_source(source)
         name = contract.validate_video_file_name(file_name or source_name)
+        storage.check_video_header(source)
         signed_url = self.request_upload_url(name)
         what = f"upload of {name!r} ({size} bytes)"
         self.log.info("Starting the %s.", what)
