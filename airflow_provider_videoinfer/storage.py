@@ -282,7 +282,7 @@ def check_writable(location: Location) -> None:
         os.close(handle)
         os.unlink(name)
 
-    _guard(location, f"write to (checked in {folder})", probe)
+    _guard(location, "write to", probe)
 
 
 def _file_kind(path: Path) -> str:
