@@ -251,7 +251,7 @@ def validate_video_file_name(file_name: Any) -> str:
         )
     stem, dot, suffix = name.rpartition(".")
     suffix = suffix.lower() if dot else ""
-    if dot and not stem.strip(".") and suffix in VIDEO_EXTENSIONS:
+    if dot and not stem and suffix in VIDEO_EXTENSIONS:
         raise InvalidInputError(
             f"file_name {name!r} is only an extension: give the video a name before it, e.g. 'video{name}'."
         )
