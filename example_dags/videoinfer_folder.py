@@ -139,6 +139,7 @@ with DAG(
         wait = VideoInferJobSensor(
             task_id="wait",
             job_id=submit.output,
+            deferrable=True,  # wait in the triggerer, not in a worker slot per video
             poll_interval=POLL_INTERVAL,
             timeout=6 * 3600,
             map_index_template=VIDEO_NAME,
