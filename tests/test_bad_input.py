@@ -112,7 +112,10 @@ def _submit(**kwargs: Any) -> VideoInferSubmitJobOperator:
             r"deferrable must be True or False, got 'false' \(a string, which Python takes for True\)",
         ),
         (lambda: _submit(wait_for_completion="no"), r"wait_for_completion must be True or False"),
-        (lambda: _submit(poll_interval=1e9), r"poll_interval is 1000000000 s, above the most allowed, 86400 s \(1 day\)"),
+        (
+            lambda: _submit(poll_interval=1e9),
+            r"poll_interval is 1000000000 s, above the most allowed, 86400 s \(1 day\)",
+        ),
         (lambda: _submit(wait_timeout=1e12), r"wait_timeout is 1000000000000 s, above the most allowed"),
         (
             lambda: _submit(poll_interval=600, wait_timeout=60),
@@ -234,7 +237,11 @@ def test_a_templated_destination_that_is_the_video_is_refused_before_the_downloa
             r"unknown key 'read_timout' \(did you mean 'read_timeout'\?\), which would be ignored",
         ),
         ("http://127.0.0.1:9", '{"retry_max_atempts": 3}', r"did you mean 'retry_max_attempts'\?"),
-        ("http://127.0.0.1:9", '{"read_timeout": 1e12}', r"'read_timeout' is 1000000000000.0, above the most allowed, 86400"),
+        (
+            "http://127.0.0.1:9",
+            '{"read_timeout": 1e12}',
+            r"'read_timeout' is 1000000000000.0, above the most allowed, 86400",
+        ),
         ("http://127.0.0.1:9", '{"retry_max_attempts": 1000000}', r"'retry_max_attempts' is 1000000, above the most"),
         (
             "http://user:hunter2@127.0.0.1:9",
