@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import requests
+
+from videoinfer_contract.results import RECORD_TYPES, Embedding, encode_frame_result
 
 API_KEY = "vi-test-key-7f3a9c1e5b"  # distinctive, so leak checks can search for it
 #: (where, text) of every log, output and failure text the test session captured (filled by conftest).
@@ -22,6 +25,19 @@ def connection_json(base_url: str, api_key: str = API_KEY, **extra: object) -> s
     """The ``AIRFLOW_CONN_*`` value of a videoinfer connection, with fast retries for tests."""
     settings = {"retry_initial_wait": 0.05, "retry_max_wait": 0.5, "read_timeout": 5, **extra}
     return json.dumps({"conn_type": "videoinfer", "host": base_url, "password": api_key, "extra": settings})
+
+
+def assert_written_as_records(result: dict, models: list[tuple[str, str]]) -> None:
+    """Every frame result of ``models`` in a result file (decoded) is exactly a contract record: it
+    decodes into its task type's record, which encodes back to the same JSON, no key more or less."""
+    for model_id, inference_type in models:
+        for frame in result[model_id]:
+            text = msgspec.json.encode(frame)
+            if inference_type == "clip-embed-image":
+                record = Embedding(msgspec.json.decode(text, type=tuple[float, ...]))
+            else:
+                record = msgspec.json.decode(text, type=RECORD_TYPES[inference_type])
+            assert msgspec.json.decode(encode_frame_result(record)) == frame, model_id
 
 
 def inject_fault(server, endpoint: str, action: str = "status", count: int = 1, **options: object) -> None:

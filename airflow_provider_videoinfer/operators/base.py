@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -76,7 +76,9 @@ def positive_seconds(name: str, value: Any, maximum: float = MAX_WAIT_SECONDS) -
     return contract.validate_seconds(name, value, maximum)  # type: ignore[no-any-return]
 
 
-def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, timeout: float) -> None:
+def defer_until_done(
+    task: BaseOperator, job_id: str, poll_interval: float, timeout: float, *, running: bool = True
+) -> NoReturn:
     """Hand the wait for a job over to the triggerer (raises ``TaskDeferred``); the task resumes in
     ``execute_complete``. Logs one line saying so.
 
@@ -84,13 +86,15 @@ def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, time
     :param job_id: the job.
     :param poll_interval: seconds between the trigger's polls.
     :param timeout: seconds from now after which the wait gives up.
+    :param running: the last poll saw the job running; False when its state is unknown.
     """
     deadline = time.time() + timeout
     until = datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     task.log.info(
-        "Job %s is running: the wait continues in the triggerer (this worker slot is freed), polling "
-        "every %g s until %s at the latest.",
+        "Job %s %s: the wait continues in the triggerer (this worker slot is freed), polling every %g s "
+        "(the first poll one to two intervals from now) until %s at the latest.",
         job_id,
+        "is running" if running else "has not been seen to finish",
         poll_interval,
         until,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -11,10 +14,10 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 
 from airflow_provider_videoinfer import contract
-from airflow_provider_videoinfer.exceptions import VideoInferError
-from airflow_provider_videoinfer.hooks import responses
+from airflow_provider_videoinfer.compat import AirflowSensorTimeout
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
-from airflow_provider_videoinfer.hooks.waiting import JobWait
 from airflow_provider_videoinfer.operators.base import (
     VideoInferHookMixin,
     defer_until_done,
@@ -43,6 +46,12 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     5xx, 429 or malformed bodies), the sensor logs a warning per poll and keeps waiting until
     its ``timeout``; a refused key (401/403) or an unknown job (404) fails it at once.
 
+    Every mode waits by :func:`~airflow_provider_videoinfer.hooks.waiting.step`: each poll is one
+    attempt, and the next one comes ``poll_interval`` later while the job runs, or after the
+    wait's backoff while its state is unknown (never past ``timeout``). In poke and reschedule
+    mode the sensor hands that delay to Airflow's sensor loop as its ``poke_interval``, so Airflow's
+    own ``exponential_backoff`` is refused.
+
     :param job_id: the job to wait for (templated), e.g. the return value of
         ``VideoInferSubmitJobOperator``.
     :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
@@ -69,6 +78,12 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     ) -> None:
         poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
         deferrable = contract.validate_flag("deferrable", deferrable)
+        if kwargs.get("exponential_backoff"):
+            raise VideoInferValidationError(
+                "VideoInferJobSensor paces its own polls (poll_interval while the job runs; a backoff of at most "
+                "three poll intervals, Retry-After honoured, while the service is unreachable): drop "
+                "exponential_backoff=True."
+            )
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id
@@ -76,40 +91,32 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         self.poll_interval, self.timeout = contract.validate_wait(poll_interval, self.timeout, "timeout")
         self.deferrable = deferrable
         validate_if_known(job_id, contract.validate_job_id, JOB_ID_HINT)
-        self._wait: JobWait | None = None
+        self._started: float | None = None
+        self._outage: waiting.Outage | None = None
 
     def execute(self, context: Context) -> Any:
         """Check once; when the job still runs, defer to the trigger (or poke, when not deferrable)."""
+        self._started, self._outage = None, None  # a new try is a new wait
         if not self.deferrable:
             return super().execute(context)
-        done = self.poke(context)
-        if isinstance(done, PokeReturnValue) and done.is_done:
-            return done.xcom_value
-        defer_until_done(self, self._job_id(), self.poll_interval, self.timeout)
+        outcome = self._check(context, deferring=True)
+        if isinstance(outcome, waiting.PollAgain):
+            running = outcome.reason is waiting.Reason.RUNNING
+            defer_until_done(self, self._job_id(), self.poll_interval, self.timeout, running=running)
+        return self._finish(outcome)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         """Poll once: False while running or while the state is unknown, the output URL when done.
 
-        Raises when the job failed, or for an error a retry cannot fix.
+        Raises when the job failed, at the deadline, or for an error a retry cannot fix. Before
+        returning False it sets ``poke_interval`` to the delay the wait chose, which Airflow's sensor
+        loop then sleeps (``mode="poke"``) or reschedules by (``mode="reschedule"``).
         """
-        job_id = self._job_id()
-        wait = self._job_wait(job_id, context)
-        try:
-            state = self.hook.get_job(job_id)
-        except VideoInferError as err:
-            wait.failed(err)  # raises unless the error is transient
-            self._remember_outage(context, wait)
+        outcome = self._check(context)
+        if isinstance(outcome, waiting.PollAgain):
+            self.poke_interval = outcome.delay
             return False
-        outage = wait.unreachable_since is not None
-        wait.answered(state)
-        if outage:
-            self._remember_outage(context, wait)
-        if state.status is contract.JobStatus.RUNNING:
-            return False
-        if state.status is contract.JobStatus.FAILED:
-            raise responses.job_failed(state)
-        self.log.info("Job %s succeeded.", state.job_id)
-        return PokeReturnValue(is_done=True, xcom_value=state.output_url)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(outcome))
 
     def on_kill(self) -> None:
         """Log that the job goes on running on the service (it cannot be cancelled), with its id."""
@@ -121,29 +128,63 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
         return JobEvent.from_payload(event).output_url_or_raise()
 
+    def _check(self, context: Context, *, deferring: bool = False) -> waiting.Outcome:
+        """Poll once and decide what follows, with the outage under way carried from the last poke."""
+        job_id = self._job_id()
+        wait = self._job_wait(job_id, context)
+        before = self._load_outage(context)
+        poll = self.hook.poll_job(job_id)
+        now = time.time()
+        outcome = waiting.step(wait, before, poll, now, random.random())
+        waiting.report(self.log, outcome, now, deferring=deferring)
+        self._save_outage(context, before, outcome.outage if isinstance(outcome, waiting.PollAgain) else None)
+        return outcome
+
+    def _finish(self, outcome: waiting.Done | waiting.Failed | waiting.TimedOut) -> str | None:
+        """The output URL of a wait that ended; raise for any other end."""
+        if isinstance(outcome, waiting.TimedOut):
+            # Airflow's own sensor timeout: no retries, and soft_fail skips, as for any sensor.
+            raise AirflowSensorTimeout(outcome.message)
+        url = outcome.result().output_url
+        self.log.info("Job %s succeeded.", outcome.job_id)
+        return url
+
     def _job_id(self) -> str:
         return with_hint(contract.validate_job_id, self.job_id, JOB_ID_HINT)
 
-    def _job_wait(self, job_id: str, context: Context) -> JobWait:
-        """This sensor's wait. In reschedule mode each poke is a new run of the task, so the outage
-        under way (when it began, how many polls failed) is kept in the task's ``task_state_store``."""
-        if self._wait is None or self.reschedule:
-            since, failed = None, 0
-            store = context.get("task_state_store") if self.reschedule else None
-            saved: Any = store.get(OUTAGE_KEY) if store is not None else None
-            if isinstance(saved, dict) and isinstance(saved.get("since"), (int, float)):
-                since, failed = float(saved["since"]), int(saved.get("failed") or 0)
-            retry = self.hook.settings.retry
-            self._wait = JobWait(
-                job_id, self.poll_interval, None, retry, self.log, unreachable_since=since, failed_polls=failed
-            )
-        return self._wait
+    def _job_wait(self, job_id: str, context: Context) -> waiting.Wait:
+        """This sensor's wait: from its first poke (the first reschedule's, in reschedule mode) until
+        ``timeout`` seconds later, as Airflow counts a sensor's timeout."""
+        if self._started is None or self.reschedule:
+            first = _first_reschedule_date(context) if self.reschedule else None
+            self._started = first.timestamp() if first is not None else time.time()
+        deadline = self._started + self.timeout
+        return waiting.Wait(job_id, self.poll_interval, self._started, deadline, self.hook.settings.retry)
 
-    def _remember_outage(self, context: Context, wait: JobWait) -> None:
+    def _load_outage(self, context: Context) -> waiting.Outage | None:
+        """The outage under way. In reschedule mode each poke is a new run of the task, so it is
+        kept in the task's ``task_state_store`` (when it began, how many polls failed)."""
+        if not self.reschedule:
+            return self._outage
+        store = context.get("task_state_store")
+        saved: Any = store.get(OUTAGE_KEY) if store is not None else None
+        if isinstance(saved, dict) and isinstance(saved.get("since"), (int, float)):
+            return waiting.Outage(float(saved["since"]), int(saved.get("failed") or 0))
+        return None
+
+    def _save_outage(self, context: Context, before: waiting.Outage | None, after: waiting.Outage | None) -> None:
+        self._outage = after
         store = context.get("task_state_store") if self.reschedule else None
-        if store is None:
+        if store is None or after == before:
             return
-        if wait.unreachable_since is None:
+        if after is None:
             store.delete(OUTAGE_KEY)
         else:
-            store.set(OUTAGE_KEY, {"since": wait.unreachable_since, "failed": wait.failed_polls})
+            store.set(OUTAGE_KEY, {"since": after.since, "failed": after.failed_polls})
+
+
+def _first_reschedule_date(context: Context) -> datetime.datetime | None:
+    """When a rescheduled sensor first poked (Airflow measures its timeout from there); None at the first poke."""
+    ti: Any = context.get("ti")
+    getter = getattr(ti, "get_first_reschedule_date", None)
+    return getter(context) if getter is not None else None
