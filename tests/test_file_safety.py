@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from helpers import connection_json
 
 from airflow_provider_videoinfer.exceptions import (
+    VideoInferMalformedResponseError,
     VideoInferStorageError,
     VideoInferStorageFatalError,
     VideoInferValidationError,
@@ -97,13 +98,13 @@ def test_an_answer_that_is_no_result_never_replaces_the_kept_file(output, tmp_pa
     first = VideoInferResultsOperator(task_id="r", output_url=output(GOOD), destination=str(kept))
     assert first.execute(context={})["frames"] == 2
     later = VideoInferResultsOperator(task_id="r", output_url=output(body), destination=str(kept))
-    with pytest.raises(VideoInferResultFileError, match=message) as err:
+    with pytest.raises(VideoInferMalformedResponseError, match=message) as err:
         later.execute(context={})
     assert f"Nothing was written to {kept}" in str(err.value) and "check the output URL" in str(err.value)
     assert kept.read_bytes() == GOOD, "the good result kept before was replaced"
     assert _leftovers(tmp_path) == []
     # The hook's own download is as careful.
-    with pytest.raises(VideoInferResultFileError, match=message):
+    with pytest.raises(VideoInferMalformedResponseError, match=message):
         VideoInferHook().download_result(output(body), kept)
     assert kept.read_bytes() == GOOD and _leftovers(tmp_path) == []
 

@@ -23,7 +23,7 @@ from airflow.sdk import BaseHook, ObjectStoragePath
 from tenacity import AsyncRetrying
 
 from airflow_provider_videoinfer import contract, storage
-from airflow_provider_videoinfer.exceptions import VideoInferError
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferMalformedResponseError
 from airflow_provider_videoinfer.hooks import responses, waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
@@ -224,7 +224,8 @@ class VideoInferHook(BaseHook):
 
         :param output_url: the job's ``output_signed_url`` (no API key is sent with it).
         :param destination: a local path, or any ``ObjectStoragePath``/fsspec URI.
-        :raises VideoInferResultFileError: the answer is not a result file; the destination is left as it was.
+        :raises VideoInferMalformedResponseError: the answer is not a result file (after the connection's
+            retries); the destination is left as it was.
         """
         contract.validate_output_url(output_url)
         storage.check_writable(destination)
@@ -238,9 +239,11 @@ class VideoInferHook(BaseHook):
             try:
                 ResultReader(path, name="downloaded from the output URL").close()
             except VideoInferResultFileError as err:
-                raise VideoInferResultFileError(
+                # Transient, like any answer that breaks the contract: a proxy's page may pass.
+                raise VideoInferMalformedResponseError(
                     f"{what}: {err} Nothing was written to {where}; check the output URL (it may lead to a proxy "
-                    "or login page), or read the job's status again for a fresh one."
+                    "or login page), or read the job's status again for a fresh one.",
+                    http_status=200,
                 ) from None
 
         def attempt() -> None:
