@@ -208,6 +208,15 @@ def test_hook_refuses_bad_job_values_before_the_call(trap, sample_video):
     assert trap == []
 
 
+def test_a_wait_with_absurd_numbers_is_refused_before_the_first_poll(trap):
+    hook = VideoInferHook()
+    with pytest.raises(VideoInferValidationError, match=r"timeout is 1e\+300 s, above the most allowed"):
+        hook.wait_for_job("job-1", poll_interval=1, timeout=1e300)
+    with pytest.raises(VideoInferValidationError, match=r"poll_interval must be a positive number of seconds, got nan"):
+        hook.wait_for_job("job-1", poll_interval=float("nan"))
+    assert trap == []
+
+
 def test_a_templated_destination_that_is_the_video_is_refused_before_the_download(trap, sample_video):
     operator = VideoInferResultsOperator(
         task_id="t", output_url=URL, destination="{{ params.out }}", video=str(sample_video)

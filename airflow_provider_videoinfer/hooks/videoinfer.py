@@ -189,6 +189,10 @@ class VideoInferHook(BaseHook):
         :param timeout: seconds to wait at most; None waits as long as the job runs.
         """
         job_id = contract.validate_job_id(job_id)
+        if timeout is None:
+            poll_interval = contract.validate_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        else:
+            poll_interval, timeout = contract.validate_wait(poll_interval, timeout, "timeout")
         started = time.time()
         deadline = None if timeout is None else started + timeout
         wait = waiting.Wait(job_id, poll_interval, started, deadline, self.settings.retry)
