@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import requests
@@ -74,6 +77,37 @@ def server_jobs(server) -> list[dict]:
 def stored_digests(server) -> set[str]:
     """SHA-256 of every file the local server keeps in its data directory (uploads included)."""
     return {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.data_dir.rglob("*") if p.is_file()}
+
+
+@contextlib.contextmanager
+def on_task_failure(callback: Callable[[Any, BaseException | str | None], None]) -> Iterator[None]:
+    """Call ``callback(task_instance, error)`` each time a try of a task fails (retried or not).
+
+    An Airflow listener, called by the task runner in the task's own process (``dag.test()`` runs
+    tasks in the test process), right when the try ends: tests drive a recovery from that event
+    instead of a timer, so they hold however slow the machine is.
+    """
+    import pluggy
+
+    try:
+        from airflow.sdk.listener import get_listener_manager
+    except ImportError:  # Airflow 3.0 and 3.1
+        from airflow.listeners.listener import get_listener_manager
+
+    hookimpl = pluggy.HookimplMarker("airflow")
+
+    class Listener:
+        @hookimpl
+        def on_task_instance_failed(self, previous_state, task_instance, error):
+            callback(task_instance, error)
+
+    listener = Listener()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    try:
+        yield
+    finally:
+        manager.pm.unregister(listener)
 
 
 def dag_bag(folder: str | os.PathLike[str] | None = None):

@@ -9,8 +9,9 @@ import pytest
 import requests
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import API_KEY, clear_faults, console, inject_fault, run_dag, server_jobs, states, xcom
+from helpers import API_KEY, clear_faults, console, inject_fault, on_task_failure, run_dag, server_jobs, states, xcom
 
+from airflow_provider_videoinfer.exceptions import VideoInferTimeoutError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -52,21 +53,37 @@ def test_operator_submit_and_wait_deferred(videoinfer_conn, sample_video):
     assert xcom(run, "submit").startswith(videoinfer_conn.base_url)
 
 
-def test_retried_submit_task_reconnects_instead_of_submitting_again(slow_conn, sample_video):
+def test_retried_submit_task_reconnects_instead_of_submitting_again(slow_conn, sample_video, capfd):
     before = len(server_jobs(slow_conn))
-    # Server errors on the status endpoint are ridden out; the first try gives up at its 1 s wait_timeout.
-    inject_fault(slow_conn, "status", "status", count=5, status_code=500)
-    run = run_dag("vi_test_retry", video=str(sample_video))
+    # Server errors on every status read until the first try has failed: its wait rides them out and
+    # gives up at its 1 s wait_timeout, whatever the job does. The service recovers on that failure
+    # (an event, not a timer), and the retry reconnects.
+    inject_fault(slow_conn, "status", "status", count=100_000, status_code=500)
+    failures: list = []
+
+    def recover(task_instance, error) -> None:
+        if task_instance.task_id == "submit":
+            failures.append(error)
+            clear_faults(slow_conn)
+
+    with on_task_failure(recover):
+        run = run_dag("vi_test_retry", video=str(sample_video))
+    clear_faults(slow_conn)
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(server_jobs(slow_conn)) == before + 1, "the retry submitted a second job"
+    assert failures and isinstance(failures[0], VideoInferTimeoutError) and "HTTP 500" in str(failures[0]), failures
     with create_session() as session:
-        submit = run.get_task_instance("submit", session=session)
-        assert submit.try_number >= 2, "the first try should have given up at its wait_timeout"
+        assert run.get_task_instance("submit", session=session).try_number >= 2
     assert xcom(run, "submit").startswith(slow_conn.base_url)
+    assert "Reconnecting to job" in "".join(capfd.readouterr())
 
 
 def test_retry_that_cannot_read_its_job_fails_without_submitting_a_second(slow_conn, sample_video, capfd):
-    """503s on the retry's status reads: the retry fails rather than pay twice; a later one reconnects."""
+    """503s on the retry's status reads: the retry fails rather than pay twice; a later one reconnects.
+
+    The service recovers after a number of failed reads, not on a timer: the order holds however
+    slow the machine is.
+    """
     before = len(server_jobs(slow_conn))
     # 30 status reads fail: the first try's 1 s wait polls a few times, each retry's read tries up to
     # 5 times (the connection's retry policy), so some retries find the service down, a later one not.
