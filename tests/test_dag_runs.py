@@ -9,7 +9,18 @@ import pytest
 import requests
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import API_KEY, clear_faults, console, inject_fault, on_task_failure, run_dag, server_jobs, states, xcom
+from helpers import (
+    API_KEY,
+    CORRUPT_MP4,
+    clear_faults,
+    console,
+    inject_fault,
+    on_task_failure,
+    run_dag,
+    server_jobs,
+    states,
+    xcom,
+)
 
 from airflow_provider_videoinfer.exceptions import VideoInferTimeoutError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
@@ -132,9 +143,9 @@ def test_deferral_is_logged_in_one_line(videoinfer_conn, sample_video, capfd):
 
 @pytest.fixture
 def corrupt_video(tmp_path):
-    """A file named .mp4 that is not a video: its job fails with status 3 (not a readable video)."""
+    """An MP4's first bytes, then garbage: its job fails with status 3 (not a readable video)."""
     path = tmp_path / "corrupt.mp4"
-    path.write_bytes(b"this is not a video\n" * 2000)
+    path.write_bytes(CORRUPT_MP4)
     return path
 
 
