@@ -1,13 +1,17 @@
-"""What the scenarios of both deployments share: test videos, jobs, waits for states and runs, the leak scan."""
+"""What the scenarios of both deployments share: running them in phases, test videos, jobs, waits, the leak scan."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from deployment import Deployment, VideoServer
+from deployment import TIMINGS, Deployment, VideoServer
 from processes import wait_until
 
 from videoinfer_server.sample import make_sample_video
@@ -81,3 +85,43 @@ def key_leaks(d: Deployment, folder: Path) -> None:
     leaks = [str(path) for path in files if d.api_key in path.read_text(errors="replace")]
     leaks += [f"pg_dump line {number}" for number, line in enumerate(dump.splitlines(), 1) if d.api_key in line]
     assert not leaks, f"the API key appears in: {leaks}"
+
+
+Scenario = Callable[[Deployment, Path], None]
+
+
+@contextmanager
+def run_in_phases(
+    d: Deployment, folder: Path, phases: list[dict[str, Scenario]], selected: set[str], label: str = ""
+) -> Iterator[dict[str, Future[None]]]:
+    """Start the ``selected`` scenarios, phase after phase: those of one phase at the same time, once every
+    scenario of the phases before has ended (failed or not). Yield their futures by name; wait for them all
+    on exit. Each one's time goes to :data:`TIMINGS` as ``label + name``, beside ``label + "all scenarios"``."""
+    started = time.monotonic()
+
+    def timed(name: str, scenario: Scenario, after: list[Future[None]]) -> None:
+        wait_futures(after)
+        begin = time.monotonic()
+        try:
+            scenario(d, folder)
+        finally:
+            TIMINGS[label + name] = time.monotonic() - begin
+            total = label + "all scenarios"
+            TIMINGS[total] = max(TIMINGS.get(total, 0.0), time.monotonic() - started)
+
+    futures: dict[str, Future[None]] = {}
+    pool = ThreadPoolExecutor(max_workers=sum(map(len, phases)), thread_name_prefix="scenario")
+    for phase in phases:
+        before = list(futures.values())
+        for name, scenario in phase.items():
+            if name in selected:
+                futures[name] = pool.submit(timed, name, scenario, before)
+    try:
+        yield futures
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def selected_scenarios(request: Any) -> set[str]:
+    """The scenarios of the requesting test module that this session runs (``test_<name>`` tests)."""
+    return {item.name.removeprefix("test_") for item in request.session.items if item.path == request.path}

@@ -3,40 +3,43 @@
 The deployment (``celery_deployment``): Postgres, Redis (the broker), moto's S3 server, Airflow's
 api-server, scheduler and dag-processor, two triggerers and two Celery workers, each with an
 Airflow home, working folder, ``TMPDIR`` and hostname of its own, and the task and trigger logs
-on S3. Videos are read from S3 and results written to S3. The scenarios run one after the other,
-in this order (the worker kill and the triggerer kill each leave their victim dead), and assert
-from Airflow's REST API, the local server's ``GET /_jobs`` and its access log, and the buckets.
+on S3. Videos are read from S3 and results written to S3. The folder example and the triggerer
+kill run at the same time (the folder's waits may move to the surviving triggerer too); then the
+worker kill, alone (it would kill the other scenarios' tasks on its worker); then the leak scan.
+The scenarios assert from Airflow's REST API, the local server's ``GET /_jobs`` and its access
+log, and the buckets.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from deployment import TIMINGS, Deployment
+from deployment import Deployment
 from helpers import CORRUPT_MP4
 from object_store import CONN_ID
 from processes import wait_until
-from runs import jobs_of, key_leaks, sample, status_reads, wait_for_running_job, wait_for_states, watch_run
+from runs import (
+    jobs_of,
+    key_leaks,
+    run_in_phases,
+    sample,
+    selected_scenarios,
+    status_reads,
+    wait_for_running_job,
+    wait_for_states,
+    watch_run,
+)
 
 pytestmark = pytest.mark.timeout(900)
 
 WORKERS = {"worker-1", "worker-2"}
 TRIGGERERS = {"triggerer-1", "triggerer-2"}
-
-
-@pytest.fixture
-def d(celery_deployment: Deployment, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    """The Celery deployment; the scenario's time goes to the session's timings."""
-    begin = time.monotonic()
-    yield celery_deployment
-    TIMINGS[f"celery {request.node.name.removeprefix('test_')}"] = time.monotonic() - begin
 
 
 def put_video(d: Deployment, folder: Path, key: str, corrupt: bool = False) -> str:
@@ -69,18 +72,18 @@ def triggerer_of(ti: dict[str, Any]) -> str | None:
     return job.get("hostname")
 
 
-# ----- the scenarios, in this order -----
+# ----- the scenarios (each runs in a thread; failed asserts surface in its test) -----
 
 
-def test_folder_example(d: Deployment, tmp_path: Path) -> None:
+def folder_example(d: Deployment, folder: Path) -> None:
     """The folder example over six S3 videos, one corrupt: five results in the bucket, the corrupt
     chain fails alone, one job per video, tasks on both workers, the failure's log read from S3."""
     assert d.s3 is not None
     server = d.servers["default"]
     good = [f"celery-good-{n}.mp4" for n in range(1, 6)]
     for name in good:
-        put_video(d, tmp_path, f"folder/{name}")
-    put_video(d, tmp_path, "folder/celery-corrupt.mp4", corrupt=True)
+        put_video(d, folder, f"folder/{name}")
+    put_video(d, folder, "folder/celery-corrupt.mp4", corrupt=True)
     source, results = f"s3://{CONN_ID}@videos/folder/", f"s3://{CONN_ID}@results/folder"
     run_id = d.trigger("videoinfer_folder", {"source": source, "results_dir": results})
     state, seen = watch_run(d, "videoinfer_folder", run_id)
@@ -123,14 +126,11 @@ def test_folder_example(d: Deployment, tmp_path: Path) -> None:
     assert any("status 3" in log for log in logs), f"no failed task's log names the job's status 3: {logs}"
 
 
-test_folder_example.dag_ids = ("videoinfer_folder",)  # type: ignore[attr-defined]
-
-
-def test_worker_kill(d: Deployment, tmp_path: Path) -> None:
+def worker_kill(d: Deployment, folder: Path) -> None:
     """The worker running a task that waits in it (not deferrable) killed with kill -9 and left dead:
     the retry runs on the other worker and reconnects to the job; one job."""
     server = d.servers["faults"]
-    video = put_video(d, tmp_path, "celery-worker-wait.mp4")
+    video = put_video(d, folder, "celery-worker-wait.mp4")
     run_id = d.trigger("vs_worker_wait", {"video": video, "delay": 4.0})  # an 80 s job
     wait_for_states(d, "vs_worker_wait", run_id, {"submit_and_wait": "running"})
     job = wait_for_running_job(server, "celery-worker-wait.mp4")
@@ -154,14 +154,11 @@ def test_worker_kill(d: Deployment, tmp_path: Path) -> None:
     assert not d.processes[victim].alive(), f"{victim} came back"
 
 
-test_worker_kill.dag_ids = ("vs_worker_wait",)  # type: ignore[attr-defined]
-
-
-def test_triggerer_kill(d: Deployment, tmp_path: Path) -> None:
+def triggerer_kill(d: Deployment, folder: Path) -> None:
     """Three deferred waits; the triggerer holding them killed with kill -9 and left dead: the other
     triggerer takes them over and finishes them; no extra job."""
     server = d.servers["default"]
-    video = put_video(d, tmp_path, "celery-three-waits.mp4")
+    video = put_video(d, folder, "celery-three-waits.mp4")
     run_id = d.trigger("vs_three_waits", {"video": video, "delay": 3.0})  # 60 s jobs
     waits = [f"wait_{index}" for index in range(3)]
     wait_for_states(d, "vs_three_waits", run_id, dict.fromkeys(waits, "deferred"))
@@ -202,18 +199,50 @@ def test_triggerer_kill(d: Deployment, tmp_path: Path) -> None:
     outputs = {d.xcom("vs_three_waits", run_id, task) for task in waits}
     assert {url.split("/results/")[1].split("?")[0] for url in outputs} == set(before), outputs
     assert not d.processes[victim].alive(), f"{victim} came back"
-    health = d.api("GET", "/monitor/health")
-    assert health["triggerer"]["status"] == "healthy", json.dumps(health)
 
 
-test_triggerer_kill.dag_ids = ("vs_three_waits",)  # type: ignore[attr-defined]
-
-
-def test_key_leaks(d: Deployment, tmp_path: Path) -> None:
+def key_leaks_with_s3(d: Deployment, folder: Path) -> None:
     """The API key in no log file of any process or home, no task or trigger log on S3, no row of a pg_dump."""
     assert d.s3 is not None
-    key_leaks(d, tmp_path)
+    key_leaks(d, folder)
     logs = d.s3.keys("airflow-logs")
     assert any("/attempt=" in key for key in logs), "no task log on S3 to scan"
     leaks = [key for key in logs if d.api_key.encode() in d.s3.read("airflow-logs", key)]
     assert not leaks, f"the API key appears in these logs on S3: {leaks}"
+
+
+# ----- running them -----
+
+PHASES: list[dict[str, Callable[[Deployment, Path], None]]] = [
+    {"folder_example": folder_example, "triggerer_kill": triggerer_kill},
+    {"worker_kill": worker_kill},
+    {"key_leaks": key_leaks_with_s3},
+]
+
+
+@pytest.fixture(scope="module")
+def celery_scenarios(
+    celery_deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Future[None]]]:
+    """Start the selected scenarios: the folder example and the triggerer kill, then the worker kill, then the scan."""
+    folder = tmp_path_factory.mktemp("celery-scenarios")
+    with run_in_phases(celery_deployment, folder, PHASES, selected_scenarios(request), "celery ") as futures:
+        yield futures
+
+
+def scenario_test(name: str, *dag_ids: str) -> Callable[[dict[str, Future[None]], Deployment], None]:
+    """A test that waits for scenario ``name`` and fails with its error; its report shows ``dag_ids``' logs."""
+
+    def test(celery_scenarios: dict[str, Future[None]], celery_deployment: Deployment) -> None:
+        celery_scenarios[name].result()
+
+    test.__name__ = f"test_{name}"
+    test.__doc__ = next(phase[name] for phase in PHASES if name in phase).__doc__
+    test.dag_ids = dag_ids  # type: ignore[attr-defined]
+    return test
+
+
+test_folder_example = scenario_test("folder_example", "videoinfer_folder")
+test_triggerer_kill = scenario_test("triggerer_kill", "vs_three_waits")
+test_worker_kill = scenario_test("worker_kill", "vs_worker_wait")
+test_key_leaks = scenario_test("key_leaks")

@@ -10,17 +10,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import Future
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 import requests
-from deployment import TIMINGS, Deployment
+from deployment import Deployment
 from helpers import CORRUPT_MP4
 from processes import kill_task_process, wait_until
-from runs import jobs_of, key_leaks, sample, status_reads, wait_for_running_job, wait_for_states, watch_run
+from runs import (
+    jobs_of,
+    key_leaks,
+    run_in_phases,
+    sample,
+    selected_scenarios,
+    status_reads,
+    wait_for_running_job,
+    wait_for_states,
+    watch_run,
+)
 
 # Fixture setup (the deployment) and the longest scenario both count against one test's time.
 pytestmark = pytest.mark.timeout(1500)
@@ -205,39 +214,17 @@ CONCURRENT = {
 }
 
 
+PHASES = [FIRST, CONCURRENT, {"key_leaks": key_leaks}]
+
+
 @pytest.fixture(scope="module")
 def scenarios(
     deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, Future[None]]]:
     """Start the selected scenarios: the triggerer kill alone, then the others at once, then the leak scan."""
     folder = tmp_path_factory.mktemp("system-scenarios")
-    selected = {item.name.removeprefix("test_") for item in request.session.items}
-    started = time.monotonic()
-
-    def timed(name: str, scenario: Callable[[Deployment, Path], None], after: list[Future[None]]) -> None:
-        wait_futures(after)
-        begin = time.monotonic()
-        try:
-            scenario(deployment, folder)
-        finally:
-            TIMINGS[name] = time.monotonic() - begin
-            TIMINGS["all scenarios"] = max(TIMINGS.get("all scenarios", 0.0), time.monotonic() - started)
-
-    futures: dict[str, Future[None]] = {}
-    pool = ThreadPoolExecutor(max_workers=len(FIRST) + len(CONCURRENT) + 1, thread_name_prefix="scenario")
-    for name, scenario in FIRST.items():
-        if name in selected:
-            futures[name] = pool.submit(timed, name, scenario, [])
-    first = list(futures.values())
-    for name, scenario in CONCURRENT.items():
-        if name in selected:
-            futures[name] = pool.submit(timed, name, scenario, first)
-    if "key_leaks" in selected:
-        futures["key_leaks"] = pool.submit(timed, "key_leaks", key_leaks, list(futures.values()))
-    try:
+    with run_in_phases(deployment, folder, PHASES, selected_scenarios(request)) as futures:
         yield futures
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def scenario_test(name: str, *dag_ids: str) -> Callable[[dict[str, Future[None]]], None]:
