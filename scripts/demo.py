@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from airflow_provider_videoinfer.results.summary import ResultSummary
 
 ROOT = Path(__file__).resolve().parent.parent
+# The airflow command; on Airflow 3.0 without debug lines, which would show the API key (see
+# airflow_provider_videoinfer.compat.DAGS_TEST_PRINTS_DEBUG).
+AIRFLOW_CLI = (
+    "import sys; from airflow_provider_videoinfer import compat; "
+    "compat.DAGS_TEST_PRINTS_DEBUG and compat.filter_debug_logs(); "
+    "from airflow.__main__ import main; sys.exit(main())"
+)
 WORK = ROOT / ".demo"
 STEPS = 5
 
@@ -138,7 +145,7 @@ def main() -> None:
             ),
             "VIDEOINFER_POLL_INTERVAL": "1",  # the local server is not rate limited
         }
-        airflow = [sys.executable, "-m", "airflow"]
+        airflow = [sys.executable, "-c", AIRFLOW_CLI]
         step(3, f"Preparing a throwaway Airflow home in {WORK / 'airflow'}")
         run_logged([*airflow, "db", "migrate"], env, WORK / "db-migrate.log")
         conf = {"video": str(video), "infer_fps": args.infer_fps, "results_dir": str(WORK / "results")}
@@ -156,7 +163,7 @@ def main() -> None:
     if sheet.is_file():
         print(f"\nContact sheet of the busiest frames: {sheet}")
     print(
-        f"To browse the run in Airflow's UI (its 'Video inference' tab on the results task): "
+        f"To browse the run in Airflow's UI (its 'Video inference' tab on the results task, Airflow 3.1+): "
         f"AIRFLOW_HOME={WORK / 'airflow'} {Path(sys.executable).parent / 'airflow'} api-server"
     )
     print(f"\nDone in {time.perf_counter() - started:.0f} s; the local server is stopped. DAG log: {WORK / 'dag.log'}")

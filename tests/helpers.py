@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,21 @@ from videoinfer_contract.results import RECORD_TYPES, Embedding, encode_frame_re
 API_KEY = "vi-test-key-7f3a9c1e5b"  # distinctive, so leak checks can search for it
 #: (where, text) of every log, output and failure text the test session captured (filled by conftest).
 CAPTURED: list[tuple[str, str]] = []
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+_SPACE_AND_BOXES = re.compile(r"[\s\u2500-\u257f]+")
+
+
+def console(*texts: str) -> str:
+    """What a DAG run printed, as plain words on one line: colours removed, wrapped lines joined.
+
+    Airflow 3.0 prints a task's exception through rich, coloured and wrapped at 100 columns.
+    """
+    return " ".join(_COLOURS.sub("", "".join(texts)).split())
+
+
+def holds_key(text: str, api_key: str = API_KEY) -> bool:
+    """Whether ``text`` shows the key, also when rich wrapped it across lines or inside a box."""
+    return api_key in text or api_key in _SPACE_AND_BOXES.sub("", _COLOURS.sub("", text))
 
 
 def connection_json(base_url: str, api_key: str = API_KEY, **extra: object) -> str:
@@ -72,7 +88,11 @@ def on_task_failure(callback: Callable[[Any, BaseException | str | None], None])
     instead of a timer, so they hold however slow the machine is.
     """
     import pluggy
-    from airflow.sdk.listener import get_listener_manager
+
+    try:
+        from airflow.sdk.listener import get_listener_manager  # the task runner's, Airflow 3.1+
+    except ImportError:
+        from airflow.listeners.listener import get_listener_manager  # type: ignore[no-redef]
 
     hookimpl = pluggy.HookimplMarker("airflow")
 
@@ -90,14 +110,19 @@ def on_task_failure(callback: Callable[[Any, BaseException | str | None], None])
         manager.pm.unregister(listener)
 
 
-def dag_bag():
-    """The DAGs of the test DAGs folder (the example DAGs and tests/dags), parsed afresh.
+def dag_bag(folder: str | os.PathLike[str] | None = None):
+    """The DAGs of a folder, by default the test DAGs folder (the example DAGs and tests/dags), parsed afresh.
 
     Not cached: ``dag.test(run_conf=...)`` changes the DAG's params in place.
     """
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_videoinfer.compat import AIRFLOW_V_3_2_PLUS
 
-    return DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.dag_processing.dagbag import DagBag
+    else:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    return DagBag(str(folder or os.environ["AIRFLOW__CORE__DAGS_FOLDER"]))
 
 
 def run_dag(dag_id: str, **conf):

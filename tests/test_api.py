@@ -278,7 +278,7 @@ def test_job_request_is_built_once_and_fingerprinted():
     ],
 )
 def test_errors_a_retry_cannot_fix_fail_without_retries(cls):
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_videoinfer.compat import AirflowFailException
 
     assert issubclass(cls, AirflowFailException) and issubclass(cls, VideoInferFatalError)
 
@@ -295,7 +295,7 @@ def test_errors_a_retry_cannot_fix_fail_without_retries(cls):
     ],
 )
 def test_errors_that_may_pass_keep_the_task_retries(cls):
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow_provider_videoinfer.compat import AirflowException, AirflowFailException
 
     assert issubclass(cls, AirflowException) and not issubclass(cls, AirflowFailException)
 

@@ -20,6 +20,7 @@ import pytest
 from helpers import API_KEY, connection_json, inject_fault, server_jobs, stored_digests
 
 from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.compat import AIRFLOW_V_3_1_PLUS
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
     VideoInferConnectionError,
@@ -199,10 +200,11 @@ def _outage_server(tmp_path, monkeypatch, *args: str):
 
 def _outage_log(text: str) -> tuple[list[str], list[str]]:
     """The failed-poll warnings and the recovery lines that the wait printed (Airflow logs through structlog)."""
-    lines = text.splitlines()
     assert API_KEY not in text
+    # Airflow 3.0's dag.test prints each task log line twice (two handlers): keep one of each.
+    lines = list({line[line.find("Job ") :]: line for line in text.splitlines()}.values())
     failed = [line for line in lines if "poll failed; the service has been unreachable for" in line]
-    assert all("warning" in line for line in failed), failed
+    assert all("warning" in line.lower() for line in failed), failed
     return failed, [line for line in lines if "the service answers again after" in line]
 
 
@@ -272,7 +274,7 @@ async def _trigger_events(trigger: VideoInferJobTrigger) -> list[dict]:
 
 def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monkeypatch):
     """401 and 404 are not outages: no warning loop, the error at once, without Airflow retries."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_videoinfer.compat import AirflowFailException
 
     with pytest.raises(VideoInferNotFoundError) as err:
         VideoInferHook().wait_for_job("no-such-job", poll_interval=0.1, timeout=30)
@@ -284,8 +286,13 @@ def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monk
 
 
 @pytest.mark.usefixtures("airflow_db")
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS,
+    reason="Airflow 3.0's dag.test() hands a rescheduled sensor its first reschedule date as text: "
+    "BaseSensorOperator.execute fails with a TypeError at the second poke, whatever the sensor",
+)
 def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd, failed_polls):
-    """Each poke is a new run of the task: the outage's start and its failed polls live in task_state_store."""
+    """Each poke is a new run of the task: the outage's start and its failed polls live in its task store."""
     from airflow.utils.state import DagRunState
     from helpers import run_dag
 

@@ -221,7 +221,13 @@ def test_output_url_must_render_to_a_url(output_url):
 
 
 def test_template_fields():
-    assert set(VideoInferResultsOperator.template_fields) == {"output_url", "destination", "rows_destination", "video"}
+    assert set(VideoInferResultsOperator.template_fields) == {
+        "output_url",
+        "destination",
+        "rows_destination",
+        "video",
+        "videoinfer_conn_id",
+    }
 
 
 def test_a_real_job_of_the_local_server(videoinfer_conn, sample_video, tmp_path):

@@ -157,3 +157,39 @@ def test_the_view_draws_keys_of_the_definition():
     assert set(get_type_hints(ModelSummary)) >= DRAWN_MODEL_KEYS  # the rest are listed as they come
     for key in DRAWN_KEYS | DRAWN_MODEL_KEYS:
         assert re.fullmatch(r"[a-z_]+", key)
+
+
+def _summary_types(typed_dict: Any, found: dict[str, Any]) -> dict[str, Any]:
+    """Every TypedDict the summary holds, by name, ``typed_dict`` included."""
+    found[typed_dict.__name__] = typed_dict
+    for hint, _ in _hints(typed_dict).values():
+        inner, _ = _optional(hint)
+        for candidate in (inner, *get_args(inner)):
+            if is_typeddict(candidate) and candidate.__name__ not in found:
+                _summary_types(candidate, found)
+    return found
+
+
+def test_every_key_the_view_reads_is_a_key_of_the_definition():
+    """mypy checks the view's ``summary["key"]``, not its ``summary.get("key")``: this test does."""
+    import ast
+    import inspect
+
+    from airflow_provider_videoinfer.ui import app, render
+
+    keys = {key for typed_dict in _summary_types(ResultSummary, {}).values() for key in get_type_hints(typed_dict)}
+    read = set()
+    for module in (render, app):
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "app")  # routes
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                read.add(node.args[0].value)
+    assert read, "no summary.get(...) found: the test no longer sees the view's reads"
+    assert read <= keys, f"the view reads keys the summary does not define: {sorted(read - keys)}"

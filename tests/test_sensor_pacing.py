@@ -89,10 +89,10 @@ def test_a_rescheduled_sensor_is_rescheduled_when_the_step_says_and_remembers_th
     context = {"ti": FirstPoke(), "task_state_store": Store()}
     inject_fault(long_server, "status", "status", count=2, status_code=503, retry_after=7)
     for failed_polls in (1, 2):
-        before = datetime.datetime.now(datetime.timezone.utc)
+        before = datetime.datetime.now(datetime.UTC)
         with pytest.raises(AirflowRescheduleException) as rescheduled:
             sensor.execute(context)  # Airflow's sensor loop: one poke, then a reschedule
-        after = datetime.datetime.now(datetime.timezone.utc)
+        after = datetime.datetime.now(datetime.UTC)
         seconds = datetime.timedelta(seconds=7)
         assert before + seconds <= rescheduled.value.reschedule_date <= after + seconds
         saved = context["task_state_store"].get(OUTAGE_KEY)

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import requests
-from airflow.sdk import BaseHook, ObjectStoragePath
+from airflow.sdk import ObjectStoragePath
 from tenacity import AsyncRetrying
 
 from airflow_provider_videoinfer import contract, storage
+from airflow_provider_videoinfer.compat import BaseHook, aget_connection, mask_secret
 from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferMalformedResponseError
 from airflow_provider_videoinfer.hooks import responses, waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
@@ -75,6 +76,29 @@ class VideoInferHook(BaseHook):
         (connection_type,) = get_provider_info()["connection-types"]
         behaviour = connection_type["ui-field-behaviour"]
         return {key.replace("-", "_"): value for key, value in behaviour.items()}
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields for Airflow before 3.2, which reads them here.
+
+        Airflow 3.0 and 3.1 call this (and :meth:`get_ui_field_behaviour`) only when WTForms is
+        installed, as it is with apache-airflow-providers-fab; without it their form shows the
+        generic fields and the Extra box. Airflow 3.2+ reads the fields from
+        :func:`~airflow_provider_videoinfer.get_provider_info`'s ``conn-fields``. Both come from
+        the same declarations; WTForms has no decimal field these Airflow lines accept, so
+        seconds are text fields (the hook reads a number written as text).
+        """
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import Optional
+
+        from airflow_provider_videoinfer import _CONNECTION_FIELDS
+
+        return {
+            name: (IntegerField if kind == "integer" else StringField)(
+                label, validators=[Optional()], description=f"{description} Default: {default:g}."
+            )
+            for name, (label, description, kind, default) in _CONNECTION_FIELDS.items()
+        }
 
     @cached_property
     def settings(self) -> ClientSettings:
@@ -264,8 +288,6 @@ class VideoInferHook(BaseHook):
 def _mask(secret: str) -> None:
     """Register the key with Airflow's secrets masker, so task logs never show it."""
     try:
-        from airflow.sdk.log import mask_secret
-
         mask_secret(secret)
     except Exception:  # masking is best effort outside a task (e.g. in the triggerer's tests)
         log.debug("Could not register the API key with the secrets masker.")
@@ -299,7 +321,7 @@ class VideoInferAsyncClient:
     @classmethod
     async def from_conn_id(cls, conn_id: str) -> VideoInferAsyncClient:
         """Build a client from an Airflow connection, without blocking the event loop."""
-        conn = await BaseHook.aget_connection(conn_id)
+        conn = await aget_connection(conn_id)
         return cls(ClientSettings.from_connection(conn))
 
     async def get_job(self, job_id: str, *, policy: RetryPolicy | None = None) -> JobState:

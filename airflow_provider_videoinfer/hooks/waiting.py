@@ -77,7 +77,7 @@ class Outage:
     last_error: str = ""
 
 
-class Reason(str, enum.Enum):
+class Reason(enum.StrEnum):
     """Why a wait polls again."""
 
     #: No poll yet: the trigger's first poll (whoever deferred has just polled or submitted).
@@ -312,7 +312,7 @@ def report(log: Any, outcome: Outcome, now: float, *, deferring: bool = False) -
 
 
 def _when(delay: float, now: float) -> str:
-    at = datetime.datetime.fromtimestamp(now + delay, datetime.timezone.utc)
+    at = datetime.datetime.fromtimestamp(now + delay, datetime.UTC)
     return f"{duration(delay)}, at {at:%H:%M:%S} UTC"
 
 

@@ -89,7 +89,7 @@ def defer_until_done(
     :param running: the last poll saw the job running; False when its state is unknown.
     """
     deadline = time.time() + timeout
-    until = datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     task.log.info(
         "Job %s %s: the wait continues in the triggerer (this worker slot is freed), polling every %g s "
         "(the first poll one to two intervals from now) until %s at the latest.",

@@ -9,13 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-# TODO: take ``conf`` from airflow_provider_videoinfer.compat once it provides it: Airflow 3.0 and
-# 3.1 have no airflow.sdk.configuration (this is where operators/base.py took it from).
-from airflow.sdk.configuration import conf
-
 from airflow_provider_videoinfer import contract
-from airflow_provider_videoinfer.compat import AirflowSensorTimeout
-from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.compat import AirflowSensorTimeout, conf
+from airflow_provider_videoinfer.exceptions import VideoInferJobFailedError, VideoInferValidationError
 from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.base import (
@@ -26,13 +22,19 @@ from airflow_provider_videoinfer.operators.base import (
     validate_if_known,
     with_hint,
 )
+from airflow_provider_videoinfer.operators.task_store import kept_until_the_task_ends, task_store
 from airflow_provider_videoinfer.triggers.events import JobEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 JOB_ID_HINT = "Pass the job id that VideoInferSubmitJobOperator returns (its XCom return value)."
-#: task_state_store key: the outage under way (when it began, polls failed), kept across the pokes
+#: Why a failed job ends the sensor without its retries, and what the user can do.
+FAILED_JOB_ADVICE = (
+    "A retry of this sensor would only read the same failed job, so it fails without its retries: fix the "
+    "input, then clear the task that submitted the job to pay for a new one."
+)
+#: Task store key: the outage under way (when it began, polls failed), kept across the pokes
 #: of a rescheduled sensor.
 OUTAGE_KEY = "videoinfer_outage"
 
@@ -40,7 +42,8 @@ OUTAGE_KEY = "videoinfer_outage"
 class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     """Wait for a video inference job; return its ``output_signed_url`` (the XCom return value).
 
-    Status 1 (running) keeps waiting, 0 succeeds, anything above 1 fails the task with an error
+    Status 1 (running) keeps waiting, 0 succeeds, anything above 1 fails the task, without its
+    retries (a retry would read the same failure; the sensor never submits a job), with an error
     naming the job id, the status code and the service's message. An answer without a valid
     integer status is an error, never a success. While the service is unreachable (or answers
     5xx, 429 or malformed bodies), the sensor logs a warning per poll and keeps waiting until
@@ -97,6 +100,9 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         """Check once; when the job still runs, defer to the trigger (or poke, when not deferrable)."""
         self._started, self._outage = None, None  # a new try is a new wait
+        if self._rescheduled:
+            with kept_until_the_task_ends(task_store(context), OUTAGE_KEY, context):
+                return super().execute(context)
         if not self.deferrable:
             return super().execute(context)
         outcome = self._check(context, deferring=True)
@@ -126,7 +132,10 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
-        return JobEvent.from_payload(event).output_url_or_raise()
+        try:
+            return JobEvent.from_payload(event).output_url_or_raise()
+        except VideoInferJobFailedError as err:
+            raise err.final(FAILED_JOB_ADVICE) from None
 
     def _check(self, context: Context, *, deferring: bool = False) -> waiting.Outcome:
         """Poll once and decide what follows, with the outage under way carried from the last poke."""
@@ -145,7 +154,10 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         if isinstance(outcome, waiting.TimedOut):
             # Airflow's own sensor timeout: no retries, and soft_fail skips, as for any sensor.
             raise AirflowSensorTimeout(outcome.message)
-        url = outcome.result().output_url
+        try:
+            url = outcome.result().output_url
+        except VideoInferJobFailedError as err:
+            raise err.final(FAILED_JOB_ADVICE) from None
         self.log.info("Job %s succeeded.", outcome.job_id)
         return url
 
@@ -161,22 +173,27 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         deadline = self._started + self.timeout
         return waiting.Wait(job_id, self.poll_interval, self._started, deadline, self.hook.settings.retry)
 
+    @property
+    def _rescheduled(self) -> bool:
+        """Whether each poke is a run of its own (``mode="reschedule"``, not deferrable)."""
+        return self.reschedule and not self.deferrable
+
     def _load_outage(self, context: Context) -> waiting.Outage | None:
         """The outage under way. In reschedule mode each poke is a new run of the task, so it is
-        kept in the task's ``task_state_store`` (when it began, how many polls failed)."""
-        if not self.reschedule:
+        kept in the task's store (:mod:`~airflow_provider_videoinfer.operators.task_store`): when it
+        began, how many polls failed."""
+        if not self._rescheduled:
             return self._outage
-        store = context.get("task_state_store")
-        saved: Any = store.get(OUTAGE_KEY) if store is not None else None
+        saved: Any = task_store(context).get(OUTAGE_KEY)
         if isinstance(saved, dict) and isinstance(saved.get("since"), (int, float)):
             return waiting.Outage(float(saved["since"]), int(saved.get("failed") or 0))
         return None
 
     def _save_outage(self, context: Context, before: waiting.Outage | None, after: waiting.Outage | None) -> None:
         self._outage = after
-        store = context.get("task_state_store") if self.reschedule else None
-        if store is None or after == before:
+        if not self._rescheduled or after == before:
             return
+        store = task_store(context)
         if after is None:
             store.delete(OUTAGE_KEY)
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from airflow_provider_videoinfer import exceptions
@@ -17,7 +17,7 @@ from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.responses import job_failed
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     """How a wait in the triggerer ended; the first two words are :class:`JobStatus`'s."""
 
     SUCCEEDED = JobStatus.SUCCEEDED.value

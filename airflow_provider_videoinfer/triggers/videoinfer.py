@@ -9,10 +9,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.compat import AirflowException
 from airflow_provider_videoinfer.exceptions import VideoInferConfigError, VideoInferError
 from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient
