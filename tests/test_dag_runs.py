@@ -139,9 +139,9 @@ def test_deferral_is_logged_in_one_line(videoinfer_conn, sample_video, capfd):
 
 @pytest.fixture
 def corrupt_video(tmp_path):
-    """A file named .mp4 that is not a video: its job fails with status 3 (not a readable video)."""
+    """An MP4 header over garbage: the upload's check lets it through, its job fails with status 3 (not readable)."""
     path = tmp_path / "corrupt.mp4"
-    path.write_bytes(b"this is not a video\n" * 2000)
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"this is not a video\n" * 2000)
     return path
 
 
