@@ -157,9 +157,9 @@ def test_a_failed_job_is_not_paid_for_again_by_default(slow_conn, corrupt_video,
     assert run.state == DagRunState.FAILED
     assert [job["status"] for job in jobs] == [3], f"one job, failed with status 3: {jobs}"
     assert submit_tries(run) == 1, "the task used its retries on a job no retry pays for again"
-    out, err = capfd.readouterr()
-    assert f"VideoInferJobFailedFatalError: Video inference job {jobs[0]['job_id']} failed with status 3" in out + err
-    assert "No retry of this task pays for a new job after it (resubmit_failed_jobs=False)" in out + err
+    printed = console(*capfd.readouterr())
+    assert f"VideoInferJobFailedFatalError: Video inference job {jobs[0]['job_id']} failed with status 3" in printed
+    assert "No retry of this task pays for a new job after it (resubmit_failed_jobs=False)" in printed
 
 
 def test_resubmit_failed_jobs_true_pays_for_a_new_job_at_every_retry(slow_conn, corrupt_video, capfd):
@@ -169,8 +169,8 @@ def test_resubmit_failed_jobs_true_pays_for_a_new_job_at_every_retry(slow_conn, 
     assert run.state == DagRunState.FAILED
     assert [job["status"] for job in jobs] == [3, 3, 3, 3], f"a job per try (1 + 3 retries): {jobs}"
     assert submit_tries(run) == 4
-    out, err = capfd.readouterr()
-    assert (out + err).count("submitting a new job (resubmit_failed_jobs=True)") == 3
+    printed = console(*capfd.readouterr())
+    assert printed.count("submitting a new job (resubmit_failed_jobs=True)") == 3
 
 
 def test_resubmit_failed_jobs_with_statuses_pays_again_only_for_those(slow_conn, corrupt_video, sample_video, capfd):
@@ -180,8 +180,8 @@ def test_resubmit_failed_jobs_with_statuses_pays_again_only_for_those(slow_conn,
     jobs = server_jobs(slow_conn)[before:]
     assert run.state == DagRunState.FAILED and [job["status"] for job in jobs] == [3], jobs
     assert submit_tries(run) == 1
-    out, err = capfd.readouterr()
-    assert "No retry of this task pays for a new job after it (resubmit_failed_jobs={2})" in out + err
+    printed = console(*capfd.readouterr())
+    assert "No retry of this task pays for a new job after it (resubmit_failed_jobs={2})" in printed
 
     # The first job of the next run is made to fail with status 2 when it ends (it runs 4 s).
     before = len(server_jobs(slow_conn))
@@ -208,8 +208,9 @@ def test_resubmit_failed_jobs_with_statuses_pays_again_only_for_those(slow_conn,
     assert [job["status"] for job in jobs] == [2, 0], f"the failed job, then the one its retry paid for: {jobs}"
     assert run.state == DagRunState.SUCCESS, states(run)
     assert submit_tries(run) == 2
-    out, err = capfd.readouterr()
+    printed = console(*capfd.readouterr())
     first = jobs[0]["job_id"]
-    assert f"Job {first} from a previous try failed with status 2 (injected internal error): submitting a new job" in (
-        out + err
+    assert (
+        f"Job {first} from a previous try failed with status 2 (injected internal error): submitting a new job"
+        in printed
     )
