@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -101,6 +102,6 @@ def test_deferral_is_logged_in_one_line(videoinfer_conn, sample_video, capfd):
     out, err = capfd.readouterr()
     job_id = xcom(run, "submit", "job_id")
     # One message (Airflow 3.0's dag.test prints each task log line twice, through two handlers).
-    deferrals = {line[line.find("Job ") :] for line in (out + err).splitlines() if "the wait continues in the" in line}
+    deferrals = set(re.findall(r"Job \S+ is running: the wait continues in the triggerer.*?at the latest\.", out + err))
     (deferral,) = deferrals
     assert deferral.startswith(f"Job {job_id} is running") and "polling every 0.3 s" in deferral
