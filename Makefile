@@ -21,15 +21,18 @@ BIN := $(VENV)/bin
 # uv installs the pinned set in about a third of pip's time (README, "Supported versions").
 UV_VERSION := 0.13.9
 VIDEO ?=
-# Debian packages the tests drive: Postgres for the system tests' metadata database (tests/system),
-# Chromium for the browser tests (tests/browser). Nothing downloads a browser at run time.
-DEBIAN_PACKAGES ?= postgresql chromium
+# `make demo EXECUTOR=celery` (or local) brings up the system tests' deployment with its UI instead.
+EXECUTOR ?=
+# Debian packages the tests drive: Postgres for the system tests' metadata database and Redis for
+# their Celery broker (tests/system), Chromium for the browser tests (tests/browser). Nothing
+# downloads a browser at run time.
+DEBIAN_PACKAGES ?= postgresql redis-server chromium
 # The provider's core tests, run on every supported Airflow and Python (`make core-test`): hook,
 # operators, sensor, trigger, DAG runs with retries, and the scan for the API key in what they logged.
-CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py \
-	tests/test_trigger.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py
+CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
+	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py
 
-.PHONY: install demo test core-test system-test system-packages lint bench clean check-version
+.PHONY: install demo demo-down test core-test system-test system-packages lint docs dist bench clean check-version
 
 check-version:
 	@if [ -z "$(PYVER)" ]; then \
@@ -43,17 +46,27 @@ check-version:
 	fi
 
 $(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml $(wildcard $(CONSTRAINTS)) | check-version
-	@echo "==> Creating $(VENV): Airflow $(AIRFLOW_VERSION) on Python $(PYVER), the contract, the local server and the provider with its test and dev extras"
+	@echo "==> Creating $(VENV): Airflow $(AIRFLOW_VERSION) on Python $(PYVER), the contract, the local server and the provider with its celery, test, dev and docs extras"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) \
-		"apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,test,dev]"
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,celery,test,dev,docs]"
 	@touch $@
 
 install: $(BIN)/.installed
 
+# Without EXECUTOR: the quick-start DAG end to end under `airflow dags test`. With EXECUTOR=local or
+# celery: the whole deployment of the system tests with Airflow's UI, until Ctrl-C or `make demo-down`.
 demo: $(BIN)/.installed
+ifeq ($(EXECUTOR),)
 	$(BIN)/python scripts/demo.py $(if $(VIDEO),--video "$(VIDEO)")
+else
+	@$(MAKE) --no-print-directory system-packages
+	$(BIN)/python scripts/deployment.py up --executor "$(EXECUTOR)"
+endif
+
+demo-down:
+	$(BIN)/python scripts/deployment.py down
 
 # Installs only what is missing, without prompts (CI has no stdin); needs root for that.
 system-packages:
@@ -65,7 +78,7 @@ system-packages:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then \
 		echo "error: the tests need the Debian packages$$missing, and this machine has no apt-get." \
-			"Run the tests on Debian or Ubuntu, or install PostgreSQL and Chromium yourself." >&2; \
+			"Run the tests on Debian or Ubuntu, or install PostgreSQL, Redis and Chromium yourself." >&2; \
 		exit 1; \
 	fi; \
 	if [ "$$(id -u)" != 0 ]; then \
@@ -85,14 +98,31 @@ test: $(BIN)/.installed system-packages
 core-test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(CORE_TESTS)
 
-# The real deployment only: Postgres, Airflow's api-server, scheduler, dag-processor and
-# triggerer, and the local server as processes on 127.0.0.1 (about 8 minutes on 2 cores).
+# The real deployments only, one after the other, as processes on 127.0.0.1: Postgres, Airflow's
+# api-server, scheduler, dag-processor and triggerer, and local servers, with the LocalExecutor;
+# and with the CeleryExecutor (Redis, two Celery workers, two triggerers, S3 through moto).
 system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts constraints
 	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
+
+docs: $(BIN)/.installed
+	rm -rf docs/api/_generated
+	$(BIN)/sphinx-build -b html -E -W --keep-going -q docs docs/_build/html
+	@echo "==> Documentation built: docs/_build/html/index.html"
+
+# The sdist and the wheel into dist/, checked: metadata and README (twine), LICENSE and NOTICE in
+# both, the sdist's test files, and a subset of its tests run from the unpacked archive.
+SDIST_TESTS ?= tests/test_provider_info.py tests/test_api.py \
+	tests/test_example_dags.py::test_every_example_dag_imports_without_errors_or_cycles \
+	tests/test_example_dags.py::test_submit_and_wait_returns_the_output_url
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python scripts/check_dist.py dist $(SDIST_TESTS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_upload.py
@@ -102,4 +132,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_contact_sheet.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) .demo .pytest_cache dist docs/_build docs/api/_generated

@@ -55,13 +55,19 @@ DAGS_TEST_PRINTS_DEBUG = not AIRFLOW_V_3_1_PLUS
 
 if AIRFLOW_V_3_2_PLUS:
     from airflow.sdk.configuration import conf
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowRescheduleException,
+        AirflowSensorTimeout,
+    )
 else:  # Airflow 3.1 has AirflowException in airflow.sdk.exceptions, but not the two others
     from airflow.configuration import conf  # type: ignore[no-redef]
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
         AirflowFailException,
         AirflowRescheduleException,
+        AirflowSensorTimeout,
     )
 
 if AIRFLOW_V_3_1_PLUS:
@@ -119,6 +125,7 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowRescheduleException",
+    "AirflowSensorTimeout",
     "BaseHook",
     "DAGS_TEST_PRINTS_DEBUG",
     "FORM_FROM_PROVIDER_INFO",

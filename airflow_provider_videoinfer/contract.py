@@ -27,15 +27,25 @@ from videoinfer_contract.jobs import (
     plain_models,
 )
 from videoinfer_contract.redaction import redact
-from videoinfer_contract.validation import INFERENCE_TYPES, MAX_INFER_FPS, VIDEO_EXTENSIONS
+from videoinfer_contract.validation import (
+    INFERENCE_TYPES,
+    MAX_INFER_FPS,
+    MAX_POLL_INTERVAL,
+    MAX_WAIT_SECONDS,
+    VIDEO_EXTENSIONS,
+    VIDEO_HEADER_BYTES,
+)
 
 __all__ = [
     "INFERENCE_TYPES",
     "JOB_STATUS_ENDPOINT",
     "MAX_INFER_FPS",
+    "MAX_POLL_INTERVAL",
+    "MAX_WAIT_SECONDS",
     "SUBMIT_JOB_ENDPOINT",
     "UPLOAD_URL_ENDPOINT",
     "VIDEO_EXTENSIONS",
+    "VIDEO_HEADER_BYTES",
     "WORKSPACE_ENDPOINT",
     "JobRequest",
     "JobState",
@@ -44,13 +54,17 @@ __all__ = [
     "build_job_request",
     "plain_models",
     "redact",
+    "validate_flag",
     "validate_infer_fps",
     "validate_inference_types",
     "validate_input_url",
     "validate_job_id",
     "validate_models",
     "validate_output_url",
+    "validate_seconds",
     "validate_video_file_name",
+    "validate_video_header",
+    "validate_wait",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -77,3 +91,7 @@ validate_output_url = _raising_provider_errors(validation.validate_output_url)
 validate_job_id = _raising_provider_errors(validation.validate_job_id)
 validate_video_file_name = _raising_provider_errors(validation.validate_video_file_name)
 validate_inference_types = _raising_provider_errors(validation.validate_inference_types)
+validate_video_header = _raising_provider_errors(validation.validate_video_header)
+validate_flag = _raising_provider_errors(validation.validate_flag)
+validate_seconds = _raising_provider_errors(validation.validate_seconds)
+validate_wait = _raising_provider_errors(validation.validate_wait)

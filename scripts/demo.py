@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -19,8 +20,12 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from videoinfer_server.launch import run_server_process
+
+if TYPE_CHECKING:
+    from airflow_provider_videoinfer.results.summary import ResultSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 # The airflow command; on Airflow 3.0 without debug lines, which would show the API key (see
@@ -40,16 +45,44 @@ def step(number: int, text: str) -> None:
     print(f"[{number}/{STEPS}] {text}", flush=True)
 
 
+# The last line of a Python traceback: "package.module.SomeError: message".
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*(?P<name>[A-Za-z_]\w*(?:Error|Exception)): (?P<message>.*)$")
+_TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(?P<task>\S+)")
+
+
+def task_errors(text: str) -> dict[str, str]:
+    """The error each failed task of an ``airflow dags test`` log ended with: ``{task_id: "SomeError: ..."}``."""
+    errors: dict[str, str] = {}
+    pending: str | None = None
+    for line in text.splitlines():
+        found = _EXCEPTION_LINE.match(line)
+        if found:
+            pending = f"{found['name']}: {found['message']}"
+            continue
+        ended = _TASK_END.search(line)
+        if ended:
+            if pending is not None:
+                errors[ended["task"]] = pending  # a retried task keeps its last error
+            pending = None
+    return errors
+
+
 def run_logged(command: list[str], env: dict[str, str], log: Path) -> None:
-    """Run a command with its output in ``log``; on failure show the log's end and stop."""
+    """Run a command with its output in ``log``; on failure say why (each failed task's error) and stop."""
     with log.open("w") as out:
         code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        tail = log.read_text(errors="replace").splitlines()[-40:]
-        sys.exit("\n".join(["", *tail, "", f"FAILED: {' '.join(command[:4])} ... (full log: {log})"]))
+    if code == 0:
+        return
+    text = log.read_text(errors="replace")
+    errors = task_errors(text)
+    if errors:
+        lines = ["", "The DAG run failed:", *(f"  task {task}: {error}" for task, error in errors.items())]
+    else:
+        lines = ["", *text.splitlines()[-40:]]
+    sys.exit("\n".join([*lines, "", f"FAILED: {' '.join(command[:4])} ... (full log: {log})"]))
 
 
-def print_table(summary: dict) -> None:
+def print_table(summary: ResultSummary) -> None:
     """One row per second of video: what each model saw in it."""
     models = summary["models"]
     columns: dict[str, dict[int, str]] = {}
@@ -74,7 +107,7 @@ def print_table(summary: dict) -> None:
         peak_text = f"; most at once: {peak['count']} at {peak['time_offset']}s" if peak else ""
         print(
             f"  {model_id}: {model['frames']} frames, {model['frames_with_predictions']} with predictions, "
-            f"classes {json.dumps(model['class_counts'])}{peak_text}"
+            f"classes {json.dumps(model.get('class_counts', {}))}{peak_text}"
         )
 
 

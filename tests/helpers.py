@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import requests
+
+from videoinfer_contract.results import RECORD_TYPES, Embedding, encode_frame_result
 
 API_KEY = "vi-test-key-7f3a9c1e5b"  # distinctive, so leak checks can search for it
 #: (where, text) of every log, output and failure text the test session captured (filled by conftest).
@@ -37,6 +43,19 @@ def connection_json(base_url: str, api_key: str = API_KEY, **extra: object) -> s
     return json.dumps({"conn_type": "videoinfer", "host": base_url, "password": api_key, "extra": settings})
 
 
+def assert_written_as_records(result: dict, models: list[tuple[str, str]]) -> None:
+    """Every frame result of ``models`` in a result file (decoded) is exactly a contract record: it
+    decodes into its task type's record, which encodes back to the same JSON, no key more or less."""
+    for model_id, inference_type in models:
+        for frame in result[model_id]:
+            text = msgspec.json.encode(frame)
+            if inference_type == "clip-embed-image":
+                record = Embedding(msgspec.json.decode(text, type=tuple[float, ...]))
+            else:
+                record = msgspec.json.decode(text, type=RECORD_TYPES[inference_type])
+            assert msgspec.json.decode(encode_frame_result(record)) == frame, model_id
+
+
 def inject_fault(server, endpoint: str, action: str = "status", count: int = 1, **options: object) -> None:
     """Make the next ``count`` requests to ``endpoint`` fail on the local server."""
     body = {"endpoint": endpoint, "action": action, "count": count, **options}
@@ -58,6 +77,37 @@ def server_jobs(server) -> list[dict]:
 def stored_digests(server) -> set[str]:
     """SHA-256 of every file the local server keeps in its data directory (uploads included)."""
     return {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.data_dir.rglob("*") if p.is_file()}
+
+
+@contextlib.contextmanager
+def on_task_failure(callback: Callable[[Any, BaseException | str | None], None]) -> Iterator[None]:
+    """Call ``callback(task_instance, error)`` each time a try of a task fails (retried or not).
+
+    An Airflow listener, called by the task runner in the task's own process (``dag.test()`` runs
+    tasks in the test process), right when the try ends: tests drive a recovery from that event
+    instead of a timer, so they hold however slow the machine is.
+    """
+    import pluggy
+
+    try:
+        from airflow.sdk.listener import get_listener_manager
+    except ImportError:  # Airflow 3.0 and 3.1
+        from airflow.listeners.listener import get_listener_manager
+
+    hookimpl = pluggy.HookimplMarker("airflow")
+
+    class Listener:
+        @hookimpl
+        def on_task_instance_failed(self, previous_state, task_instance, error):
+            callback(task_instance, error)
+
+    listener = Listener()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    try:
+        yield
+    finally:
+        manager.pm.unregister(listener)
 
 
 def dag_bag(folder: str | os.PathLike[str] | None = None):

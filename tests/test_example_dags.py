@@ -42,6 +42,15 @@ def test_every_example_documents_itself_and_its_params():
             assert models["type"] == "array" and models["items"] == {"type": "object"}
 
 
+def test_every_task_of_every_example_has_retries_with_a_delay():
+    """Users copy the examples: a retry is what reconnects to a job after a lost worker or a broker blip."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    for dag in DagBag(str(EXAMPLES)).dags.values():
+        for task in dag.tasks:
+            assert task.retries >= 1 and task.retry_delay.total_seconds() >= 30, (dag.dag_id, task.task_id)
+
+
 @pytest.mark.usefixtures("airflow_db", "fast_polls")
 def test_quickstart_with_its_defaults_generates_the_sample_and_keeps_a_contact_sheet(
     videoinfer_conn, tmp_path, monkeypatch

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -28,7 +29,7 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferResponseError,
     VideoInferServerError,
 )
-from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient, VideoInferHook
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
 from videoinfer_server.launch import free_port, run_server_process
@@ -123,14 +124,61 @@ def test_unreachable_service_is_a_connection_error(monkeypatch):
 
 
 # --- Waits ride out a real outage: the local server process is stopped, then started again ---
+#
+# No timers: the service is stopped before the wait starts, and started again once the wait has
+# seen a given number of polls fail (counted where the polls are made), so every test sees the
+# same story however slow the machine is.
+
+
+class FailedPolls:
+    """Counts the job-status reads that failed, in any thread or event loop, and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def add(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 120) -> None:
+        """Return once ``count`` reads have failed; fail the test after ``timeout`` seconds."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.count >= count, timeout), f"only {self.count} failed polls"
+
+
+@pytest.fixture
+def failed_polls(monkeypatch) -> FailedPolls:
+    """Watch every ``get_job`` of the sync hook and the async client (a spy: each call still goes out)."""
+    watch = FailedPolls()
+    sync_get, async_get = VideoInferHook.get_job, VideoInferAsyncClient.get_job
+
+    def get_job(self, *args, **kwargs):
+        try:
+            return sync_get(self, *args, **kwargs)
+        except VideoInferError:
+            watch.add()
+            raise
+
+    async def aget_job(self, *args, **kwargs):
+        try:
+            return await async_get(self, *args, **kwargs)
+        except VideoInferError:
+            watch.add()
+            raise
+
+    monkeypatch.setattr(VideoInferHook, "get_job", get_job)
+    monkeypatch.setattr(VideoInferAsyncClient, "get_job", aget_job)
+    return watch
 
 
 @contextlib.contextmanager
 def _outage_server(tmp_path, monkeypatch, *args: str):
     """A server process on a fixed port, and a connection to it with the default settings.
 
-    Yields ``restart(down_seconds)``, which stops the process, waits, and starts it again on the
-    same port and data dir; every process started is stopped on exit.
+    Yields ``(stop, start)``: ``stop()`` stops the process (terminate, then wait), ``start()``
+    starts it again on the same port and data dir; every process started is stopped on exit.
     """
     port, data = free_port(), tmp_path / "outage-data"
     with contextlib.ExitStack() as stack:
@@ -140,13 +188,14 @@ def _outage_server(tmp_path, monkeypatch, *args: str):
         conn = {"conn_type": "videoinfer", "host": f"http://127.0.0.1:{port}", "password": API_KEY}
         monkeypatch.setenv("AIRFLOW_CONN_OUTAGE", json.dumps(conn))
 
-        def restart(down_seconds: float) -> None:
-            running[0].close()  # stops the process (terminate, then wait)
-            time.sleep(down_seconds)
+        def stop() -> None:
+            running[0].close()
+
+        def start() -> None:
             running[0] = stack.enter_context(contextlib.ExitStack())
             running[0].enter_context(run_server_process(data, API_KEY, *args, port=port))
 
-        yield restart
+        yield stop, start
 
 
 def _outage_log(text: str) -> tuple[list[str], list[str]]:
@@ -159,37 +208,40 @@ def _outage_log(text: str) -> tuple[list[str], list[str]]:
     return failed, [line for line in lines if "the service answers again after" in line]
 
 
-async def test_deferred_wait_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd):
-    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "4") as restart:
+async def test_deferred_wait_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd, failed_polls):
+    with _outage_server(tmp_path, monkeypatch) as (stop, start):
         hook = VideoInferHook("outage")
         job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
-        trigger = VideoInferJobTrigger(job_id, "outage", poll_interval=0.5, deadline=time.time() + 120)
+        stop()
+        trigger = VideoInferJobTrigger(job_id, "outage", poll_interval=0.5, deadline=time.time() + 300)
         waiting = asyncio.ensure_future(_trigger_events(trigger))
-        await asyncio.to_thread(restart, 6.0)
-        events = await asyncio.wait_for(waiting, timeout=60)
+        await asyncio.to_thread(failed_polls.wait_for, 2)
+        await asyncio.to_thread(start)
+        events = await asyncio.wait_for(waiting, timeout=120)
     assert [(e["kind"], e["job_id"]) for e in events] == [("succeeded", job_id)]
     failed, recovered = _outage_log("".join(capfd.readouterr()))
     assert len(failed) >= 2 and len(recovered) == 1, failed
     assert f"nothing answers at {hook.settings.base_url} (connection refused)" in failed[0]
 
 
-def test_in_worker_wait_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd):
-    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "4") as restart:
+def test_in_worker_wait_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd, failed_polls):
+    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "1") as (stop, start):
         hook = VideoInferHook("outage")
         job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+        stop()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(hook.wait_for_job, job_id, 0.5, 120)
-            restart(6.0)
-            state = waiting.result(timeout=60)
+            waiting = pool.submit(hook.wait_for_job, job_id, 0.5, 300)
+            failed_polls.wait_for(2)
+            start()
+            state = waiting.result(timeout=120)
     assert state.status is contract.JobStatus.SUCCEEDED
     out, err = capfd.readouterr()
-    assert f"Job {job_id} is running; next poll in" in out + err  # each poll is logged, like the sensor's
     failed, recovered = _outage_log(out + err)
     assert len(failed) >= 2 and len(recovered) == 1, failed
 
 
 def test_poking_sensor_rides_out_a_stopped_service(tmp_path, sample_video, monkeypatch, capfd):
-    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "2") as restart:
+    with _outage_server(tmp_path, monkeypatch) as (stop, start):
         hook = VideoInferHook("outage")
         job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
         sensor = VideoInferJobSensor(task_id="wait", job_id=job_id, videoinfer_conn_id="outage", deferrable=False)
@@ -198,16 +250,22 @@ def test_poking_sensor_rides_out_a_stopped_service(tmp_path, sample_video, monke
             connection_json(hook.settings.base_url, retry_max_attempts=2, retry_max_wait=0.2),
         )
         sensor.hook.__dict__.pop("settings", None)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            down = pool.submit(restart, 3.0)
-            time.sleep(0.5)
-            assert sensor.poke({}) is False  # unreachable: state unknown, keep waiting
-            down.result(timeout=60)
-            time.sleep(2)
-            done = sensor.poke({})
+        stop()
+        assert sensor.poke({}) is False  # unreachable: state unknown, keep waiting
+        start()
+        done = _poke_until_done(sensor)
     assert done.is_done and done.xcom_value.startswith(hook.settings.base_url)
     failed, recovered = _outage_log("".join(capfd.readouterr()))
     assert len(failed) == 1 and len(recovered) == 1, failed
+
+
+def _poke_until_done(sensor: VideoInferJobSensor, timeout: float = 120):
+    """Poke until the job is done (each poke is one poll, as the sensor's own loop would make)."""
+    deadline = time.monotonic() + timeout
+    while not (done := sensor.poke({})):
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    return done
 
 
 async def _trigger_events(trigger: VideoInferJobTrigger) -> list[dict]:
@@ -233,22 +291,22 @@ def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monk
     reason="Airflow 3.0's dag.test() hands a rescheduled sensor its first reschedule date as text: "
     "BaseSensorOperator.execute fails with a TypeError at the second poke, whatever the sensor",
 )
-def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd):
-    """Each poke is a new run of the task: the outage's start and its failed polls live in its task store."""
+def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd, failed_polls):
+    """Each poke is a new run of the task: the outage's start and its failed polls live in task_state_store."""
     from airflow.utils.state import DagRunState
     from helpers import run_dag
 
-    with _outage_server(tmp_path, monkeypatch, "--min-job-seconds", "3") as restart:
+    with _outage_server(tmp_path, monkeypatch) as (stop, start):
         hook = VideoInferHook("outage")
         job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
         fast = connection_json(hook.settings.base_url, retry_max_attempts=2, retry_max_wait=0.2)
         monkeypatch.setenv("AIRFLOW_CONN_OUTAGE", fast)
+        stop()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            # Down long enough to outlast dag.test's own start (several seconds on a busy machine).
-            down = pool.submit(restart, 20.0)
-            time.sleep(0.5)
+            # The service comes back once two pokes (two runs of the task) have failed.
+            back = pool.submit(lambda: (failed_polls.wait_for(2), start()))
             run = run_dag("vi_test_reschedule_outage", job_id=job_id)
-            down.result(timeout=60)
+            back.result(timeout=120)
     assert run.state == DagRunState.SUCCESS
     failed, recovered = _outage_log("".join(capfd.readouterr()))
     polls = [int(re.search(r"\((\d+) failed polls? in a row\)", line).group(1)) for line in failed]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import re
 import time
 
 import pytest
 import requests
-from helpers import API_KEY, connection_json, inject_fault
+from helpers import API_KEY, clear_faults, connection_json, inject_fault
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
@@ -58,17 +59,23 @@ async def test_forced_failure_status_is_reported(slow_conn, sample_video):
     assert (event["kind"], event["code"], event["message"]) == ("failed", 7, "GPU on fire")
 
 
-async def test_deadline_gives_a_timeout_event(slow_conn, sample_video):
+async def test_deadline_gives_a_timeout_event(videoinfer_conn, sample_video):
     job_id = _submit(sample_video)
+    # No poll can see the job end (every status read fails until the faults are cleared): the
+    # deadline ends the wait, whatever the job and the machine's load do meanwhile.
+    inject_fault(videoinfer_conn, "status", "status", count=100_000, status_code=503)
     (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2, deadline=time.time() + 0.5))
     assert event["kind"] == "timeout" and event["job_id"] == job_id
 
 
-async def test_rebuilt_from_serialize_mid_job_finishes_with_the_same_deadline(slow_conn, sample_video):
+async def test_rebuilt_from_serialize_mid_job_finishes_with_the_same_deadline(videoinfer_conn, sample_video):
     job_id = _submit(sample_video)
-    first = VideoInferJobTrigger(job_id, "videoinfer_slow", poll_interval=0.3, deadline=time.time() + 60)
-    with pytest.raises(asyncio.TimeoutError):  # the triggerer dies while the job runs
+    # The first trigger cannot see the job end (every status read fails) before its triggerer dies.
+    inject_fault(videoinfer_conn, "status", "status", count=100_000, status_code=503)
+    first = VideoInferJobTrigger(job_id, poll_interval=0.3, deadline=time.time() + 120)
+    with pytest.raises(asyncio.TimeoutError):  # the triggerer dies while the job's state is unknown
         await asyncio.wait_for(_events(first), timeout=1.0)
+    clear_faults(videoinfer_conn)
     rebuilt = _rebuild(first)
     assert rebuilt.deadline == first.deadline and rebuilt.serialize() == first.serialize()
     (event,) = await _events(rebuilt)
@@ -117,13 +124,17 @@ async def test_answer_without_status_is_an_error_not_a_success(videoinfer_conn, 
     assert event["kind"] == "succeeded"
 
 
-async def test_first_poll_respects_the_rate_limit_after_the_sensor_checked(tmp_path, sample_video, monkeypatch):
+async def test_first_poll_respects_the_rate_limit_after_the_sensor_checked(tmp_path, sample_video, monkeypatch, capfd):
     from videoinfer_server.launch import run_server
 
     with run_server(tmp_path / "limited", API_KEY, poll_min_interval=1.0, min_job_seconds=2) as limited:
-        # No retries: a poll that comes too soon would end the trigger with a 429 error event.
-        monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(limited.base_url, retry_max_attempts=1))
+        monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(limited.base_url))
         job_id = _submit(sample_video)
         VideoInferHook().get_job(job_id)  # the deferrable sensor's own check before it defers
         (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=1.0))
     assert event["kind"] == "succeeded", event
+    out, err = capfd.readouterr()
+    # A poll that came too soon would have been answered 429: ridden out, but logged as a failed poll.
+    assert "poll failed" not in out + err
+    (first,) = re.findall(rf"Job {job_id}: first poll in ([\d.]+) s, at \d\d:\d\d:\d\d UTC", out + err)
+    assert 1.0 <= float(first) <= 2.0

@@ -194,7 +194,12 @@ class SyncTransport:
         def attempt() -> Any:
             response = self.send(method, self.settings.url(endpoint), what, params=query, json=json_body)
             return responses.decode_response(
-                response.status_code, response.headers, response.text, what, self.settings.api_key
+                response.status_code,
+                response.headers,
+                response.text,
+                what,
+                self.settings.api_key,
+                base_url=self.settings.base_url,
             )
 
         return self.retrying(attempt, idempotent=idempotent, policy=policy)
@@ -228,6 +233,7 @@ class SyncTransport:
                     what,
                     self.settings.api_key,
                     signed_url=signed_url,
+                    base_url=None if signed_url else self.settings.base_url,
                 )
         return response
 

@@ -3,7 +3,7 @@
 
 Both are thin: requests are built and answers decoded by :mod:`airflow_provider_videoinfer.api`,
 retried by :mod:`airflow_provider_videoinfer.hooks.retry`, sent through
-:mod:`airflow_provider_videoinfer.hooks.transport`, and waits follow
+:mod:`airflow_provider_videoinfer.hooks.transport`, and waits paced by
 :mod:`airflow_provider_videoinfer.hooks.waiting`.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,8 @@ from tenacity import AsyncRetrying
 
 from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.compat import BaseHook, aget_connection, mask_secret
-from airflow_provider_videoinfer.exceptions import VideoInferError
-from airflow_provider_videoinfer.hooks import responses
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferMalformedResponseError
+from airflow_provider_videoinfer.hooks import responses, waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
 from airflow_provider_videoinfer.hooks.transport import (
@@ -34,7 +35,6 @@ from airflow_provider_videoinfer.hooks.transport import (
     connection_error,
     new_async_pool,
 )
-from airflow_provider_videoinfer.hooks.waiting import JobWait
 from videoinfer_contract.redaction import redact
 
 if TYPE_CHECKING:
@@ -142,11 +142,15 @@ class VideoInferHook(BaseHook):
     def upload_video(self, source: str | os.PathLike[str] | ObjectStoragePath, file_name: str | None = None) -> str:
         """Upload a video, streamed with constant memory, and return its ``input_url``.
 
+        Checked before any call: the source is a non-empty file, its name has a video extension,
+        and its first bytes are those of a video container (MP4, AVI, MKV or WebM).
+
         :param source: a local path, or any ``ObjectStoragePath``/fsspec URI (``s3://...``).
         :param file_name: the name to upload it as; defaults to the source's own name.
         """
         opener, size, source_name = storage.open_video_source(source)
         name = contract.validate_video_file_name(file_name or source_name)
+        storage.check_video_header(source)
         signed_url = self.request_upload_url(name)
         what = f"upload of {name!r} ({size} bytes)"
         self.log.info("Starting the %s.", what)
@@ -200,52 +204,85 @@ class VideoInferHook(BaseHook):
     def wait_for_job(self, job_id: str, poll_interval: float = 60.0, timeout: float | None = None) -> JobState:
         """Poll a job in this process until it stops; raise if it fails or outlasts ``timeout``.
 
-        Rides out outages (see :mod:`~airflow_provider_videoinfer.hooks.waiting`): errors that
-        leave the job's state unknown are logged and polled through until the deadline.
+        Each poll is one attempt; :func:`~airflow_provider_videoinfer.hooks.waiting.step` decides
+        what follows it, so outages (errors that leave the job's state unknown) are logged and
+        polled through until the deadline.
 
         :param job_id: the job to wait for.
         :param poll_interval: seconds between polls (the hosted API allows one a minute).
         :param timeout: seconds to wait at most; None waits as long as the job runs.
         """
         job_id = contract.validate_job_id(job_id)
-        deadline = None if timeout is None else time.time() + timeout
-        wait = JobWait(job_id, poll_interval, deadline, self.settings.retry, self.log)
+        if timeout is None:
+            poll_interval = contract.validate_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        else:
+            poll_interval, timeout = contract.validate_wait(poll_interval, timeout, "timeout")
+        started = time.time()
+        deadline = None if timeout is None else started + timeout
+        wait = waiting.Wait(job_id, poll_interval, started, deadline, self.settings.retry)
+        outage: waiting.Outage | None = None
         while True:
-            try:
-                state = self.get_job(job_id, policy=SINGLE_ATTEMPT)
-            except VideoInferError as err:
-                wait.failed(err)
-            else:
-                wait.answered(state)
-                if state.status is contract.JobStatus.SUCCEEDED:
-                    return state
-                if state.status is contract.JobStatus.FAILED:
-                    raise responses.job_failed(state)
-            if wait.expired:
-                raise wait.timeout_error()
-            time.sleep(wait.next_delay())
+            poll = self.poll_job(job_id)
+            now = time.time()
+            outcome = waiting.step(wait, outage, poll, now, random.random())
+            waiting.report(self.log, outcome, now)
+            if not isinstance(outcome, waiting.PollAgain):
+                return outcome.result()
+            outage = outcome.outage
+            time.sleep(outcome.delay)
+
+    def poll_job(self, job_id: str) -> JobState | VideoInferError:
+        """One poll of a wait: a single attempt (the wait paces the next), its error returned, not raised.
+
+        :param job_id: the job.
+        """
+        try:
+            return self.get_job(job_id, policy=SINGLE_ATTEMPT)
+        except VideoInferError as err:
+            return err
 
     def download_result(self, output_url: str, destination: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """Stream a job's result JSON to a local path or ``ObjectStoragePath``; return the destination.
 
-        The file appears complete or not at all (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
+        The destination is checked before the download (see
+        :func:`~airflow_provider_videoinfer.storage.check_writable`). The file appears complete or
+        not at all, and only once it has been read as a result file (a JSON object with frame
+        lists), so an answer that is no result (a proxy's HTML page, a cut download) never
+        replaces a file kept before (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
 
         :param output_url: the job's ``output_signed_url`` (no API key is sent with it).
         :param destination: a local path, or any ``ObjectStoragePath``/fsspec URI.
+        :raises VideoInferMalformedResponseError: the answer is not a result file (after the connection's
+            retries); the destination is left as it was.
         """
         contract.validate_output_url(output_url)
+        storage.check_writable(destination)
         what = "download of the job result"
+        where = storage.describe_location(destination)
         transport = self.transport
+
+        def verify(path: str) -> None:
+            from airflow_provider_videoinfer.results.reader import ResultReader, VideoInferResultFileError
+
+            try:
+                ResultReader(path, name="downloaded from the output URL").close()
+            except VideoInferResultFileError as err:
+                # Transient, like any answer that breaks the contract: a proxy's page may pass.
+                raise VideoInferMalformedResponseError(
+                    f"{what}: {err} Nothing was written to {where}; check the output URL (it may lead to a proxy "
+                    "or login page), or read the job's status again for a fresh one.",
+                    http_status=200,
+                ) from None
 
         def attempt() -> None:
             timeout = (self.settings.connect_timeout, self.settings.transfer_timeout)
             response = transport.send("GET", output_url, what, signed_url=True, stream=True, timeout=timeout)
-            with response, storage.atomic_write(destination) as out:
+            with response, storage.atomic_write(destination, verify=verify) as out:
                 transport.copy(response, out, what)
 
         transport.retrying(attempt)
-        self.log.info("Downloaded the job result to %s.", storage.describe_location(destination))
-        return storage.local_path(destination) or storage.describe_location(destination)
+        self.log.info("Downloaded the job result to %s.", where)
+        return storage.local_path(destination) or where
 
 
 def _mask(secret: str) -> None:
@@ -311,7 +348,12 @@ class VideoInferAsyncClient:
                 sent = not isinstance(exc, httpx.ConnectError)
                 raise connection_error(what, exc, url, settings, request_sent=sent) from None
             return responses.decode_response(
-                response.status_code, response.headers, response.text, what, settings.api_key
+                response.status_code,
+                response.headers,
+                response.text,
+                what,
+                settings.api_key,
+                base_url=settings.base_url,
             )
 
         policy = policy or settings.retry
@@ -320,6 +362,16 @@ class VideoInferAsyncClient:
         else:
             body = await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
         return responses.parse_job_state(job_id, body)
+
+    async def poll_job(self, job_id: str) -> JobState | VideoInferError:
+        """One poll of a wait: a single attempt (the wait paces the next), its error returned, not raised.
+
+        :param job_id: the job.
+        """
+        try:
+            return await self.get_job(job_id, policy=SINGLE_ATTEMPT)
+        except VideoInferError as err:
+            return err
 
     async def aclose(self) -> None:
         """Release the connection pool (closed with its last user); call once."""

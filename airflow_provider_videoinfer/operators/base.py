@@ -1,25 +1,26 @@
-"""What every videoinfer operator and the sensor share: the hook, parse-time checks, deferral default.
+"""What every videoinfer operator and the sensor share: the hook, parse-time checks, deferral, kills.
 
 To adopt it, an operator derives from :class:`VideoInferBaseOperator` (or, for a sensor, mixes
 :class:`VideoInferHookMixin` into ``BaseSensorOperator``), passes ``videoinfer_conn_id`` on to
-``super().__init__``, drops its own ``hook`` property, and validates each value that may be
-known at parse time with :func:`validate_if_known`.
+``super().__init__``, spreads :attr:`VideoInferBaseOperator.template_fields` into its own, drops
+its own ``hook`` property, assigns each template field as given, and validates each value that
+may be known at parse time with :func:`validate_if_known` (the value itself is kept; what
+``execute`` needs is derived from it there).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import math
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_videoinfer.compat import conf
+from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.contract import MAX_WAIT_SECONDS
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
@@ -64,31 +65,20 @@ def with_hint(validator: Callable[[Any], T], value: Any, hint: str) -> T:
         raise VideoInferValidationError(f"{err} {hint}") from None
 
 
-def positive_seconds(name: str, value: Any) -> float:
-    """Check a duration argument: a finite number of seconds above 0 (not a bool); return it as float.
+def positive_seconds(name: str, value: Any, maximum: float = MAX_WAIT_SECONDS) -> float:
+    """Check a duration argument: a finite number of seconds above 0 and at most ``maximum``; return it as float.
 
     :param name: the argument's name, for the message.
-    :param value: what the user passed.
+    :param value: what the user passed (a number or a ``timedelta``).
+    :param maximum: the largest value allowed (default: the longest wait,
+        :data:`~videoinfer_contract.validation.MAX_WAIT_SECONDS`).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise VideoInferValidationError(f"{name} must be a positive number of seconds, got {value!r}: e.g. {name}=60.")
-    return float(value)
+    return contract.validate_seconds(name, value, maximum)  # type: ignore[no-any-return]
 
 
-def deferrable_default() -> bool:
-    """``[operators] default_deferrable`` where the deployment chose it; else True (wait in the triggerer).
-
-    Official providers take their ``deferrable`` default from that setting. Its built-in value
-    (False) is not followed, because waiting for hours in a worker slot is rarely what one wants,
-    and Airflow writes that built-in value into every ``airflow.cfg`` it generates, so a ``false``
-    in the file does not tell a choice. A choice is the environment variable
-    ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (either way) or ``true`` in the file.
-    """
-    chosen = conf.getboolean("operators", "default_deferrable", fallback=False)
-    return chosen if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ else True
-
-
-def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, timeout: float) -> None:
+def defer_until_done(
+    task: BaseOperator, job_id: str, poll_interval: float, timeout: float, *, running: bool = True
+) -> NoReturn:
     """Hand the wait for a job over to the triggerer (raises ``TaskDeferred``); the task resumes in
     ``execute_complete``. Logs one line saying so.
 
@@ -96,13 +86,15 @@ def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, time
     :param job_id: the job.
     :param poll_interval: seconds between the trigger's polls.
     :param timeout: seconds from now after which the wait gives up.
+    :param running: the last poll saw the job running; False when its state is unknown.
     """
     deadline = time.time() + timeout
     until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     task.log.info(
-        "Job %s is running: the wait continues in the triggerer (this worker slot is freed), polling "
-        "every %g s until %s at the latest.",
+        "Job %s %s: the wait continues in the triggerer (this worker slot is freed), polling every %g s "
+        "(the first poll one to two intervals from now) until %s at the latest.",
         job_id,
+        "is running" if running else "has not been seen to finish",
         poll_interval,
         until,
     )
@@ -115,8 +107,37 @@ def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, time
     task.defer(trigger=trigger, method_name="execute_complete")
 
 
+def log_job_left_running(task: BaseOperator, job_id: str | None, next_step: str) -> None:
+    """Say, when a task is killed, that its job goes on running: the service cannot cancel one.
+
+    Called from ``on_kill``; the job keeps running and is paid for, so the log names it.
+
+    :param task: the operator or sensor being killed.
+    :param job_id: the job it submitted or waits for; None when it has no id yet.
+    :param next_step: what the user can do with the job, appended to the message.
+    """
+    if job_id is None:
+        task.log.warning(
+            "Task %s was killed before the service returned a job id: if a submission was under way, a job "
+            "may run on the service without this task knowing its id (the service has no endpoint to "
+            "cancel a job).",
+            task.task_id,
+        )
+        return
+    task.log.warning(
+        "Task %s was killed: job %s goes on running on the service, which has no endpoint to cancel a job "
+        "(it is paid for all the same). %s",
+        task.task_id,
+        job_id,
+        next_step,
+    )
+
+
 class VideoInferHookMixin:
-    """The ``hook`` of an operator or sensor with a ``videoinfer_conn_id``, created once."""
+    """The ``hook`` of an operator or sensor with a ``videoinfer_conn_id``, created once.
+
+    The hook is created at first use, in ``execute``, so it reads the rendered connection id.
+    """
 
     videoinfer_conn_id: str
 
@@ -129,8 +150,11 @@ class VideoInferHookMixin:
 class VideoInferBaseOperator(VideoInferHookMixin, BaseOperator):
     """Base of the videoinfer operators.
 
-    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     """
+
+    #: Subclasses spread these into their own: ``(*VideoInferBaseOperator.template_fields, ...)``.
+    template_fields: Sequence[str] = ("videoinfer_conn_id",)
 
     def __init__(self, *, videoinfer_conn_id: str = VideoInferHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.compat import conf
 from airflow_provider_videoinfer.exceptions import (
     VideoInferConfigError,
     VideoInferError,
+    VideoInferJobFailedError,
     VideoInferNotFoundError,
     VideoInferTransientError,
 )
+from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     defer_until_done,
-    deferrable_default,
+    log_job_left_running,
     positive_seconds,
     validate_if_known,
     with_hint,
 )
+from airflow_provider_videoinfer.operators.resubmit import ResubmitPolicy
 from airflow_provider_videoinfer.operators.task_store import TaskStore, kept_until_the_task_ends, task_store
 from airflow_provider_videoinfer.triggers.events import JobEvent
 from videoinfer_contract.redaction import redact
@@ -50,10 +54,10 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
         ``s3://bucket/clip.mp4`` (templated).
     :param file_name: the name to upload it as (templated); default: the source's file name.
         Its extension must be mp4, avi, mkv or webm, in any case.
-    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("video", "file_name")
+    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "video", "file_name")
     ui_color = "#e4f0e8"
 
     def __init__(
@@ -94,10 +98,15 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     and kept where the next try of the task finds it (its ``task_state_store`` on Airflow 3.3+, an
     Airflow Variable before: :mod:`~airflow_provider_videoinfer.operators.task_store`) before any
     waiting, so a retry of the task reconnects to the same job when it is still running or done,
-    and submits a new one only when the service reports it failed or does not know it (404), or
-    when the inputs changed. When the saved job cannot be read (the service is down, 5xx, 429...),
-    the try fails without submitting, and a later retry reconnects: a retry never pays for a
-    duplicate job. A task with retries whose store cannot be written submits nothing.
+    and submits a new one only when the service does not know it (404), when the inputs changed,
+    or when it failed with a status that ``resubmit_failed_jobs`` allows. When the saved job cannot
+    be read (the service is down, 5xx, 429...), the try fails without submitting, and a later retry
+    reconnects: a retry never pays for a duplicate job. A task with retries whose store cannot be
+    written submits nothing.
+
+    A job that fails with a status ``resubmit_failed_jobs`` does not allow (by default, any) ends
+    the task without its retries (:class:`VideoInferJobFailedFatalError`): a retry could only read
+    the same failure.
 
     :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value) or any
         public http(s) video URL (templated).
@@ -105,16 +114,22 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         video's frame rate (templated).
     :param models: one or more models, as dicts with ``model_id``, ``model_version``,
         ``inference_type`` and optional ``inference_params``, or ``ModelSpec`` (templated).
-    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     :param wait_for_completion: also wait for the job and return its ``output_signed_url``
         (default False: return the job id at once).
     :param deferrable: when waiting, wait in the triggerer rather than in the worker. Default:
-        ``[operators] default_deferrable`` when the deployment sets it, else True.
+        Airflow's ``[operators] default_deferrable`` (False unless the deployment sets it), as in
+        Airflow's own providers.
     :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
     :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
+    :param resubmit_failed_jobs: whether a retry of the task pays for a new job after its job
+        failed: ``False`` never (the default: a new job on the same input usually fails the same
+        way, and the hosted service does not say which failures may pass), ``True`` always, or a
+        set of failure statuses, e.g. ``{2}`` (the local server's internal error; see
+        :mod:`airflow_provider_videoinfer.operators.resubmit`).
     """
 
-    template_fields: Sequence[str] = ("input_url", "infer_fps", "models")
+    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models")
     template_fields_renderers = {"models": "json"}
     ui_color = "#d6e4ff"
 
@@ -126,22 +141,28 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         models: Any,
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         wait_for_completion: bool = False,
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        resubmit_failed_jobs: bool | Collection[int] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
+        self.resubmit_failed_jobs = ResubmitPolicy.from_value(resubmit_failed_jobs)
         self.input_url = input_url
         self.infer_fps = infer_fps
-        self.models = contract.plain_models(models)
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable_default() if deferrable is None else deferrable
-        self.poll_interval = positive_seconds("poll_interval", poll_interval)
+        # Kept as given (execute() builds the request from them); only a one-shot iterator (a generator)
+        # is read into a list first, so that checking it now does not use it up.
+        self.models = list(models) if isinstance(models, Iterator) else models
+        self.wait_for_completion = contract.validate_flag("wait_for_completion", wait_for_completion)
+        self.deferrable = contract.validate_flag("deferrable", deferrable)
+        self.poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
         self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
+        contract.validate_wait(self.poll_interval, self.wait_timeout, "wait_timeout")
         validate_if_known(input_url, contract.validate_input_url, INPUT_URL_HINT)
         validate_if_known(infer_fps, contract.validate_infer_fps)
         validate_if_known(self.models, contract.validate_models)
+        self._job_id: str | None = None
 
     def execute(self, context: Context) -> str:
         """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
@@ -150,6 +171,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         store = task_store(context)
         with kept_until_the_task_ends(store, JOB_STATE_KEY, context):
             job_id, state = self._submit_or_reconnect(store, request)
+            self._job_id = job_id
             context["ti"].xcom_push(key="job_id", value=job_id)
             if not self.wait_for_completion:
                 return job_id
@@ -157,13 +179,39 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 return state.output_url  # type: ignore[return-value]
             if self.deferrable:
                 defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
-            done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
+            try:
+                done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
+            except VideoInferJobFailedError as err:
+                raise self._job_failure(err) from None
             return done.output_url  # type: ignore[return-value]
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
         with kept_until_the_task_ends(task_store(context), JOB_STATE_KEY, context):
-            return JobEvent.from_payload(event).output_url_or_raise()
+            try:
+                return JobEvent.from_payload(event).output_url_or_raise()
+            except VideoInferJobFailedError as err:
+                raise self._job_failure(err) from None
+    def _job_failure(self, err: VideoInferJobFailedError) -> VideoInferJobFailedError:
+        """The error that ends this try for a failed job: fatal unless ``resubmit_failed_jobs`` lets a retry
+        pay for a new job."""
+        policy = self.resubmit_failed_jobs
+        if policy.allows(err.code):
+            advice = f"The task's next retry, if it has one left, submits a new job ({policy})."
+            return VideoInferJobFailedError(err.job_id, err.code, err.reason, advice)
+        return err.final(
+            f"No retry of this task pays for a new job after it ({policy}), so the task fails without its "
+            f"retries: fix the input and clear the task, or allow status {err.code} in resubmit_failed_jobs."
+        )
+
+    def on_kill(self) -> None:
+        """Log that the job goes on running on the service (it cannot be cancelled), with its id."""
+        log_job_left_running(
+            self,
+            self._job_id,
+            f"Wait for its results with VideoInferJobSensor(job_id={self._job_id!r}); a retry of this task "
+            "reconnects to it.",
+        )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the input video's URL (see :mod:`airflow_provider_videoinfer.lineage`)."""
@@ -206,9 +254,11 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             self.log.warning("Could not keep the job id for a retry (%s); the task has no retries.", where)
 
     def _previous_state(self, job_id: str) -> contract.JobState | None:
-        """The saved job's state; None when a new job must be submitted (it failed, or is unknown).
+        """The saved job's state; None when a new job must be submitted (it is unknown, or it failed with a
+        status that ``resubmit_failed_jobs`` allows).
 
-        Raises when the state cannot be read: submitting on doubt could pay for a second job.
+        Raises when the state cannot be read (submitting on doubt could pay for a second job), and when the
+        job failed with a status that ``resubmit_failed_jobs`` does not allow.
         """
         try:
             state = self.hook.get_job(job_id)
@@ -226,11 +276,22 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 "retry of the task reconnects to the job."
             ) from None
         if state.status is contract.JobStatus.FAILED:
+            policy = self.resubmit_failed_jobs
+            if not policy.allows(state.code):
+                self.log.warning(
+                    "Job %s from a previous try failed with status %s (%s): no new job is submitted (%s).",
+                    job_id,
+                    state.code,
+                    state.error,
+                    policy,
+                )
+                raise self._job_failure(responses.job_failed(state))
             self.log.warning(
-                "Job %s from a previous try failed with status %s (%s): submitting a new job.",
+                "Job %s from a previous try failed with status %s (%s): submitting a new job (%s).",
                 job_id,
                 state.code,
                 state.error,
+                policy,
             )
             return None
         return state

@@ -16,9 +16,9 @@ Typical use::
             detections = frame.results["my-model"]  # None where inference failed on that frame
     summary = summarize_result("s3://aws_default@bucket/result.json")
 
-The typed records live in :mod:`videoinfer_contract.results`, the summary in
-:mod:`airflow_provider_videoinfer.results.summary` and the rows export in
-:mod:`airflow_provider_videoinfer.results.rows`.
+The typed records live in :mod:`videoinfer_contract.results`, the summary's definition in
+:mod:`airflow_provider_videoinfer.results.summary` (computed by :mod:`.summarizer`) and the rows
+export in :mod:`airflow_provider_videoinfer.results.rows`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_videoinfer.contract import INFERENCE_TYPES
-from airflow_provider_videoinfer.exceptions import VideoInferResponseError, VideoInferValidationError
+from airflow_provider_videoinfer.contract import validate_inference_types
+from airflow_provider_videoinfer.exceptions import VideoInferResponseError
 from airflow_provider_videoinfer.results.decoding import FrameDecoder, FrameValueError, OffsetDecoder
 from airflow_provider_videoinfer.results.jsonstream import (
     DEFAULT_CHUNK_SIZE,
@@ -42,7 +42,13 @@ from airflow_provider_videoinfer.results.jsonstream import (
     index_arrays,
     iter_batches,
 )
-from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location
+from airflow_provider_videoinfer.storage import (
+    Location,
+    describe_location,
+    local_path,
+    open_location,
+    require_regular_file,
+)
 from videoinfer_contract.results import FRAME_OFFSET_KEYS, TIME_OFFSET_KEYS, ResultFrame
 
 if TYPE_CHECKING:
@@ -50,13 +56,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ResultLocation = Location
 #: Bytes fetched per request by each list's handle on a remote result file.
 REMOTE_BLOCK_SIZE = 2 << 20
 
 
 class FrameSink(Protocol):
-    """Anything fed frames by :meth:`ResultReader.feed`: the summary, the rows writer, ..."""
+    """Anything fed frames by :meth:`ResultReader.feed`: the summarizer, the rows writer, ..."""
 
     def add(self, frame: ResultFrame) -> None:
         """Take one frame."""
@@ -80,17 +85,22 @@ class ResultReader:
     :param inference_types: optional ``{model_id: inference_type}``; each must be one of
         :data:`~airflow_provider_videoinfer.api.INFERENCE_TYPES` and each model must be in the file.
     :param chunk_size: bytes decoded at a time by each of the file handles (one per list).
+    :param name: how messages name the file; default its location.
     :raises VideoInferResultFileError: the file is not valid JSON, lacks the frame or time offsets,
         or they differ in length.
+    :raises VideoInferStorageError: it cannot be read; a local path that is not a regular file (a
+        folder, a FIFO, a device) is refused before it is opened.
     """
 
     def __init__(
         self,
-        source: ResultLocation,
+        source: Location,
         inference_types: Mapping[str, str] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        name: str | None = None,
     ) -> None:
-        self.name = describe_location(source)
+        self.name = name or describe_location(source)
         self.chunk_size = chunk_size
         self._inference_types = validate_inference_types(inference_types)
         self._stack = contextlib.ExitStack()
@@ -102,7 +112,8 @@ class ResultReader:
             self.close()
             raise
 
-    def _opener(self, source: ResultLocation) -> Callable[[], IO[bytes]]:
+    def _opener(self, source: Location) -> Callable[[], IO[bytes]]:
+        require_regular_file(source)
         path = local_path(source)
         if path is None:
             with open_location(source) as probe:
@@ -197,7 +208,7 @@ class ResultReader:
     def feed(self, *sinks: FrameSink) -> int:
         """Read every frame once and give it to each sink in turn; return the number of frames.
 
-        :param sinks: e.g. a :class:`~airflow_provider_videoinfer.results.summary.ResultSummary` and a
+        :param sinks: e.g. a :class:`~airflow_provider_videoinfer.results.summarizer.Summarizer` and a
             :class:`~airflow_provider_videoinfer.results.rows.RowsWriter`.
         """
         adders = [sink.add for sink in sinks]
@@ -208,17 +219,19 @@ class ResultReader:
                 add(frame)
         return frames
 
-    def summarize(self, **options: Any) -> dict[str, Any]:
-        """Return :meth:`ResultSummary.to_dict` of every frame; ``options`` go to :class:`ResultSummary`."""
-        summary = self.summary(**options)
-        self.feed(summary)
-        return summary.to_dict()
+    def summarize(self, *sinks: FrameSink, **options: Any) -> ResultSummary:
+        """Read every frame once and return their summary; ``sinks`` are fed the same frames.
 
-    def summary(self, **options: Any) -> ResultSummary:
-        """Return an empty :class:`~airflow_provider_videoinfer.results.summary.ResultSummary` for this file."""
-        from airflow_provider_videoinfer.results.summary import ResultSummary
+        :param sinks: more sinks to feed in the same pass, e.g. a
+            :class:`~airflow_provider_videoinfer.results.rows.RowsWriter`.
+        :param options: passed to :class:`~airflow_provider_videoinfer.results.summarizer.Summarizer`,
+            e.g. ``max_timeline_buckets``.
+        """
+        from airflow_provider_videoinfer.results.summarizer import Summarizer
 
-        return ResultSummary(source=self.name, inference_types=self._inference_types, **options)
+        summarizer = Summarizer(source=self.name, inference_types=self._inference_types, **options)
+        self.feed(summarizer, *sinks)
+        return summarizer.summary()
 
     def close(self) -> None:
         """Close every file handle and delete any temporary copy."""
@@ -231,23 +244,7 @@ class ResultReader:
         self.close()
 
 
-def validate_inference_types(inference_types: Mapping[str, str] | None) -> dict[str, str]:
-    """Check an optional ``{model_id: inference_type}`` hint; return it as a dict (empty for None)."""
-    if inference_types is None:
-        return {}
-    if not isinstance(inference_types, Mapping):
-        raise VideoInferValidationError(
-            f"inference_types must be a dict {{model_id: inference_type}}, got {type(inference_types).__name__}."
-        )
-    for model_id, inference_type in inference_types.items():
-        if inference_type not in INFERENCE_TYPES:
-            raise VideoInferValidationError(
-                f"inference_types[{model_id!r}] is {inference_type!r}: use one of {', '.join(INFERENCE_TYPES)}."
-            )
-    return dict(inference_types)
-
-
-def iter_frames(source: ResultLocation, inference_types: Mapping[str, str] | None = None) -> Iterator[ResultFrame]:
+def iter_frames(source: Location, inference_types: Mapping[str, str] | None = None) -> Iterator[ResultFrame]:
     """Yield the typed frames of a result file, streaming; see :class:`ResultReader`.
 
     :param source: a local path, an fsspec URI or an ``ObjectStoragePath``.
@@ -258,13 +255,13 @@ def iter_frames(source: ResultLocation, inference_types: Mapping[str, str] | Non
 
 
 def summarize_result(
-    source: ResultLocation, inference_types: Mapping[str, str] | None = None, **options: Any
-) -> dict[str, Any]:
+    source: Location, inference_types: Mapping[str, str] | None = None, **options: Any
+) -> ResultSummary:
     """Summarise a result file per model, streaming; return a small JSON-serialisable dict.
 
     :param source: a local path, an fsspec URI or an ``ObjectStoragePath``.
     :param inference_types: optional ``{model_id: inference_type}`` overriding shape detection.
-    :param options: passed to :class:`~airflow_provider_videoinfer.results.summary.ResultSummary`, e.g.
+    :param options: passed to :class:`~airflow_provider_videoinfer.results.summarizer.Summarizer`, e.g.
         ``max_timeline_buckets``.
     """
     with ResultReader(source, inference_types) as reader:

@@ -17,7 +17,7 @@ MODELS = [{**MOTION, "model_id": "{{ params.model_id }}"}]
 with DAG("vi_test_pipeline", schedule=None, start_date=START, catchup=False, params=PARAMS):
     upload = VideoInferUploadOperator(task_id="upload", video="{{ params.video }}")
     submit = VideoInferSubmitJobOperator(task_id="submit", input_url=upload.output, infer_fps=5, models=MODELS)
-    wait = VideoInferJobSensor(task_id="wait", job_id=submit.output, poll_interval=0.3, timeout=120)
+    wait = VideoInferJobSensor(task_id="wait", job_id=submit.output, deferrable=True, poll_interval=0.3, timeout=120)
     upload >> submit >> wait
 
 with DAG("vi_test_sensor_modes", schedule=None, start_date=START, catchup=False, params=PARAMS):
@@ -68,6 +68,7 @@ with DAG("vi_test_submit_and_wait_deferred", schedule=None, start_date=START, ca
         infer_fps=5,
         models=MODELS,
         wait_for_completion=True,
+        deferrable=True,
         poll_interval=0.3,
     )
 
@@ -90,6 +91,7 @@ with DAG(
     VideoInferJobSensor(
         task_id="unknown_job",
         job_id="no-such-job",
+        deferrable=True,
         poll_interval=0.3,
         timeout=60,
         retries=3,
@@ -113,3 +115,27 @@ with DAG(
         poll_interval=0.5,
         timeout=300,
     )
+
+# One task submits a job and waits for it, with three retries and no delay between them: how many
+# jobs the retries pay for after the job failed is up to resubmit_failed_jobs (default: never).
+for dag_id, options in (
+    ("vi_test_failed_job", {"deferrable": True}),  # the default policy, waiting in the triggerer
+    ("vi_test_failed_job_always", {"resubmit_failed_jobs": True, "deferrable": False}),
+    ("vi_test_failed_job_status_2", {"resubmit_failed_jobs": {2}, "deferrable": False}),
+):
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, params=PARAMS):
+        upload = VideoInferUploadOperator(
+            task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow"
+        )
+        VideoInferSubmitJobOperator(
+            task_id="submit",
+            input_url=upload.output,
+            infer_fps=5,
+            models=MODELS,
+            videoinfer_conn_id="videoinfer_slow",
+            wait_for_completion=True,
+            poll_interval=0.3,
+            retries=3,
+            retry_delay=datetime.timedelta(seconds=0),
+            **options,
+        )
