@@ -10,7 +10,18 @@ import pytest
 import requests
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import API_KEY, clear_faults, console, inject_fault, on_task_failure, run_dag, server_jobs, states, xcom
+from helpers import (
+    API_KEY,
+    CORRUPT_MP4,
+    clear_faults,
+    console,
+    inject_fault,
+    on_task_failure,
+    run_dag,
+    server_jobs,
+    states,
+    xcom,
+)
 
 from airflow_provider_videoinfer.exceptions import VideoInferTimeoutError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
@@ -140,9 +151,9 @@ def test_deferral_is_logged_in_one_line(videoinfer_conn, sample_video, capfd):
 
 @pytest.fixture
 def corrupt_video(tmp_path):
-    """An MP4 header over garbage: the upload's check lets it through, its job fails with status 3 (not readable)."""
+    """An MP4's first bytes, then garbage: its job fails with status 3 (not a readable video)."""
     path = tmp_path / "corrupt.mp4"
-    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"this is not a video\n" * 2000)
+    path.write_bytes(CORRUPT_MP4)
     return path
 
 
