@@ -91,6 +91,7 @@ def get_provider_info() -> dict:
                     "airflow_provider_videoinfer.operators.results",
                     "airflow_provider_videoinfer.operators.base",
                     "airflow_provider_videoinfer.operators.resubmit",
+                    "airflow_provider_videoinfer.operators.task_store",
                 ],
             }
         ],

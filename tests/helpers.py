@@ -18,6 +18,9 @@ import requests
 from videoinfer_contract.results import RECORD_TYPES, Embedding, encode_frame_result
 
 API_KEY = "vi-test-key-7f3a9c1e5b"  # distinctive, so leak checks can search for it
+#: A corrupt video: an MP4's first bytes (so the upload's check of the container passes), then nothing a
+#: decoder can read, so that its job fails on the service (status 3 on the local server).
+CORRUPT_MP4 = b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 5000
 #: (where, text) of every log, output and failure text the test session captured (filled by conftest).
 CAPTURED: list[tuple[str, str]] = []
 _COLOURS = re.compile(r"\x1b\[[0-9;]*m")
