@@ -208,7 +208,7 @@ def storage_error(location: Location, action: str, err: BaseException) -> VideoI
         )
     if code == errno.EROFS:
         return fatal(f"cannot {action} {where}: the file system is read-only ({err}); choose a writable location.")
-    if code in (errno.ENOSPC, errno.EDQUOT):
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         return transient(f"cannot {action} {where}: no space left ({err}); free some space or choose another location.")
     if isinstance(err, (OSError, ValueError)):
         return transient(f"cannot {action} {where}: {err}")

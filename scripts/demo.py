@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ AIRFLOW_CLI = (
     "from airflow.__main__ import main; sys.exit(main())"
 )
 WORK = ROOT / ".demo"
+# One Airflow home per Airflow release: a database migrated by a newer Airflow cannot be used by an older one.
+AIRFLOW_HOME = WORK / f"airflow-{metadata.version('apache-airflow')}"
 STEPS = 5
 
 
@@ -137,7 +140,7 @@ def main() -> None:
         step(2, f"Local server running at {base_url} (data in {WORK / 'server'})")
         env = {
             **os.environ,
-            "AIRFLOW_HOME": str(WORK / "airflow"),
+            "AIRFLOW_HOME": str(AIRFLOW_HOME),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_VIDEOINFER_DEFAULT": json.dumps(
@@ -146,7 +149,7 @@ def main() -> None:
             "VIDEOINFER_POLL_INTERVAL": "1",  # the local server is not rate limited
         }
         airflow = [sys.executable, "-c", AIRFLOW_CLI]
-        step(3, f"Preparing a throwaway Airflow home in {WORK / 'airflow'}")
+        step(3, f"Preparing a throwaway Airflow home in {AIRFLOW_HOME}")
         run_logged([*airflow, "db", "migrate"], env, WORK / "db-migrate.log")
         conf = {"video": str(video), "infer_fps": args.infer_fps, "results_dir": str(WORK / "results")}
         step(4, "airflow dags test videoinfer_quickstart: upload -> submit -> deferrable sensor -> results")
@@ -164,7 +167,7 @@ def main() -> None:
         print(f"\nContact sheet of the busiest frames: {sheet}")
     print(
         f"To browse the run in Airflow's UI (its 'Video inference' tab on the results task, Airflow 3.1+): "
-        f"AIRFLOW_HOME={WORK / 'airflow'} {Path(sys.executable).parent / 'airflow'} api-server"
+        f"AIRFLOW_HOME={AIRFLOW_HOME} {Path(sys.executable).parent / 'airflow'} api-server"
     )
     print(f"\nDone in {time.perf_counter() - started:.0f} s; the local server is stopped. DAG log: {WORK / 'dag.log'}")
 

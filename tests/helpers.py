@@ -93,9 +93,9 @@ def on_task_failure(callback: Callable[[Any, BaseException | str | None], None])
     import pluggy
 
     try:
-        from airflow.sdk.listener import get_listener_manager
-    except ImportError:  # Airflow 3.0 and 3.1
-        from airflow.listeners.listener import get_listener_manager
+        from airflow.sdk.listener import get_listener_manager  # the task runner's, Airflow 3.1+
+    except ImportError:
+        from airflow.listeners.listener import get_listener_manager  # type: ignore[no-redef]
 
     hookimpl = pluggy.HookimplMarker("airflow")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 from helpers import connection_json
 
+from airflow_provider_videoinfer.compat import AirflowFailException
 from airflow_provider_videoinfer.exceptions import (
     VideoInferMalformedResponseError,
     VideoInferStorageError,

@@ -292,7 +292,7 @@ def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monk
     "BaseSensorOperator.execute fails with a TypeError at the second poke, whatever the sensor",
 )
 def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd, failed_polls):
-    """Each poke is a new run of the task: the outage's start and its failed polls live in task_state_store."""
+    """Each poke is a new run of the task: the outage's start and its failed polls live in its task store."""
     from airflow.utils.state import DagRunState
     from helpers import run_dag
 

@@ -104,7 +104,7 @@ class ClientSettings:
         )
 
     def url(self, endpoint: tuple[str, str]) -> str:
-        """The absolute URL of an endpoint of :mod:`~airflow_provider_videoinfer.api`."""
+        """The absolute URL of an endpoint of :mod:`~videoinfer_contract.jobs`."""
         return self.base_url + endpoint[1]
 
 

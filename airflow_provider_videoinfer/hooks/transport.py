@@ -181,7 +181,7 @@ class SyncTransport:
     ) -> Any:
         """Call an API endpoint with the key, under the retry policy; return its JSON value.
 
-        :param endpoint: ``(method, path)`` from :mod:`~airflow_provider_videoinfer.api`.
+        :param endpoint: ``(method, path)`` from :mod:`~videoinfer_contract.jobs`.
         :param what: what is being done, named in error messages.
         :param params: query parameters besides the key.
         :param json_body: the JSON request body, if any.

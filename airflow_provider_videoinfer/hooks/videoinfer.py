@@ -1,7 +1,7 @@
 """The videoinfer connection's two clients: :class:`VideoInferHook` (sync, requests) and
 :class:`VideoInferAsyncClient` (async, httpx, for the trigger).
 
-Both are thin: requests are built and answers decoded by :mod:`airflow_provider_videoinfer.api`,
+Both are thin: requests are built and answers decoded by :mod:`airflow_provider_videoinfer.hooks.responses`,
 retried by :mod:`airflow_provider_videoinfer.hooks.retry`, sent through
 :mod:`airflow_provider_videoinfer.hooks.transport`, and waits paced by
 :mod:`airflow_provider_videoinfer.hooks.waiting`.

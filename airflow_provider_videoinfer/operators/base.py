@@ -42,7 +42,7 @@ def validate_if_known(value: Any, validator: Callable[[Any], T], hint: str = "")
     """Validate ``value`` now when it is already known; return the validated value, or None.
 
     :param value: an operator argument, possibly a template or an XComArg.
-    :param validator: a check of :mod:`~airflow_provider_videoinfer.api` (raises
+    :param validator: a check of :mod:`~airflow_provider_videoinfer.contract` (raises
         :class:`~airflow_provider_videoinfer.exceptions.VideoInferValidationError`).
     :param hint: appended to the error's message, e.g. which operator produces a good value.
     """

@@ -83,7 +83,7 @@ class ResultReader:
         ``ObjectStoragePath``. A source that cannot seek is first copied, streaming, to a local
         temporary file.
     :param inference_types: optional ``{model_id: inference_type}``; each must be one of
-        :data:`~airflow_provider_videoinfer.api.INFERENCE_TYPES` and each model must be in the file.
+        :data:`~videoinfer_contract.validation.INFERENCE_TYPES` and each model must be in the file.
     :param chunk_size: bytes decoded at a time by each of the file handles (one per list).
     :param name: how messages name the file; default its location.
     :raises VideoInferResultFileError: the file is not valid JSON, lacks the frame or time offsets,
