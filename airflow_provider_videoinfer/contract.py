@@ -27,12 +27,18 @@ from videoinfer_contract.jobs import (
     plain_models,
 )
 from videoinfer_contract.redaction import redact
-from videoinfer_contract.validation import INFERENCE_TYPES, MAX_INFER_FPS, VIDEO_EXTENSIONS
+from videoinfer_contract.validation import (
+    INFERENCE_TYPES,
+    MAX_INFER_FPS,
+    MAX_PRESIGNED_URL_LIFETIME,
+    VIDEO_EXTENSIONS,
+)
 
 __all__ = [
     "INFERENCE_TYPES",
     "JOB_STATUS_ENDPOINT",
     "MAX_INFER_FPS",
+    "MAX_PRESIGNED_URL_LIFETIME",
     "SUBMIT_JOB_ENDPOINT",
     "UPLOAD_URL_ENDPOINT",
     "VIDEO_EXTENSIONS",
@@ -42,6 +48,7 @@ __all__ = [
     "JobStatus",
     "ModelSpec",
     "build_job_request",
+    "job_fingerprint",
     "plain_models",
     "redact",
     "validate_infer_fps",
@@ -50,6 +57,7 @@ __all__ = [
     "validate_job_id",
     "validate_models",
     "validate_output_url",
+    "validate_presigned_url_lifetime",
     "validate_video_file_name",
 ]
 
@@ -74,6 +82,8 @@ validate_models = _raising_provider_errors(jobs.validate_models)
 validate_infer_fps = _raising_provider_errors(validation.validate_infer_fps)
 validate_input_url = _raising_provider_errors(validation.validate_input_url)
 validate_output_url = _raising_provider_errors(validation.validate_output_url)
+validate_presigned_url_lifetime = _raising_provider_errors(validation.validate_presigned_url_lifetime)
+job_fingerprint = _raising_provider_errors(jobs.job_fingerprint)
 validate_job_id = _raising_provider_errors(validation.validate_job_id)
 validate_video_file_name = _raising_provider_errors(validation.validate_video_file_name)
 validate_inference_types = _raising_provider_errors(validation.validate_inference_types)

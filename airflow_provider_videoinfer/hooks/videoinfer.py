@@ -80,7 +80,7 @@ class VideoInferHook(BaseHook):
     def settings(self) -> ClientSettings:
         """The connection's settings, read once."""
         settings = ClientSettings.from_connection(self.get_connection(self.videoinfer_conn_id))
-        _mask(settings.api_key)
+        mask_in_logs(settings.api_key)
         return settings
 
     @cached_property
@@ -224,14 +224,14 @@ class VideoInferHook(BaseHook):
         return storage.local_path(destination) or storage.describe_location(destination)
 
 
-def _mask(secret: str) -> None:
-    """Register the key with Airflow's secrets masker, so task logs never show it."""
+def mask_in_logs(secret: str) -> None:
+    """Register a secret (the API key, a presigned URL) with Airflow's secrets masker, so task logs never show it."""
     try:
         from airflow.sdk.log import mask_secret
 
         mask_secret(secret)
     except Exception:  # masking is best effort outside a task (e.g. in the triggerer's tests)
-        log.debug("Could not register the API key with the secrets masker.")
+        log.debug("Could not register a secret with the secrets masker.")
 
 
 class VideoInferAsyncClient:

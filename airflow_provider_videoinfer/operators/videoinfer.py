@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.exceptions import (
     VideoInferError,
     VideoInferNotFoundError,
     VideoInferTransientError,
 )
-from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook, mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
@@ -34,14 +35,23 @@ __all__ = ["VideoInferSubmitJobOperator", "VideoInferUploadOperator"]
 #: breaks reconnection for tasks already in flight.
 JOB_STATE_KEY = "videoinfer_job"
 DEFAULT_WAIT_TIMEOUT = 7 * 24 * 3600.0
-INPUT_URL_HINT = "Upload local files with VideoInferUploadOperator first and pass its return value."
+#: How long the presigned URL of a storage URI input stays valid by default: the service fetches the
+#: video when the job leaves its queue, so a day leaves room for a long queue while the credential
+#: expires well before S3's seven-day maximum.
+DEFAULT_PRESIGNED_URL_LIFETIME = 24 * 3600
+INPUT_URL_HINT = (
+    "Pass a storage URI (s3://conn_id@bucket/key) for a video in object storage, or upload local files with "
+    "VideoInferUploadOperator first and pass its return value."
+)
 
 
 class VideoInferUploadOperator(VideoInferBaseOperator):
     """Upload one video, streamed, and return its ``input_url`` (the XCom return value).
 
     The source is checked (it exists, is a non-empty file, has a supported extension) before
-    any network call.
+    any network call. Every byte goes through the worker: for a video in object storage whose
+    file system can sign URLs (S3, GCS, Azure Blob), pass its URI straight to
+    :class:`VideoInferSubmitJobOperator` instead, which has the service read it from the bucket.
 
     :param video: a local path, or any ``ObjectStoragePath``/fsspec URI such as
         ``s3://bucket/clip.mp4`` (templated).
@@ -84,6 +94,17 @@ def _base_name(path: str) -> str:
     return PurePosixPath(path.rstrip("/")).name or path
 
 
+def validate_job_input(value: Any) -> Any:
+    """Check a job's ``input_url`` without any call: an http(s) URL, or a storage URI that names a remote object.
+
+    :param value: what the user gave as ``input_url``.
+    """
+    if storage.is_storage_uri(value):
+        storage.check_presignable(value)
+        return value
+    return contract.validate_input_url(value)
+
+
 class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     """Submit a video inference job; return its id, or its output URL when waiting for it.
 
@@ -94,8 +115,17 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     changed. When the saved job cannot be read (the service is down, 5xx, 429...), the try fails
     without submitting, and a later retry reconnects: a retry never pays for a duplicate job.
 
-    :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value) or any
-        public http(s) video URL (templated).
+    A storage URI as ``input_url`` (``s3://conn_id@bucket/key``, ``gs://``, ``az://``, an
+    ``ObjectStoragePath``) is not uploaded: the object is checked to exist, and the service gets a
+    presigned GET URL of it, valid for ``presigned_url_lifetime``, so it reads the video straight
+    from the bucket and no byte of it crosses the worker. That URL is a credential: it is sent to
+    the service only, never logged nor kept in XCom; a retry recognises its job by the storage URI.
+    The file system must be able to sign URLs (fsspec's ``sign()``: s3fs, gcsfs with service
+    account credentials, adlfs with an account key or a user delegation key); a URL signed with
+    temporary credentials (an assumed role, a session token) stops working when they expire.
+
+    :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value), any
+        public http(s) video URL, or a storage URI (templated).
     :param infer_fps: frames per second to sample, an integer from 1 to 120 and at most the
         video's frame rate (templated).
     :param models: one or more models, as dicts with ``model_id``, ``model_version``,
@@ -107,6 +137,9 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         ``[operators] default_deferrable`` when the deployment sets it, else True.
     :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
     :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
+    :param presigned_url_lifetime: for a storage URI input, how long the presigned URL stays valid,
+        in seconds or as a ``timedelta``: from one minute to seven days (S3's limit); default one
+        day. The service must fetch the video within it, queue included.
     """
 
     template_fields: Sequence[str] = ("input_url", "infer_fps", "models")
@@ -124,6 +157,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         deferrable: bool | None = None,
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
@@ -134,15 +168,21 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         self.deferrable = deferrable_default() if deferrable is None else deferrable
         self.poll_interval = positive_seconds("poll_interval", poll_interval)
         self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
-        validate_if_known(input_url, contract.validate_input_url, INPUT_URL_HINT)
+        self.presigned_url_lifetime = contract.validate_presigned_url_lifetime(presigned_url_lifetime)
+        validate_if_known(input_url, validate_job_input, INPUT_URL_HINT)
         validate_if_known(infer_fps, contract.validate_infer_fps)
         validate_if_known(self.models, contract.validate_models)
 
     def execute(self, context: Context) -> str:
         """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
-        with_hint(contract.validate_input_url, self.input_url, INPUT_URL_HINT)
-        request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
-        job_id, state = self._submit_or_reconnect(context, request)
+        with_hint(validate_job_input, self.input_url, INPUT_URL_HINT)
+        if storage.is_storage_uri(self.input_url):
+            source = storage.describe_location(self.input_url)
+            fingerprint = contract.job_fingerprint(source, self.infer_fps, self.models)
+            job_id, state = self._submit_or_reconnect(context, fingerprint, lambda: self._presigned_request(source))
+        else:
+            request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
+            job_id, state = self._submit_or_reconnect(context, request.fingerprint, lambda: request)
         context["ti"].xcom_push(key="job_id", value=job_id)
         if not self.wait_for_completion:
             return job_id
@@ -152,6 +192,18 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
         done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
         return done.output_url  # type: ignore[return-value]
+
+    def _presigned_request(self, source: str) -> contract.JobRequest:
+        """The job request of a storage URI input: checks the object, signs its URL (just before submitting)."""
+        url = storage.presigned_url(self.input_url, self.presigned_url_lifetime)
+        mask_in_logs(url)
+        lifetime = datetime.timedelta(seconds=self.presigned_url_lifetime)
+        self.log.info(
+            "The service reads %s from the bucket through a presigned URL valid for %s: nothing is uploaded.",
+            source,
+            lifetime,
+        )
+        return contract.build_job_request(url, self.infer_fps, self.models, source=source)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
@@ -164,9 +216,15 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         return submit_lineage(self.input_url)
 
     def _submit_or_reconnect(
-        self, context: Context, request: contract.JobRequest
+        self, context: Context, fingerprint: str, make_request: Callable[[], contract.JobRequest]
     ) -> tuple[str, contract.JobState | None]:
-        """Reuse the job a previous try of this task submitted, unless it failed; else submit."""
+        """Reuse the job a previous try of this task submitted, unless it failed; else submit.
+
+        :param fingerprint: the inputs' digest (:func:`~videoinfer_contract.jobs.job_fingerprint`),
+            compared with the saved job's.
+        :param make_request: builds the request, only when a job is submitted (a storage URI input
+            is presigned then, not on a reconnection).
+        """
         store = context.get("task_state_store")
         if store is None:
             self.log.warning(
@@ -176,7 +234,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         else:
             saved = store.get(JOB_STATE_KEY)
             if isinstance(saved, dict) and saved.get("job_id"):
-                if saved.get("request") == request.fingerprint:
+                if saved.get("request") == fingerprint:
                     state = self._previous_state(str(saved["job_id"]))
                     if state is not None:
                         self.log.info(
@@ -187,9 +245,9 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                     self.log.info(
                         "The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"]
                     )
-        job_id = self.hook.submit(request)
+        job_id = self.hook.submit(make_request())
         if store is not None:
-            store.set(JOB_STATE_KEY, {"job_id": job_id, "request": request.fingerprint})
+            store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
         return job_id, None
 
     def _previous_state(self, job_id: str) -> contract.JobState | None:
