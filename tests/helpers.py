@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -97,10 +98,12 @@ def key_leaks_in_airflow(api_key: str) -> list[str]:
     return leaks
 
 
-def run_moto_server(*, authenticate: bool = False):
+def run_moto_server(*, authenticate: bool = False, record_to: Path | None = None):
     """Start moto's standalone S3 server on a free loopback port; a context manager yielding its URL.
 
     :param authenticate: check credentials (moto then knows none, so every key is refused).
+    :param record_to: a file where moto records every request it receives (method, URL, headers;
+        see :func:`moto_requests`).
     """
     import contextlib
     import subprocess
@@ -112,7 +115,9 @@ def run_moto_server(*, authenticate: bool = False):
     @contextlib.contextmanager
     def running():
         port = free_port()
-        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else None
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else {**os.environ}
+        if record_to is not None:
+            env.update({"MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(record_to)})
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
@@ -137,3 +142,42 @@ def aws_connection_json(endpoint_url: str, key_id: str = "testing", secret: str 
     """The ``AIRFLOW_CONN_*`` value of an Airflow ``aws`` connection to an S3 API at ``endpoint_url``."""
     extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1"}
     return json.dumps({"conn_type": "aws", "login": key_id, "password": secret, "extra": extra})
+
+
+def moto_requests(record: Path, path: str) -> list[tuple[str, str]]:
+    """(method, client) of each request moto recorded for ``path`` (``/bucket/key``), in order.
+
+    The client is ``"botocore"`` for the provider's file systems (s3fs and boto3 sign with
+    botocore) and ``"httpx"`` for the local videoinfer server fetching an input URL.
+    """
+    from urllib.parse import urlsplit
+
+    found = []
+    for line in record.read_text().splitlines() if record.exists() else []:
+        entry = json.loads(line)
+        if urlsplit(entry["url"]).path != path:
+            continue
+        agent = {key.lower(): value for key, value in entry["headers"].items()}.get("user-agent", "")
+        client = "httpx" if "httpx" in agent else "botocore" if "botocore" in agent else agent
+        found.append((entry["method"], client))
+    return found
+
+
+def server_rows(server, query: str) -> list[tuple]:
+    """Rows of a query on the local server's own database (what it stores, unredacted)."""
+    with sqlite3.connect(server.data_dir / "jobs.sqlite3") as db:
+        return db.execute(query).fetchall()
+
+
+#: An unmasked credential of a presigned URL (the redaction writes ``name=***``): S3 SigV4 and
+#: SigV2, Google Cloud Storage (and the local server's upload URLs), Azure SAS.
+SIGNATURE_LEAK = re.compile(
+    r"(?<![\w-])(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|AWSAccessKeyId|Signature|"
+    r"X-Goog-Signature|X-Goog-Credential|GoogleAccessId|sig)=(?!\*\*\*)[^&\s'\"]+",
+    re.IGNORECASE,
+)
+
+
+def signature_leaks(text: str) -> list[str]:
+    """Each unmasked presigned-URL credential in ``text`` (``name=value``)."""
+    return [match.group(0) for match in SIGNATURE_LEAK.finditer(text)]

@@ -94,7 +94,7 @@ def test_errors_no_retry_can_fix_fail_the_task_without_retries(videoinfer_conn, 
             assert run.get_task_instance(task_id, session=session).try_number == 1, f"{task_id} was retried"
     out, err = capfd.readouterr()
     assert "input_url must be an http:// or https:// URL, got '/data/local-video.mp4'" in out + err
-    assert "Upload local files with VideoInferUploadOperator first" in out + err
+    assert "upload local files with VideoInferUploadOperator first" in out + err
     assert "status of job no-such-job: not found (HTTP 404" in out + err
     assert len(server_jobs(videoinfer_conn)) == jobs_before
 
