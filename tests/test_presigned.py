@@ -261,3 +261,20 @@ def test_the_server_and_the_provider_redact_signatures_in_job_errors(connections
 def test_captured_output_holds_no_signature():
     """Every log and output the suite captured so far: no unmasked presigned-URL credential."""
     assert [where for where, text in CAPTURED if signature_leaks(text)] == []
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_the_folder_example_reads_a_bucket_without_uploading(connections, monkeypatch, tmp_path):
+    moto, server = connections
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(server.base_url))
+    monkeypatch.setenv("VIDEOINFER_POLL_INTERVAL", "0.3")
+    moto.copy_object(Bucket="videos", Key="folder/B.MP4", CopySource={"Bucket": "videos", "Key": VIDEO_KEY})
+    results = tmp_path / "results"
+
+    run = run_dag("videoinfer_folder", source="s3://moto_presign@videos/folder/", results_dir=f"file://{results}")
+
+    assert run.state == DagRunState.SUCCESS, states(run)
+    assert [path.parent.name for path in results.rglob("result.json")] == ["B.MP4"]
+    assert server_rows(server, "SELECT COUNT(*) FROM uploads") == [(0,)]
+    assert ("GET", "botocore") not in moto_requests(moto.record, "/videos/folder/B.MP4"), "the worker read the video"
+    assert ("GET", "httpx") in moto_requests(moto.record, "/videos/folder/B.MP4")
