@@ -59,6 +59,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_upload.py
+	$(BIN)/python benchmarks/bench_presigned.py
 	$(BIN)/python benchmarks/bench_triggerer.py
 	$(BIN)/python benchmarks/bench_results.py
 	$(BIN)/python benchmarks/bench_server_processing.py
