@@ -9,8 +9,11 @@ VIDEO ?=
 # Debian packages the tests drive: Postgres for the system tests' metadata database (tests/system),
 # Chromium for the browser tests (tests/browser). Nothing downloads a browser at run time.
 DEBIAN_PACKAGES ?= postgresql chromium
+# Azurite, the Azure Storage emulator (npm), for the Azure Blob tests; they are skipped without npm.
+AZURITE_VERSION ?= 3.35.0
+AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: demo test system-test system-packages lint bench clean
+.PHONY: demo test system-test system-packages azurite lint bench clean
 
 $(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -45,8 +48,17 @@ system-packages:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q$$missing </dev/null
 
-test: $(BIN)/.installed system-packages
-	$(BIN)/python -m pytest
+azurite: $(BIN)/.installed
+	@if [ -x "$(AZURITE_BLOB)" ]; then exit 0; fi; \
+	if command -v npm >/dev/null; then \
+		echo "==> Installing Azurite $(AZURITE_VERSION) (npm) into $(VENV)/azurite for the Azure Blob tests"; \
+		npm install --silent --no-audit --no-fund --prefix "$(VENV)/azurite" "azurite@$(AZURITE_VERSION)"; \
+	else \
+		echo "npm not found: the Azure Blob tests (tests/test_presigned_azure.py) will be skipped."; \
+	fi
+
+test: $(BIN)/.installed system-packages azurite
+	AZURITE_BLOB="$(AZURITE_BLOB)" $(BIN)/python -m pytest
 
 # The real deployment only: Postgres, Airflow's api-server, scheduler, dag-processor and
 # triggerer, and the local server as processes on 127.0.0.1 (about 8 minutes on 2 cores).

@@ -359,13 +359,14 @@ def presigned_url(location: Location, lifetime: int) -> str:
     def sign() -> Any:
         try:
             return fs.sign(fs_path, expiration=lifetime)
-        except NotImplementedError:
-            return None
+        except (NotImplementedError, ValueError, TypeError, KeyError) as err:  # e.g. adlfs without an account key
+            return err
 
     url = _guard(location, "sign a URL for", sign)
-    if url is None:
+    if isinstance(url, Exception):
         raise VideoInferValidationError(
-            f"{name}: its file system ({type(fs).__name__}) cannot sign URLs with these credentials. {UPLOAD_HINT}"
+            f"{name}: its file system ({type(fs).__name__}) cannot sign a URL with the connection's credentials "
+            f"({type(url).__name__}: {redact(str(url))}). {UPLOAD_HINT}"
         )
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
         raise VideoInferValidationError(

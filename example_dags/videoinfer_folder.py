@@ -39,7 +39,7 @@ for each, the group **video** runs **input** → **submit** → **wait** → **r
 tasks are labelled by the video's file name.
 
 - **input** uploads a local video to the service. A video in object storage (`s3://`, `gs://`,
-  `az://`...) is not uploaded: **submit** gives the service a presigned URL and the service reads
+  `abfs://`...) is not uploaded: **submit** gives the service a presigned URL and the service reads
   the video from the bucket, so no byte of it goes through the worker. For the same reason only
   uploaded videos get a contact sheet (drawing one reads the video). The local server reads
   presigned URLs when started with `--allow-remote-urls`.

@@ -181,3 +181,52 @@ SIGNATURE_LEAK = re.compile(
 def signature_leaks(text: str) -> list[str]:
     """Each unmasked presigned-URL credential in ``text`` (``name=value``)."""
     return [match.group(0) for match in SIGNATURE_LEAK.finditer(text)]
+
+
+#: Azurite's well-known development account (public: Azure's documentation prints it).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_command() -> str | None:
+    """The ``azurite-blob`` command (npm package ``azurite``): ``$AZURITE_BLOB`` (``make test`` sets
+    it), else on the PATH; None when neither exists."""
+    import shutil
+
+    command = os.environ.get("AZURITE_BLOB")
+    return command if command and os.access(command, os.X_OK) else shutil.which("azurite-blob")
+
+
+def run_azurite(log: Path):
+    """Start Azurite's Blob service (in memory) on a free loopback port; a context manager yielding
+    its connection string. Its access log (one line per request, query string included) goes to ``log``.
+    """
+    import contextlib
+    import subprocess
+    import time
+
+    from videoinfer_server.launch import free_port, stop_process
+
+    @contextlib.contextmanager
+    def running():
+        command = azurite_command()
+        assert command, "azurite-blob not found: npm install azurite, or set AZURITE_BLOB"
+        port = free_port()
+        options = ["--blobPort", str(port), "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck"]
+        with log.open("w") as output:
+            process = subprocess.Popen([command, *options], stdout=output, stderr=subprocess.STDOUT)
+        endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+        try:
+            deadline = time.monotonic() + 60
+            while "successfully listens" not in log.read_text():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Azurite did not start: {log.read_text()[-500:]}")
+                time.sleep(0.1)
+            yield (
+                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={endpoint};"
+            )
+        finally:
+            stop_process(process, timeout=10)
+
+    return running()

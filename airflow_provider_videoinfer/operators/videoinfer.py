@@ -115,13 +115,13 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     changed. When the saved job cannot be read (the service is down, 5xx, 429...), the try fails
     without submitting, and a later retry reconnects: a retry never pays for a duplicate job.
 
-    A storage URI as ``input_url`` (``s3://conn_id@bucket/key``, ``gs://``, ``az://``, an
+    A storage URI as ``input_url`` (``s3://conn_id@bucket/key``, ``gs://``, ``abfs://``, an
     ``ObjectStoragePath``) is not uploaded: the object is checked to exist, and the service gets a
     presigned GET URL of it, valid for ``presigned_url_lifetime``, so it reads the video straight
     from the bucket and no byte of it crosses the worker. That URL is a credential: it is sent to
     the service only, never logged nor kept in XCom; a retry recognises its job by the storage URI.
     The file system must be able to sign URLs (fsspec's ``sign()``: s3fs, gcsfs with service
-    account credentials, adlfs with an account key or a user delegation key); a URL signed with
+    account credentials, adlfs with an account key); a URL signed with
     temporary credentials (an assumed role, a session token) stops working when they expire.
 
     :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value), any
