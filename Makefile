@@ -13,14 +13,14 @@ DEBIAN_PACKAGES ?= postgresql chromium
 AZURITE_VERSION ?= 3.35.0
 AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: demo test system-test system-packages azurite lint bench clean
+.PHONY: demo test system-test system-packages azurite lint docs dist bench clean
 
 $(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
 	@echo "==> Creating $(VENV) and installing the contract, the local server and the provider with its test extras (about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,test,dev]"
+	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,test,dev,docs]"
 	@touch $@
 
 demo: $(BIN)/.installed
@@ -69,6 +69,23 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts
 	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
 
+# The documentation site (Sphinx) into docs/_build/html; every warning is an error.
+docs: $(BIN)/.installed
+	rm -rf docs/api/_generated
+	$(BIN)/sphinx-build -b html -E -W --keep-going -q docs docs/_build/html
+	@echo "==> Documentation built: docs/_build/html/index.html"
+
+# The sdist and the wheel into dist/, checked: metadata and README (twine), LICENSE and NOTICE in
+# both, the sdist's test files, and a subset of its tests run from the unpacked archive.
+SDIST_TESTS ?= tests/test_provider_info.py tests/test_api.py \
+	tests/test_example_dags.py::test_every_example_dag_imports_without_errors_or_cycles \
+	tests/test_example_dags.py::test_submit_and_wait_returns_the_output_url
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python scripts/check_dist.py dist $(SDIST_TESTS)
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_upload.py
 	$(BIN)/python benchmarks/bench_presigned.py
@@ -78,4 +95,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_contact_sheet.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) .demo .pytest_cache dist docs/_build docs/api/_generated

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The connection form of Airflow 3.2+ is built from these declarations, without importing the hook.
 # The defaults repeat the hook's and the retry policy's (a test keeps them equal): importing
@@ -29,6 +29,11 @@ _CONNECTION_FIELDS: dict[str, tuple[str, str, str, float]] = {
 }
 
 
+INTEGRATION = "Video Inference"
+#: The how-to guides of the documentation (docs/howto/<name>.rst).
+HOW_TO_GUIDES = ("local-files", "s3", "folder", "reading-results", "results-view", "local-server", "scaling")
+
+
 def _conn_fields() -> dict[str, dict]:
     return {
         name: {
@@ -44,14 +49,14 @@ def get_provider_info() -> dict:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
     return {
         "package-name": "airflow-provider-videoinfer",
-        "name": "Video Inference",
+        "name": INTEGRATION,
         "description": "Run asynchronous video inference jobs (Roboflow Video Inference API) from Airflow.",
         "versions": [__version__],
         "connection-types": [
             {
                 "connection-type": "videoinfer",
                 "hook-class-name": "airflow_provider_videoinfer.hooks.videoinfer.VideoInferHook",
-                "hook-name": "Video Inference",
+                "hook-name": INTEGRATION,
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login"],
                     "relabeling": {"password": "API Key", "host": "Base URL"},
@@ -67,35 +72,49 @@ def get_provider_info() -> dict:
         ],
         "hooks": [
             {
-                "integration-name": "Video Inference",
-                "python-modules": ["airflow_provider_videoinfer.hooks.videoinfer"],
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_videoinfer.hooks.videoinfer",
+                    "airflow_provider_videoinfer.hooks.settings",
+                    "airflow_provider_videoinfer.hooks.transport",
+                    "airflow_provider_videoinfer.hooks.waiting",
+                    "airflow_provider_videoinfer.hooks.responses",
+                    "airflow_provider_videoinfer.hooks.retry",
+                ],
             }
         ],
         "operators": [
             {
-                "integration-name": "Video Inference",
+                "integration-name": INTEGRATION,
                 "python-modules": [
                     "airflow_provider_videoinfer.operators.videoinfer",
                     "airflow_provider_videoinfer.operators.results",
+                    "airflow_provider_videoinfer.operators.base",
                 ],
             }
         ],
         "sensors": [
             {
-                "integration-name": "Video Inference",
+                "integration-name": INTEGRATION,
                 "python-modules": ["airflow_provider_videoinfer.sensors.videoinfer"],
             }
         ],
         "triggers": [
             {
-                "integration-name": "Video Inference",
-                "python-modules": ["airflow_provider_videoinfer.triggers.videoinfer"],
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_videoinfer.triggers.videoinfer",
+                    "airflow_provider_videoinfer.triggers.events",
+                ],
             }
         ],
         "integrations": [
             {
-                "integration-name": "Video Inference",
+                "integration-name": INTEGRATION,
                 "external-doc-url": "https://inference.roboflow.com/",
+                # Paths in this repository, as Airflow's own providers give theirs in Airflow's.
+                "how-to-guide": [f"/docs/howto/{guide}.rst" for guide in HOW_TO_GUIDES],
+                "logo": "/docs/integration-logos/videoinfer.svg",
                 "tags": ["service"],
             }
         ],

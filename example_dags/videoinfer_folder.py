@@ -135,7 +135,8 @@ with DAG(
             )
         return videos
 
-    @task(task_id="input", multiple_outputs=True, map_index_template=VIDEO_NAME)
+    # The upload URL it returns is a credential for the uploaded video: kept out of the task log.
+    @task(task_id="input", multiple_outputs=True, show_return_value_in_logs=False, map_index_template=VIDEO_NAME)
     def video_input(video: str) -> dict[str, str | None]:
         """The job's ``input_url``, and the video to draw a contact sheet from (None: no sheet).
 
@@ -163,6 +164,7 @@ with DAG(
         wait = VideoInferJobSensor(
             task_id="wait",
             job_id=submit.output,
+            deferrable=True,  # wait in the triggerer, not in a worker slot per video
             poll_interval=POLL_INTERVAL,
             timeout=6 * 3600,
             map_index_template=VIDEO_NAME,

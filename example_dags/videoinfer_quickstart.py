@@ -121,6 +121,7 @@ with DAG(
     wait = VideoInferJobSensor(
         task_id="wait",
         job_id=submit.output,
+        deferrable=True,  # wait in the triggerer, freeing the worker slot
         poll_interval=POLL_INTERVAL,
         timeout=6 * 3600,
     )

@@ -90,6 +90,7 @@ with DAG(
             {"model_id": "sharpness-classification", "model_version": 1, "inference_type": "classification"},
         ],
         wait_for_completion=True,
+        deferrable=True,  # the wait runs in the triggerer, freeing the worker slot
         poll_interval=float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60")),
         retries=2,
         retry_delay=datetime.timedelta(minutes=1),

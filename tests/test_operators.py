@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.contract import ModelSpec
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
@@ -40,13 +50,6 @@ def test_templated_values_are_checked_at_run_time_instead():
     assert op.infer_fps == "{{ params.fps }}"
 
 
-def test_model_specs_are_stored_as_dicts_so_the_dag_serializes():
-    op = VideoInferSubmitJobOperator(
-        task_id="t", input_url=URL, infer_fps=5, models=[ModelSpec("clip", 1, "clip-embed-image")]
-    )
-    assert op.models == [{"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}]
-
-
 @pytest.mark.parametrize(
     ("video", "file_name"), [("/data/clip.mov", None), ("/data/clip.mp4", "clip.mov"), ("s3://b/clip.mov", None)]
 )
@@ -74,11 +77,14 @@ def test_operator_and_sensor_share_one_seconds_check(value):
         VideoInferJobSensor(task_id="t", job_id="j", poll_interval=value)
 
 
-def test_a_bare_model_spec_is_stored_as_a_dict():
-    op = VideoInferSubmitJobOperator(
-        task_id="t", input_url=URL, infer_fps=5, models=ModelSpec("clip", 1, "clip-embed-image")
-    )
-    assert op.models == {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
+def test_a_bare_model_spec_is_kept_and_sent_as_its_payload():
+    spec = ModelSpec("clip", 1, "clip-embed-image")
+    op = VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=spec)
+    assert op.models is spec
+    request = contract.build_job_request(op.input_url, op.infer_fps, op.models)
+    assert request.to_payload()["models"] == [
+        {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
+    ]
 
 
 def test_operators_add_their_hint_to_the_contract_message():
@@ -96,27 +102,84 @@ def test_duplicate_models_fail_at_parse_time():
         VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION, MOTION])
 
 
-@pytest.mark.parametrize(("setting", "expected"), [(None, True), ("false", False), ("True", True)])
-def test_deferrable_follows_the_deployment_setting_when_set(monkeypatch, setting, expected):
-    if setting is None:
-        monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
-    else:
-        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
-    assert VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION]).deferrable is expected
-    assert VideoInferJobSensor(task_id="s", job_id="j").deferrable is expected
-    explicit = VideoInferJobSensor(task_id="e", job_id="j", deferrable=not expected)
-    assert explicit.deferrable is (not expected)
+DEFAULT = 'conf.getboolean("operators", "default_deferrable", fallback=False)'
 
 
-def test_a_generated_config_file_does_not_turn_deferral_off(monkeypatch):
-    """Airflow writes ``default_deferrable = false`` into every airflow.cfg it generates: not a choice."""
-    from airflow.sdk.configuration import conf
+@pytest.mark.parametrize("cls", [VideoInferSubmitJobOperator, VideoInferJobSensor])
+def test_the_deferrable_default_is_the_official_providers_expression(cls):
+    """Exactly what Airflow's check_deferrable_default asks of its own providers, in the source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__init__)))
+    (init,) = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+    defaults = dict(zip((arg.arg for arg in init.args.kwonlyargs), init.args.kw_defaults, strict=True))
+    assert ast.unparse(defaults["deferrable"]) == ast.unparse(ast.parse(DEFAULT, mode="eval").body)
 
-    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
-    previous = conf.get("operators", "default_deferrable", fallback=None)
-    conf.set("operators", "default_deferrable", "False")
-    try:
-        assert VideoInferJobSensor(task_id="s", job_id="j").deferrable is True
-    finally:
-        if previous is not None:
-            conf.set("operators", "default_deferrable", previous)
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [(None, "False False"), ("true", "True True"), ("False", "False False")]
+)
+def test_deferrable_follows_default_deferrable(setting, expected):
+    """The default is read when the provider is imported, as in the official providers: a fresh process each."""
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"}
+    if setting is not None:
+        env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = setting
+    code = (
+        "from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator as O\n"
+        "from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor as S\n"
+        f"o = O(task_id='t', input_url={URL!r}, infer_fps=5, models=[{MOTION!r}])\n"
+        "print(o.deferrable, S(task_id='s', job_id='j').deferrable)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == expected
+
+
+def test_an_explicit_deferrable_wins():
+    assert VideoInferJobSensor(task_id="s", job_id="j", deferrable=True).deferrable is True
+    op = VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION], deferrable=True)
+    assert op.deferrable is True
+
+
+def _every_class(**fields):
+    """One instance of each operator and the sensor, with ``fields`` for the shared arguments."""
+    return [
+        VideoInferUploadOperator(task_id="upload", video="/data/clip.mp4", **fields),
+        VideoInferSubmitJobOperator(task_id="submit", input_url=URL, infer_fps=5, models=[MOTION], **fields),
+        VideoInferJobSensor(task_id="wait", job_id="j", **fields),
+        VideoInferResultsOperator(task_id="results", output_url=URL, **fields),
+    ]
+
+
+def test_the_connection_id_is_templated_everywhere():
+    for task in _every_class():
+        assert "videoinfer_conn_id" in task.template_fields, type(task).__name__
+
+
+def test_a_templated_connection_id_is_rendered_before_the_hook_reads_it():
+    context = {"params": {"conn": "videoinfer_rendered"}}
+    for task in _every_class(videoinfer_conn_id="{{ params.conn }}"):
+        task.render_template_fields(context)  # type: ignore[arg-type]
+        assert task.hook.videoinfer_conn_id == "videoinfer_rendered", type(task).__name__
+
+
+def test_template_fields_keep_the_values_given():
+    """What __init__ receives is what Airflow renders, unchanged (Airflow's validate_operators_init)."""
+    given = {
+        VideoInferUploadOperator: {"video": Path("/data/clip.mp4"), "file_name": "clip.mp4"},
+        VideoInferSubmitJobOperator: {
+            "input_url": URL,
+            "infer_fps": 5,
+            "models": [ModelSpec("clip", 1, "clip-embed-image")],
+        },
+        VideoInferJobSensor: {"job_id": "j"},
+        VideoInferResultsOperator: {
+            "output_url": URL,
+            "destination": Path("/data/results/r.json"),
+            "rows_destination": Path("/data/results/rows.jsonl"),
+            "video": Path("/data/clip.mp4"),
+        },
+    }
+    for cls, values in given.items():
+        task = cls(task_id="t", videoinfer_conn_id="videoinfer_other", **values)
+        assert set(task.template_fields) == {"videoinfer_conn_id", *values}, cls.__name__
+        for name, value in values.items():
+            assert getattr(task, name) is value, f"{cls.__name__}.{name}"
+        assert task.videoinfer_conn_id == "videoinfer_other"

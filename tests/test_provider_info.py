@@ -2,13 +2,82 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import pkgutil
 from importlib.metadata import metadata
+from importlib.resources import files
+from pathlib import Path
 
+import jsonschema
+import pytest
+
+import airflow_provider_videoinfer
 from airflow_provider_videoinfer import _CONNECTION_FIELDS, get_provider_info
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.videoinfer import ClientSettings, VideoInferHook
 
 RETRY_FIELDS = ("max_attempts", "max_elapsed", "initial_wait", "max_wait")
+ROOT = Path(__file__).resolve().parent.parent
+#: The provider info's sections that list modules, and the package each lists.
+MODULE_SECTIONS = ("hooks", "operators", "sensors", "triggers")
+
+
+def airflow_schema(name: str) -> dict:
+    """One of the JSON schemas that ship inside apache-airflow-core, as Airflow reads them."""
+    return json.loads((files("airflow") / name).read_text())
+
+
+def test_provider_info_follows_airflows_schema():
+    """What Airflow's ProvidersManager validates each provider's info against at discovery."""
+    schema = airflow_schema("provider_info.schema.json")
+    jsonschema.validators.validator_for(schema)(schema).validate(get_provider_info())
+
+
+def test_the_hooks_form_behaviour_follows_airflows_schema():
+    """Airflow before 3.2 reads the form's labels from the hook and validates them against this schema."""
+    schema = airflow_schema("customized_form_field_behaviours.schema.json")
+    jsonschema.validate(VideoInferHook.get_ui_field_behaviour(), schema)
+
+
+def test_a_schema_violation_is_caught():
+    """The schema test can fail: a connection type without its hook class does not pass."""
+    schema = airflow_schema("provider_info.schema.json")
+    (entry,) = get_provider_info()["connection-types"]
+    broken = {**get_provider_info(), "connection-types": [{**entry, "hook-class-name": None}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+@pytest.mark.parametrize("section", MODULE_SECTIONS)
+def test_every_public_module_is_listed(section):
+    """Each section lists exactly the public modules of its package (hooks/, operators/, ...), and they import."""
+    (entry,) = get_provider_info()[section]
+    listed = entry["python-modules"]
+    package = importlib.import_module(f"{airflow_provider_videoinfer.__name__}.{section}")
+    public = {
+        f"{package.__name__}.{module.name}"
+        for module in pkgutil.iter_modules(package.__path__)
+        if not module.name.startswith("_")
+    }
+    assert sorted(listed) == sorted(public)
+    for name in listed:
+        importlib.import_module(name)
+
+
+def test_the_integration_has_how_to_guides_and_a_logo():
+    """The integration names its docs' how-to guides (every one of them) and its logo, as paths in this repository."""
+    (integration,) = get_provider_info()["integrations"]
+    info = get_provider_info()
+    for section in (*MODULE_SECTIONS, "connection-types"):
+        for entry in info[section]:
+            assert entry.get("integration-name", integration["integration-name"]) == integration["integration-name"]
+    guides = integration["how-to-guide"]
+    assert guides and all(path.startswith("/docs/") for path in guides)
+    pages = (ROOT / "docs" / "howto").glob("*.rst")
+    on_disk = sorted(f"/docs/howto/{page.name}" for page in pages if page.stem != "index")
+    assert sorted(guides) == on_disk
+    assert (ROOT / integration["logo"].lstrip("/")).is_file()
 
 
 def test_form_defaults_are_the_hooks_defaults():
@@ -39,6 +108,17 @@ def test_connection_type_entry():
     assert entry["connection-type"] == VideoInferHook.conn_type
     assert entry["hook-name"] == VideoInferHook.hook_name
     assert entry["ui-field-behaviour"]["relabeling"] == {"password": "API Key", "host": "Base URL"}
+
+
+def test_the_version_has_one_source():
+    """pyproject.toml reads the version from __version__ (make dist checks the built archives carry it)."""
+    import tomllib  # Python 3.11+: the standard library's (ruff's target is older)
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "airflow_provider_videoinfer.__version__"
+    assert get_provider_info()["versions"] == [airflow_provider_videoinfer.__version__]
 
 
 def test_documentation_url_is_the_readme():

@@ -1,9 +1,11 @@
-"""What every videoinfer operator and the sensor share: the hook, parse-time checks, deferral default.
+"""What every videoinfer operator and the sensor share: the hook, parse-time checks, deferral, kills.
 
 To adopt it, an operator derives from :class:`VideoInferBaseOperator` (or, for a sensor, mixes
 :class:`VideoInferHookMixin` into ``BaseSensorOperator``), passes ``videoinfer_conn_id`` on to
-``super().__init__``, drops its own ``hook`` property, and validates each value that may be
-known at parse time with :func:`validate_if_known`.
+``super().__init__``, spreads :attr:`VideoInferBaseOperator.template_fields` into its own, drops
+its own ``hook`` property, assigns each template field as given, and validates each value that
+may be known at parse time with :func:`validate_if_known` (the value itself is kept; what
+``execute`` needs is derived from it there).
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -74,21 +75,6 @@ def positive_seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-def deferrable_default() -> bool:
-    """``[operators] default_deferrable`` where the deployment chose it; else True (wait in the triggerer).
-
-    Official providers take their ``deferrable`` default from that setting. Its built-in value
-    (False) is not followed, because waiting for hours in a worker slot is rarely what one wants,
-    and Airflow writes that built-in value into every ``airflow.cfg`` it generates, so a ``false``
-    in the file does not tell a choice. A choice is the environment variable
-    ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (either way) or ``true`` in the file.
-    """
-    from airflow.sdk.configuration import conf
-
-    chosen = conf.getboolean("operators", "default_deferrable", fallback=False)
-    return chosen if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ else True
-
-
 def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, timeout: float) -> None:
     """Hand the wait for a job over to the triggerer (raises ``TaskDeferred``); the task resumes in
     ``execute_complete``. Logs one line saying so.
@@ -116,8 +102,37 @@ def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, time
     task.defer(trigger=trigger, method_name="execute_complete")
 
 
+def log_job_left_running(task: BaseOperator, job_id: str | None, next_step: str) -> None:
+    """Say, when a task is killed, that its job goes on running: the service cannot cancel one.
+
+    Called from ``on_kill``; the job keeps running and is paid for, so the log names it.
+
+    :param task: the operator or sensor being killed.
+    :param job_id: the job it submitted or waits for; None when it has no id yet.
+    :param next_step: what the user can do with the job, appended to the message.
+    """
+    if job_id is None:
+        task.log.warning(
+            "Task %s was killed before the service returned a job id: if a submission was under way, a job "
+            "may run on the service without this task knowing its id (the service has no endpoint to "
+            "cancel a job).",
+            task.task_id,
+        )
+        return
+    task.log.warning(
+        "Task %s was killed: job %s goes on running on the service, which has no endpoint to cancel a job "
+        "(it is paid for all the same). %s",
+        task.task_id,
+        job_id,
+        next_step,
+    )
+
+
 class VideoInferHookMixin:
-    """The ``hook`` of an operator or sensor with a ``videoinfer_conn_id``, created once."""
+    """The ``hook`` of an operator or sensor with a ``videoinfer_conn_id``, created once.
+
+    The hook is created at first use, in ``execute``, so it reads the rendered connection id.
+    """
 
     videoinfer_conn_id: str
 
@@ -130,8 +145,11 @@ class VideoInferHookMixin:
 class VideoInferBaseOperator(VideoInferHookMixin, BaseOperator):
     """Base of the videoinfer operators.
 
-    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     """
+
+    #: Subclasses spread these into their own: ``(*VideoInferBaseOperator.template_fields, ...)``.
+    template_fields: Sequence[str] = ("videoinfer_conn_id",)
 
     def __init__(self, *, videoinfer_conn_id: str = VideoInferHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)

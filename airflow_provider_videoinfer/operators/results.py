@@ -82,7 +82,7 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
     :param rows_destination: where to export one row per prediction (templated), same forms;
         optional, no export when None.
     :param rows_format: ``jsonl`` (default), ``csv`` or ``parquet`` (needs ``pip install pyarrow``).
-    :param videoinfer_conn_id: the ``videoinfer`` connection used for the download.
+    :param videoinfer_conn_id: the ``videoinfer`` connection used for the download (templated).
     :param inference_types: optional ``{model_id: inference_type}`` to type models whose results'
         shape is ambiguous; by default each model's type is read from its results.
     :param max_timeline_buckets: the most timeline buckets per model in the summary (default 600);
@@ -94,7 +94,13 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
         and skipped, the summary stays intact).
     """
 
-    template_fields: Sequence[str] = ("output_url", "destination", "rows_destination", "video")
+    template_fields: Sequence[str] = (
+        *VideoInferBaseOperator.template_fields,
+        "output_url",
+        "destination",
+        "rows_destination",
+        "video",
+    )
     ui_color = "#e8eef7"
 
     def __init__(

@@ -8,6 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+# TODO: take ``conf`` from airflow_provider_videoinfer.compat once it provides it: Airflow 3.0 and
+# 3.1 have no airflow.sdk.configuration (this is where operators/base.py took it from).
+from airflow.sdk.configuration import conf
+
 from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.exceptions import (
     VideoInferError,
@@ -19,7 +23,7 @@ from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     defer_until_done,
-    deferrable_default,
+    log_job_left_running,
     positive_seconds,
     validate_if_known,
     with_hint,
@@ -57,10 +61,10 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
         ``s3://bucket/clip.mp4`` (templated).
     :param file_name: the name to upload it as (templated); default: the source's file name.
         Its extension must be mp4, avi, mkv or webm, in any case.
-    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("video", "file_name")
+    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "video", "file_name")
     ui_color = "#e4f0e8"
 
     def __init__(
@@ -130,11 +134,12 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         video's frame rate (templated).
     :param models: one or more models, as dicts with ``model_id``, ``model_version``,
         ``inference_type`` and optional ``inference_params``, or ``ModelSpec`` (templated).
-    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     :param wait_for_completion: also wait for the job and return its ``output_signed_url``
         (default False: return the job id at once).
     :param deferrable: when waiting, wait in the triggerer rather than in the worker. Default:
-        ``[operators] default_deferrable`` when the deployment sets it, else True.
+        Airflow's ``[operators] default_deferrable`` (False unless the deployment sets it), as in
+        Airflow's own providers.
     :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
     :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
     :param presigned_url_lifetime: for a storage URI input, how long the presigned URL stays valid,
@@ -142,7 +147,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         day. The service must fetch the video within it, queue included.
     """
 
-    template_fields: Sequence[str] = ("input_url", "infer_fps", "models")
+    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models")
     template_fields_renderers = {"models": "json"}
     ui_color = "#d6e4ff"
 
@@ -154,7 +159,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         models: Any,
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         wait_for_completion: bool = False,
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
@@ -163,15 +168,17 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
         self.input_url = input_url
         self.infer_fps = infer_fps
-        self.models = contract.plain_models(models)
+        self.models = models
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable_default() if deferrable is None else deferrable
+        self.deferrable = deferrable
         self.poll_interval = positive_seconds("poll_interval", poll_interval)
         self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
         self.presigned_url_lifetime = contract.validate_presigned_url_lifetime(presigned_url_lifetime)
+        # Checked now when already known, kept as given: execute() builds the request from them.
         validate_if_known(input_url, validate_job_input, INPUT_URL_HINT)
         validate_if_known(infer_fps, contract.validate_infer_fps)
-        validate_if_known(self.models, contract.validate_models)
+        validate_if_known(models, contract.validate_models)
+        self._job_id: str | None = None
 
     def execute(self, context: Context) -> str:
         """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
@@ -183,6 +190,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         else:
             request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
             job_id, state = self._submit_or_reconnect(context, request.fingerprint, lambda: request)
+        self._job_id = job_id
         context["ti"].xcom_push(key="job_id", value=job_id)
         if not self.wait_for_completion:
             return job_id
@@ -208,6 +216,15 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
         return JobEvent.from_payload(event).output_url_or_raise()
+
+    def on_kill(self) -> None:
+        """Log that the job goes on running on the service (it cannot be cancelled), with its id."""
+        log_job_left_running(
+            self,
+            self._job_id,
+            f"Wait for its results with VideoInferJobSensor(job_id={self._job_id!r}); a retry of this task "
+            "reconnects to it where Airflow keeps task state (3.3+).",
+        )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the input video's URL (see :mod:`airflow_provider_videoinfer.lineage`)."""

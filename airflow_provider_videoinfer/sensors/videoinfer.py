@@ -1,10 +1,14 @@
-"""The sensor that waits for a job: deferrable by default, poke and reschedule modes too."""
+"""The sensor that waits for a job: deferred to the triggerer, or poking in the worker (poke and reschedule modes)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+# TODO: take ``conf`` from airflow_provider_videoinfer.compat once it provides it: Airflow 3.0 and
+# 3.1 have no airflow.sdk.configuration (this is where operators/base.py took it from).
+from airflow.sdk.configuration import conf
 
 from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.exceptions import VideoInferError
@@ -14,7 +18,7 @@ from airflow_provider_videoinfer.hooks.waiting import JobWait
 from airflow_provider_videoinfer.operators.base import (
     VideoInferHookMixin,
     defer_until_done,
-    deferrable_default,
+    log_job_left_running,
     positive_seconds,
     validate_if_known,
     with_hint,
@@ -41,16 +45,17 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
 
     :param job_id: the job to wait for (templated), e.g. the return value of
         ``VideoInferSubmitJobOperator``.
-    :param videoinfer_conn_id: the ``videoinfer`` connection.
+    :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     :param poll_interval: seconds between polls; default 60 because the hosted API allows one
         poll a minute per job.
-    :param deferrable: wait in the triggerer, freeing the worker slot. Default:
-        ``[operators] default_deferrable`` when the deployment sets it, else True. When False,
-        the sensor pokes in the worker, in ``mode="poke"`` or ``mode="reschedule"``.
+    :param deferrable: wait in the triggerer, freeing the worker slot. Default: Airflow's
+        ``[operators] default_deferrable`` (False unless the deployment sets it), as in Airflow's
+        own providers. When False, the sensor pokes in the worker, in ``mode="poke"`` or
+        ``mode="reschedule"``.
     :param timeout: seconds to wait in all before failing (``BaseSensorOperator``'s, default 7 days).
     """
 
-    template_fields = ("job_id",)
+    template_fields = ("videoinfer_conn_id", "job_id")
     ui_color = "#c9e4ff"
 
     def __init__(
@@ -59,7 +64,7 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         job_id: str,
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         poll_interval: float = 60.0,
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         poll_interval = positive_seconds("poll_interval", poll_interval)
@@ -67,7 +72,7 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id
         self.poll_interval = poll_interval
-        self.deferrable = deferrable_default() if deferrable is None else deferrable
+        self.deferrable = deferrable
         validate_if_known(job_id, contract.validate_job_id, JOB_ID_HINT)
         self._wait: JobWait | None = None
 
@@ -103,6 +108,12 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
             raise responses.job_failed(state)
         self.log.info("Job %s succeeded.", state.job_id)
         return PokeReturnValue(is_done=True, xcom_value=state.output_url)
+
+    def on_kill(self) -> None:
+        """Log that the job goes on running on the service (it cannot be cancelled), with its id."""
+        log_job_left_running(
+            self, str(self.job_id), "This sensor only stopped waiting for it; a retry of the sensor waits for it again."
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""

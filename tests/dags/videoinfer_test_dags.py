@@ -18,7 +18,7 @@ MODELS = [{**MOTION, "model_id": "{{ params.model_id }}"}]
 with DAG("vi_test_pipeline", schedule=None, start_date=START, catchup=False, params=PARAMS):
     upload = VideoInferUploadOperator(task_id="upload", video="{{ params.video }}")
     submit = VideoInferSubmitJobOperator(task_id="submit", input_url=upload.output, infer_fps=5, models=MODELS)
-    wait = VideoInferJobSensor(task_id="wait", job_id=submit.output, poll_interval=0.3, timeout=120)
+    wait = VideoInferJobSensor(task_id="wait", job_id=submit.output, deferrable=True, poll_interval=0.3, timeout=120)
     upload >> submit >> wait
 
 with DAG("vi_test_sensor_modes", schedule=None, start_date=START, catchup=False, params=PARAMS):
@@ -69,6 +69,7 @@ with DAG("vi_test_submit_and_wait_deferred", schedule=None, start_date=START, ca
         infer_fps=5,
         models=MODELS,
         wait_for_completion=True,
+        deferrable=True,
         poll_interval=0.3,
     )
 
@@ -91,6 +92,7 @@ with DAG(
     VideoInferJobSensor(
         task_id="unknown_job",
         job_id="no-such-job",
+        deferrable=True,
         poll_interval=0.3,
         timeout=60,
         retries=3,

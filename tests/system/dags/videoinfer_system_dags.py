@@ -45,6 +45,7 @@ def pipeline(dag_id: str, conn_id: str) -> None:
             task_id="wait",
             job_id=submit.output,
             videoinfer_conn_id=conn_id,
+            deferrable=True,
             poll_interval=POLL_INTERVAL,
             timeout=6 * 3600,
         )
@@ -68,7 +69,9 @@ with DAG("vs_three_waits", schedule=None, start_date=START, catchup=False, param
         submit = VideoInferSubmitJobOperator(
             task_id=f"submit_{index}", input_url=upload.output, infer_fps=5, models=SLOW_MODEL
         )
-        VideoInferJobSensor(task_id=f"wait_{index}", job_id=submit.output, poll_interval=POLL_INTERVAL, timeout=3600)
+        VideoInferJobSensor(
+            task_id=f"wait_{index}", job_id=submit.output, deferrable=True, poll_interval=POLL_INTERVAL, timeout=3600
+        )
 
 # One task that submits and waits in the worker; the scenario kills its process while it waits.
 with DAG("vs_worker_wait", schedule=None, start_date=START, catchup=False, params=PARAMS, tags=["videoinfer-system"]):
