@@ -1,30 +1,75 @@
 # Two commands: `make demo` runs the quick-start DAG end to end against the local server,
 # `make test` runs the whole test suite (system and browser tests included). Both create the
 # virtualenv on first use; `make test` also installs the Debian packages the tests drive.
+#
+# AIRFLOW_VERSION and PYTHON choose the Airflow release and the interpreter, e.g.
+# `make test AIRFLOW_VERSION=3.1.8` or `make demo PYTHON=python3.13`. Each pair installs from its own
+# constraints file, constraints/airflow-<AIRFLOW_VERSION>-py<X.Y>.txt, into its own virtualenv
+# (.venv for the default Airflow with python3, .venv-<AIRFLOW_VERSION>-py<X.Y> otherwise).
+DEFAULT_AIRFLOW_VERSION := 3.3.2
+AIRFLOW_VERSION ?= $(DEFAULT_AIRFLOW_VERSION)
 PYTHON ?= python3
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+CONSTRAINTS := constraints/airflow-$(AIRFLOW_VERSION)-py$(PYVER).txt
+SUPPORTED := $(patsubst constraints/airflow-%.txt,%,$(wildcard constraints/airflow-*.txt))
+ifeq ($(AIRFLOW_VERSION)|$(PYTHON),$(DEFAULT_AIRFLOW_VERSION)|python3)
 VENV ?= .venv
+else
+VENV ?= .venv-$(AIRFLOW_VERSION)-py$(PYVER)
+endif
 BIN := $(VENV)/bin
-AIRFLOW_VERSION ?= 3.3.2
+# uv installs the pinned set in about a third of pip's time (README, "Supported versions").
+UV_VERSION := 0.13.9
 VIDEO ?=
-# Debian packages the tests drive: Postgres for the system tests' metadata database (tests/system),
-# Chromium for the browser tests (tests/browser). Nothing downloads a browser at run time.
-DEBIAN_PACKAGES ?= postgresql chromium
+# `make demo EXECUTOR=celery` (or local) brings up the system tests' deployment with its UI instead.
+EXECUTOR ?=
+# Debian packages the tests drive: Postgres for the system tests' metadata database and Redis for
+# their Celery broker (tests/system), Chromium for the browser tests (tests/browser). Nothing
+# downloads a browser at run time.
+DEBIAN_PACKAGES ?= postgresql redis-server chromium
+# The provider's core tests, run on every supported Airflow and Python (`make core-test`): hook,
+# operators, sensor, trigger, DAG runs with retries, and the scan for the API key in what they logged.
+CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
+	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py
 # Azurite, the Azure Storage emulator (npm), for the Azure Blob tests; they are skipped without npm.
 AZURITE_VERSION ?= 3.35.0
 AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: demo test system-test system-packages azurite lint docs dist bench clean
+.PHONY: install demo demo-down test core-test system-test system-packages azurite lint docs dist bench clean check-version
 
-$(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
-	@echo "==> Creating $(VENV) and installing the contract, the local server and the provider with its test extras (about a minute)"
+check-version:
+	@if [ -z "$(PYVER)" ]; then \
+		echo "error: PYTHON=$(PYTHON) is not a Python interpreter on this machine. Set PYTHON to one, e.g." \
+			"PYTHON=python3.12." >&2; exit 1; \
+	fi
+	@if [ ! -f "$(CONSTRAINTS)" ]; then \
+		echo "error: Airflow $(AIRFLOW_VERSION) on Python $(PYVER) is not supported: there is no $(CONSTRAINTS)." \
+			"Supported (Airflow-Python): $(SUPPORTED). Choose one, e.g. make demo AIRFLOW_VERSION=3.1.8" \
+			"PYTHON=python3.11." >&2; exit 1; \
+	fi
+
+$(BIN)/.installed: pyproject.toml contract/pyproject.toml server/pyproject.toml $(wildcard $(CONSTRAINTS)) | check-version
+	@echo "==> Creating $(VENV): Airflow $(AIRFLOW_VERSION) on Python $(PYVER), the contract, the local server and the provider with its celery, test, dev and docs extras"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt "apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,test,dev,docs]"
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) \
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ./contract -e ./server -e ".[server,celery,test,dev,docs]"
 	@touch $@
 
+install: $(BIN)/.installed
+
+# Without EXECUTOR: the quick-start DAG end to end under `airflow dags test`. With EXECUTOR=local or
+# celery: the whole deployment of the system tests with Airflow's UI, until Ctrl-C or `make demo-down`.
 demo: $(BIN)/.installed
+ifeq ($(EXECUTOR),)
 	$(BIN)/python scripts/demo.py $(if $(VIDEO),--video "$(VIDEO)")
+else
+	@$(MAKE) --no-print-directory system-packages
+	$(BIN)/python scripts/deployment.py up --executor "$(EXECUTOR)"
+endif
+
+demo-down:
+	$(BIN)/python scripts/deployment.py down
 
 # Installs only what is missing, without prompts (CI has no stdin); needs root for that.
 system-packages:
@@ -36,7 +81,7 @@ system-packages:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then \
 		echo "error: the tests need the Debian packages$$missing, and this machine has no apt-get." \
-			"Run the tests on Debian or Ubuntu, or install PostgreSQL and Chromium yourself." >&2; \
+			"Run the tests on Debian or Ubuntu, or install PostgreSQL, Redis and Chromium yourself." >&2; \
 		exit 1; \
 	fi; \
 	if [ "$$(id -u)" != 0 ]; then \
@@ -60,8 +105,14 @@ azurite: $(BIN)/.installed
 test: $(BIN)/.installed system-packages azurite
 	AZURITE_BLOB="$(AZURITE_BLOB)" $(BIN)/python -m pytest
 
-# The real deployment only: Postgres, Airflow's api-server, scheduler, dag-processor and
-# triggerer, and the local server as processes on 127.0.0.1 (about 8 minutes on 2 cores).
+# The provider's core tests (CORE_TESTS) on any supported Airflow and Python, e.g.
+# `make core-test AIRFLOW_VERSION=3.0.6` or `make core-test PYTHON=python3.13` (what CI runs on each).
+core-test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(CORE_TESTS)
+
+# The real deployments only, one after the other, as processes on 127.0.0.1: Postgres, Airflow's
+# api-server, scheduler, dag-processor and triggerer, and local servers, with the LocalExecutor;
+# and with the CeleryExecutor (Redis, two Celery workers, two triggerers, S3 through moto).
 system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 
@@ -69,7 +120,6 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts
 	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
 
-# The documentation site (Sphinx) into docs/_build/html; every warning is an error.
 docs: $(BIN)/.installed
 	rm -rf docs/api/_generated
 	$(BIN)/sphinx-build -b html -E -W --keep-going -q docs docs/_build/html

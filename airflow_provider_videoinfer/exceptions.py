@@ -8,9 +8,13 @@ Two families, which decide whether Airflow retries the task:
 - :class:`VideoInferFatalError` (bad input, an unusable connection, a refused key, any other 4xx
   but 429): a retry cannot fix these, so they also derive from Airflow's
   ``AirflowFailException`` and end the task without its retries;
-- everything else (:class:`VideoInferTransientError`, a failed job, a timeout, an answer that
-  breaks the contract) keeps the task's retries: a retry reconnects to the job, or resubmits it
-  when it failed.
+- everything else (:class:`VideoInferTransientError`, a timeout, an answer that breaks the
+  contract) keeps the task's retries: a retry reconnects to the job.
+
+A failed job is either: :class:`VideoInferJobFailedError` keeps the retries when the submit
+operator's ``resubmit_failed_jobs`` lets its next retry pay for a new job; otherwise (the default,
+and always for the sensor, which never submits) :class:`VideoInferJobFailedFatalError` ends the
+task, since a retry would only read the same failure.
 
 Every class derives from Airflow's ``AirflowException``; invalid input
 (:class:`VideoInferValidationError`) also derives from the shared contract's
@@ -105,16 +109,35 @@ class VideoInferMalformedResponseError(VideoInferTransientError, VideoInferRespo
 
 
 class VideoInferJobFailedError(VideoInferError):
-    """A job ended with a failure status (any status above 1); a retry of the task resubmits it."""
+    """A job ended with a failure status (any status above 1).
 
-    def __init__(self, job_id: str, code: int, message: str | None) -> None:
+    Raised as is, the task keeps its retries (the submit operator's next retry pays for a new job);
+    :meth:`final` gives the :class:`VideoInferJobFailedFatalError` that ends the task instead.
+
+    :param job_id: the job.
+    :param code: its ``status``.
+    :param message: the service's reason, if it gave one.
+    :param advice: what happens next and what the user can do, appended to the message.
+    """
+
+    def __init__(self, job_id: str, code: int, message: str | None, advice: str | None = None) -> None:
         self.job_id = job_id
         self.code = code
         self.reason = message or "no reason given by the service"
-        super().__init__(f"Video inference job {job_id} failed with status {code}: {self.reason}")
+        self.advice = advice
+        text = f"Video inference job {job_id} failed with status {code}: {self.reason}"
+        super().__init__(f"{text}. {advice}" if advice else text)
+
+    def final(self, advice: str) -> VideoInferJobFailedFatalError:
+        """The same failure as one that ends the task without its retries, with ``advice`` for the user."""
+        return VideoInferJobFailedFatalError(self.job_id, self.code, self.reason, advice)
 
     def __reduce__(self):  # keep picklable with its custom __init__
-        return (type(self), (self.job_id, self.code, self.reason))
+        return (type(self), (self.job_id, self.code, self.reason, self.advice))
+
+
+class VideoInferJobFailedFatalError(VideoInferJobFailedError, VideoInferFatalError):
+    """A failed job that no retry of the task would pay for again: the task fails without its retries."""
 
 
 class VideoInferTimeoutError(VideoInferError):

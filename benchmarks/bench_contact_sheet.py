@@ -31,7 +31,7 @@ def _frames(frame_count: int):
         boxes = tuple(
             Detection(80.0 + 120 * n, 90.0 + 40 * n, 60, 40, 0.9, "thing", 0, None) for n in range(1 + index % 4)
         )
-        yield ResultFrame(index, offset, offset / FPS, {"detector": Detections("object-detection", boxes)})
+        yield ResultFrame(index, offset, offset / FPS, {"detector": Detections(predictions=boxes)})
 
 
 class _Sized:

@@ -59,12 +59,11 @@ async def _ticker(lags: list[float], stop: asyncio.Event, period: float = 0.01) 
 
 
 async def _measure(triggers: int, poll: float, budget: float) -> dict:
-    from airflow.sdk import BaseHook
-
+    from airflow_provider_videoinfer.compat import aget_connection
     from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
 
     # A running triggerer has its secrets backends imported already: warm them up, unmeasured.
-    await BaseHook.aget_connection("videoinfer_default")
+    await aget_connection("videoinfer_default")
     lags: list[float] = []
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticker(lags, stop))

@@ -28,6 +28,9 @@ POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
 SOURCE = "file:///tmp/videoinfer-videos/"
 MODELS = [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}]
 RESULTS = AssetAlias("videoinfer-folder-results")
+#: Every task gets two retries a minute apart: after a lost worker, a broker blip or an outage, the
+#: retry of a submit reconnects to the job it paid for rather than submitting another.
+DEFAULT_ARGS = {"retries": 2, "retry_delay": datetime.timedelta(minutes=1)}
 #: Every task of a chain is labelled in the UI by its video's file name rather than a map index.
 VIDEO_NAME = "{{ ti.xcom_pull(task_ids='list_videos')[ti.map_index] | basename }}"
 
@@ -79,6 +82,7 @@ with DAG(
     start_date=datetime.datetime(2024, 1, 1),
     catchup=False,
     tags=["videoinfer", "example"],
+    default_args=DEFAULT_ARGS,
     user_defined_filters={"basename": basename},
     params={
         "source": Param(

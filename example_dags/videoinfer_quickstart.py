@@ -28,6 +28,9 @@ DEFAULT_MODELS = [
 ]
 #: Downstream DAGs can be scheduled on this alias: each run adds an event of the file it kept.
 RESULTS = AssetAlias("videoinfer-quickstart-results")
+#: Every task gets two retries a minute apart: after a lost worker, a broker blip or an outage, the
+#: retry of a submit reconnects to the job it paid for rather than submitting another.
+DEFAULT_ARGS = {"retries": 2, "retry_delay": datetime.timedelta(minutes=1)}
 
 DOC_MD = f"""
 ### Video inference quick start
@@ -70,6 +73,7 @@ with DAG(
     start_date=datetime.datetime(2024, 1, 1),
     catchup=False,
     tags=["videoinfer", "example"],
+    default_args=DEFAULT_ARGS,
     params={
         "video": Param(
             SAMPLE_VIDEO,

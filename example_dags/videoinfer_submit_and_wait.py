@@ -21,6 +21,9 @@ from airflow_provider_videoinfer.operators.results import VideoInferResultsOpera
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
 
 RESULTS = AssetAlias("videoinfer-submit-and-wait-results")
+#: Every task gets two retries a minute apart: after a lost worker, a broker blip or an outage, the
+#: retry of a submit reconnects to the job it paid for rather than submitting another.
+DEFAULT_ARGS = {"retries": 2, "retry_delay": datetime.timedelta(minutes=1)}
 
 DOC_MD = f"""
 ### Submit a job and wait for it, in one task
@@ -65,6 +68,7 @@ with DAG(
     start_date=datetime.datetime(2024, 1, 1),
     catchup=False,
     tags=["videoinfer", "example"],
+    default_args=DEFAULT_ARGS,
     params={
         "input_url": Param(
             None,
@@ -92,8 +96,6 @@ with DAG(
         wait_for_completion=True,
         deferrable=True,  # the wait runs in the triggerer, freeing the worker slot
         poll_interval=float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60")),
-        retries=2,
-        retry_delay=datetime.timedelta(minutes=1),
     )
     VideoInferResultsOperator(
         task_id="results",

@@ -18,8 +18,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from videoinfer_server.launch import run_server_process
+
+if TYPE_CHECKING:
+    from airflow_provider_videoinfer.results.summary import ResultSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
@@ -39,7 +43,7 @@ def run_logged(command: list[str], env: dict[str, str], log: Path) -> None:
         sys.exit("\n".join(["", *tail, "", f"FAILED: {' '.join(command[:4])} ... (full log: {log})"]))
 
 
-def print_table(summary: dict) -> None:
+def print_table(summary: ResultSummary) -> None:
     """One row per second of video: what each model saw in it."""
     models = summary["models"]
     columns: dict[str, dict[int, str]] = {}
@@ -64,7 +68,7 @@ def print_table(summary: dict) -> None:
         peak_text = f"; most at once: {peak['count']} at {peak['time_offset']}s" if peak else ""
         print(
             f"  {model_id}: {model['frames']} frames, {model['frames_with_predictions']} with predictions, "
-            f"classes {json.dumps(model['class_counts'])}{peak_text}"
+            f"classes {json.dumps(model.get('class_counts', {}))}{peak_text}"
         )
 
 

@@ -9,17 +9,48 @@ import re
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import requests
+
+from videoinfer_contract.results import RECORD_TYPES, Embedding, encode_frame_result
 
 API_KEY = "vi-test-key-7f3a9c1e5b"  # distinctive, so leak checks can search for it
 #: (where, text) of every log, output and failure text the test session captured (filled by conftest).
 CAPTURED: list[tuple[str, str]] = []
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+_SPACE_AND_BOXES = re.compile(r"[\s\u2500-\u257f]+")
+
+
+def console(*texts: str) -> str:
+    """What a DAG run printed, as plain words on one line: colours removed, wrapped lines joined.
+
+    Airflow 3.0 prints a task's exception through rich, coloured and wrapped at 100 columns.
+    """
+    return " ".join(_COLOURS.sub("", "".join(texts)).split())
+
+
+def holds_key(text: str, api_key: str = API_KEY) -> bool:
+    """Whether ``text`` shows the key, also when rich wrapped it across lines or inside a box."""
+    return api_key in text or api_key in _SPACE_AND_BOXES.sub("", _COLOURS.sub("", text))
 
 
 def connection_json(base_url: str, api_key: str = API_KEY, **extra: object) -> str:
     """The ``AIRFLOW_CONN_*`` value of a videoinfer connection, with fast retries for tests."""
     settings = {"retry_initial_wait": 0.05, "retry_max_wait": 0.5, "read_timeout": 5, **extra}
     return json.dumps({"conn_type": "videoinfer", "host": base_url, "password": api_key, "extra": settings})
+
+
+def assert_written_as_records(result: dict, models: list[tuple[str, str]]) -> None:
+    """Every frame result of ``models`` in a result file (decoded) is exactly a contract record: it
+    decodes into its task type's record, which encodes back to the same JSON, no key more or less."""
+    for model_id, inference_type in models:
+        for frame in result[model_id]:
+            text = msgspec.json.encode(frame)
+            if inference_type == "clip-embed-image":
+                record = Embedding(msgspec.json.decode(text, type=tuple[float, ...]))
+            else:
+                record = msgspec.json.decode(text, type=RECORD_TYPES[inference_type])
+            assert msgspec.json.decode(encode_frame_result(record)) == frame, model_id
 
 
 def inject_fault(server, endpoint: str, action: str = "status", count: int = 1, **options: object) -> None:
@@ -45,14 +76,19 @@ def stored_digests(server) -> set[str]:
     return {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.data_dir.rglob("*") if p.is_file()}
 
 
-def dag_bag():
-    """The DAGs of the test DAGs folder (the example DAGs and tests/dags), parsed afresh.
+def dag_bag(folder: str | os.PathLike[str] | None = None):
+    """The DAGs of a folder, by default the test DAGs folder (the example DAGs and tests/dags), parsed afresh.
 
     Not cached: ``dag.test(run_conf=...)`` changes the DAG's params in place.
     """
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_videoinfer.compat import AIRFLOW_V_3_2_PLUS
 
-    return DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.dag_processing.dagbag import DagBag
+    else:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    return DagBag(str(folder or os.environ["AIRFLOW__CORE__DAGS_FOLDER"]))
 
 
 def run_dag(dag_id: str, **conf):

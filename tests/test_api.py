@@ -305,7 +305,7 @@ def test_presigned_url_lifetime_is_whole_seconds_within_what_s3_signs(lifetime, 
     ],
 )
 def test_errors_a_retry_cannot_fix_fail_without_retries(cls):
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_videoinfer.compat import AirflowFailException
 
     assert issubclass(cls, AirflowFailException) and issubclass(cls, VideoInferFatalError)
 
@@ -322,7 +322,7 @@ def test_errors_a_retry_cannot_fix_fail_without_retries(cls):
     ],
 )
 def test_errors_that_may_pass_keep_the_task_retries(cls):
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow_provider_videoinfer.compat import AirflowException, AirflowFailException
 
     assert issubclass(cls, AirflowException) and not issubclass(cls, AirflowFailException)
 

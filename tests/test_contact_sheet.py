@@ -27,7 +27,7 @@ from videoinfer_server.sample import make_sample_video
 
 def _frame(index: int, boxes: list[tuple[float, float, int, int]], fps: float = 10.0) -> ResultFrame:
     detections = tuple(Detection(x, y, w, h, 0.9, "box", 0, None) for x, y, w, h in boxes)
-    return ResultFrame(index, index, index / fps, {"detector": Detections("object-detection", detections)})
+    return ResultFrame(index, index, index / fps, {"detector": Detections(predictions=detections)})
 
 
 def test_one_busiest_frame_per_part_of_the_video_in_video_order():
@@ -41,7 +41,7 @@ def test_parts_where_nothing_was_found_are_left_out_unless_nothing_was_found_any
     frames = [_frame(n, [(10, 10, 4, 4)] if n == 7 else []) for n in range(12)]
     assert [frame.index for _, frame in pick_frames(frames, count=4)] == [7]
     empty = [
-        ResultFrame(n, n * 3, n / 10, {"classifier": Classification("still", 0.9)}) for n in range(12)
+        ResultFrame(n, n * 3, n / 10, {"classifier": Classification(top="still", confidence=0.9)}) for n in range(12)
     ]
     assert [frame.index for _, frame in pick_frames(empty, count=4)] == [0, 3, 6, 9]
 
@@ -128,7 +128,17 @@ def test_an_unreadable_video_leaves_the_summary_intact(finished_job, tmp_path, c
 
 
 def test_masks_polygons_keypoints_and_gaze_are_drawn():
-    from videoinfer_contract.results import Gaze, GazeResult, Keypoint, Point, SemanticMask
+    from videoinfer_contract.results import (
+        Face,
+        Gaze,
+        GazeResult,
+        Keypoint,
+        KeypointDetections,
+        Point,
+        SegmentationMask,
+        SegmentedDetections,
+        SemanticSegmentation,
+    )
 
     mask = np.zeros((60, 120), np.uint8)
     mask[:, 60:] = 1  # the right half is class 1, "road"
@@ -141,14 +151,20 @@ def test_masks_polygons_keypoints_and_gaze_are_drawn():
         0,
         0.0,
         {
-            "road": SemanticMask(base64.b64encode(png).decode(), {0: "background", 1: "road"}),
-            "shapes": Detections(
-                "instance-segmentation", (Detection(30, 30, 40, 40, 0.8, "blob", 0, None, points=polygon),)
+            "road": SemanticSegmentation(
+                predictions=SegmentationMask(base64.b64encode(png).decode(), {0: "background", 1: "road"})
             ),
-            "pose": Detections(
-                "keypoint-detection", (Detection(100, 100, 20, 20, 0.7, "person", 0, None, None, keypoint),)
+            "shapes": SegmentedDetections(
+                predictions=(Detection(30, 30, 40, 40, 0.8, "blob", 0, None, points=polygon),)
             ),
-            "gaze": GazeResult((Gaze(300, 150, 60, 60, 0.9, 0.3, -0.2, (Point(290, 140), Point(310, 140))),)),
+            "pose": KeypointDetections(
+                predictions=(Detection(100, 100, 20, 20, 0.7, "person", 0, None, None, keypoint),)
+            ),
+            "gaze": GazeResult(
+                predictions=(
+                    Gaze(Face(300, 150, 60, 60, 0.9, landmarks=(Point(290, 140), Point(310, 140))), 0.3, -0.2),
+                )
+            ),
         },
     )
     image = np.zeros((240, TILE_WIDTH, 3), np.uint8)

@@ -6,9 +6,10 @@ import threading
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
-from helpers import clear_faults, inject_fault, run_dag, server_jobs, states, xcom
+from helpers import API_KEY, clear_faults, console, inject_fault, run_dag, server_jobs, states, xcom
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
@@ -30,11 +31,12 @@ def test_failed_job_fails_the_dag_run_with_the_status(videoinfer_conn, sample_vi
     assert run.state == DagRunState.FAILED
     assert states(run)["wait"] == TaskInstanceState.FAILED
     job_id = xcom(run, "submit")
-    out, err = capfd.readouterr()
+    printed = console(*capfd.readouterr())
     assert (
-        f"VideoInferJobFailedError: Video inference job {job_id} failed with status 4: model 'no-such-model'"
-        in out + err
+        f"VideoInferJobFailedFatalError: Video inference job {job_id} failed with status 4: model 'no-such-model'"
+        in printed
     )
+    assert "A retry of this sensor would only read the same failed job" in printed
 
 
 def test_sensor_poke_and_reschedule_modes(slow_conn, sample_video):
@@ -77,9 +79,9 @@ def test_retry_that_cannot_read_its_job_fails_without_submitting_a_second(slow_c
         clear_faults(slow_conn)
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(server_jobs(slow_conn)) == before + 1, "a retry submitted a second job"
-    out, err = capfd.readouterr()
-    assert "No new job is submitted while its state is unknown" in out + err
-    assert "submitting a new job" not in out + err
+    printed = console(*capfd.readouterr())
+    assert "No new job is submitted while its state is unknown" in printed
+    assert "submitting a new job" not in printed
     with create_session() as session:
         assert run.get_task_instance("submit", session=session).try_number >= 3
 
@@ -92,10 +94,10 @@ def test_errors_no_retry_can_fix_fail_the_task_without_retries(videoinfer_conn, 
     with create_session() as session:
         for task_id in ("bad_input", "unknown_job"):
             assert run.get_task_instance(task_id, session=session).try_number == 1, f"{task_id} was retried"
-    out, err = capfd.readouterr()
-    assert "input_url must be an http:// or https:// URL, got '/data/local-video.mp4'" in out + err
-    assert "upload local files with VideoInferUploadOperator first" in out + err
-    assert "status of job no-such-job: not found (HTTP 404" in out + err
+    printed = console(*capfd.readouterr())
+    assert "input_url must be an http:// or https:// URL, got '/data/local-video.mp4'" in printed
+    assert "upload local files with VideoInferUploadOperator first" in printed
+    assert "status of job no-such-job: not found (HTTP 404" in printed
     assert len(server_jobs(videoinfer_conn)) == jobs_before
 
 
@@ -106,3 +108,84 @@ def test_deferral_is_logged_in_one_line(videoinfer_conn, sample_video, capfd):
     job_id = xcom(run, "submit", "job_id")
     deferrals = [line for line in (out + err).splitlines() if "the wait continues in the triggerer" in line]
     assert len(deferrals) == 1 and f"Job {job_id} is running" in deferrals[0] and "polling every 0.3 s" in deferrals[0]
+
+
+# ----- a failed job is paid for again only when resubmit_failed_jobs says so -----
+
+
+@pytest.fixture
+def corrupt_video(tmp_path):
+    """A file named .mp4 that is not a video: its job fails with status 3 (not a readable video)."""
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(b"this is not a video\n" * 2000)
+    return path
+
+
+def submit_tries(run) -> int:
+    with create_session() as session:
+        return run.get_task_instance("submit", session=session).try_number
+
+
+def test_a_failed_job_is_not_paid_for_again_by_default(slow_conn, corrupt_video, capfd):
+    before = len(server_jobs(slow_conn))
+    run = run_dag("vi_test_failed_job", video=str(corrupt_video))
+    jobs = server_jobs(slow_conn)[before:]
+    assert run.state == DagRunState.FAILED
+    assert [job["status"] for job in jobs] == [3], f"one job, failed with status 3: {jobs}"
+    assert submit_tries(run) == 1, "the task used its retries on a job no retry pays for again"
+    out, err = capfd.readouterr()
+    assert f"VideoInferJobFailedFatalError: Video inference job {jobs[0]['job_id']} failed with status 3" in out + err
+    assert "No retry of this task pays for a new job after it (resubmit_failed_jobs=False)" in out + err
+
+
+def test_resubmit_failed_jobs_true_pays_for_a_new_job_at_every_retry(slow_conn, corrupt_video, capfd):
+    before = len(server_jobs(slow_conn))
+    run = run_dag("vi_test_failed_job_always", video=str(corrupt_video))
+    jobs = server_jobs(slow_conn)[before:]
+    assert run.state == DagRunState.FAILED
+    assert [job["status"] for job in jobs] == [3, 3, 3, 3], f"a job per try (1 + 3 retries): {jobs}"
+    assert submit_tries(run) == 4
+    out, err = capfd.readouterr()
+    assert (out + err).count("submitting a new job (resubmit_failed_jobs=True)") == 3
+
+
+def test_resubmit_failed_jobs_with_statuses_pays_again_only_for_those(slow_conn, corrupt_video, sample_video, capfd):
+    """{2}: a corrupt video (status 3) is paid for once; a job that fails with status 2 is submitted again."""
+    before = len(server_jobs(slow_conn))
+    run = run_dag("vi_test_failed_job_status_2", video=str(corrupt_video))
+    jobs = server_jobs(slow_conn)[before:]
+    assert run.state == DagRunState.FAILED and [job["status"] for job in jobs] == [3], jobs
+    assert submit_tries(run) == 1
+    out, err = capfd.readouterr()
+    assert "No retry of this task pays for a new job after it (resubmit_failed_jobs={2})" in out + err
+
+    # The first job of the next run is made to fail with status 2 when it ends (it runs 4 s).
+    before = len(server_jobs(slow_conn))
+    stop = threading.Event()
+
+    def fail_first_job() -> None:
+        while not stop.is_set():
+            jobs = server_jobs(slow_conn)[before:]
+            if jobs:
+                body = {"status": 2, "error": "injected internal error"}
+                url = f"{slow_conn.base_url}/_faults/jobs/{jobs[0]['job_id']}"
+                requests.post(url, params={"api_key": API_KEY}, json=body, timeout=5).raise_for_status()
+                return
+            stop.wait(0.05)
+
+    saboteur = threading.Thread(target=fail_first_job)
+    saboteur.start()
+    try:
+        run = run_dag("vi_test_failed_job_status_2", video=str(sample_video))
+    finally:
+        stop.set()
+        saboteur.join()
+    jobs = server_jobs(slow_conn)[before:]
+    assert [job["status"] for job in jobs] == [2, 0], f"the failed job, then the one its retry paid for: {jobs}"
+    assert run.state == DagRunState.SUCCESS, states(run)
+    assert submit_tries(run) == 2
+    out, err = capfd.readouterr()
+    first = jobs[0]["job_id"]
+    assert f"Job {first} from a previous try failed with status 2 (injected internal error): submitting a new job" in (
+        out + err
+    )

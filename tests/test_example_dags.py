@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from airflow.utils.state import DagRunState
-from helpers import run_dag, states, xcom
+from helpers import dag_bag, run_dag, states, xcom
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
@@ -23,9 +23,7 @@ def fast_polls(monkeypatch):
 
 
 def test_every_example_dag_imports_without_errors_or_cycles():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(EXAMPLES))
+    bag = dag_bag(EXAMPLES)
     assert bag.import_errors == {}  # a cycle is reported here too
     assert set(bag.dag_ids) == EXAMPLE_IDS
     for dag in bag.dags.values():
@@ -33,9 +31,7 @@ def test_every_example_dag_imports_without_errors_or_cycles():
 
 
 def test_every_example_documents_itself_and_its_params():
-    from airflow.dag_processing.dagbag import DagBag
-
-    for dag in DagBag(str(EXAMPLES)).dags.values():
+    for dag in dag_bag(EXAMPLES).dags.values():
         assert dag.description and dag.doc_md, dag.dag_id
         for name, param in dag.params.items():
             param = dag.params.get_param(name)
@@ -44,6 +40,15 @@ def test_every_example_documents_itself_and_its_params():
         models = dag.params.get_param("models").schema if "models" in dag.params else None
         if models is not None:
             assert models["type"] == "array" and models["items"] == {"type": "object"}
+
+
+def test_every_task_of_every_example_has_retries_with_a_delay():
+    """Users copy the examples: a retry is what reconnects to a job after a lost worker or a broker blip."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    for dag in DagBag(str(EXAMPLES)).dags.values():
+        for task in dag.tasks:
+            assert task.retries >= 1 and task.retry_delay.total_seconds() >= 30, (dag.dag_id, task.task_id)
 
 
 @pytest.mark.usefixtures("airflow_db", "fast_polls")

@@ -40,7 +40,7 @@ def _name(common_name: str) -> x509.Name:
 
 def _make_ca_and_leaf(folder: Path) -> tuple[Path, Path, Path]:
     """A private CA, and a certificate for 127.0.0.1 signed by it: (ca.pem, leaf.pem, leaf.key)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()

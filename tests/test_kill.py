@@ -27,6 +27,16 @@ class TaskInstance:
             self.job_pushed.set()
 
 
+class TaskStateStore(dict):
+    """Airflow 3.3's ``task_state_store`` as the operator uses it (a try keeps its job id for the next)."""
+
+    def set(self, key: str, value: object) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
 def test_a_submit_killed_while_it_waits_names_the_job_left_running(slow_conn, sample_video, capfd):
     input_url = VideoInferHook().upload_video(sample_video)
     submit = VideoInferSubmitJobOperator(
@@ -42,8 +52,11 @@ def test_a_submit_killed_while_it_waits_names_the_job_left_running(slow_conn, sa
     ti = TaskInstance()
     jobs_before = len(server_jobs(slow_conn))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(submit.execute, {"ti": ti})  # type: ignore[arg-type]
-        assert ti.job_pushed.wait(timeout=60), "the operator never pushed its job id"
+        context = {"ti": ti, "task_state_store": TaskStateStore()}
+        waiting = pool.submit(submit.execute, context)  # type: ignore[arg-type]
+        if not ti.job_pushed.wait(timeout=60):
+            waiting.result(timeout=1)  # the operator's own error, if it raised one
+            raise AssertionError("the operator never pushed its job id")
         submit.on_kill()  # what Airflow calls when the task is killed while it waits
         waiting.result(timeout=120)  # the job itself runs on and finishes
     job_id = ti.pushed["job_id"]

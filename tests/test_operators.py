@@ -183,3 +183,36 @@ def test_template_fields_keep_the_values_given():
         for name, value in values.items():
             assert getattr(task, name) is value, f"{cls.__name__}.{name}"
         assert task.videoinfer_conn_id == "videoinfer_other"
+
+
+@pytest.mark.parametrize(
+    ("value", "described", "allowed"),
+    [
+        (False, "resubmit_failed_jobs=False", set()),
+        (True, "resubmit_failed_jobs=True", {2, 3, 4, 5, 6, 99}),
+        ({2}, "resubmit_failed_jobs={2}", {2}),
+        ([6, 2], "resubmit_failed_jobs={2, 6}", {2, 6}),
+        ((), "resubmit_failed_jobs=False", set()),
+    ],
+)
+def test_resubmit_failed_jobs_says_which_failures_a_retry_pays_for_again(value, described, allowed):
+    task = VideoInferSubmitJobOperator(
+        task_id="t", input_url=URL, infer_fps=5, models=[MOTION], resubmit_failed_jobs=value
+    )
+    assert str(task.resubmit_failed_jobs) == described
+    assert {code for code in range(2, 100) if task.resubmit_failed_jobs.allows(code)} == (
+        set(range(2, 100)) if value is True else allowed
+    )
+
+
+def test_the_default_never_pays_again_for_a_failed_job():
+    task = VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION])
+    assert not any(task.resubmit_failed_jobs.allows(code) for code in range(2, 100))
+
+
+@pytest.mark.parametrize("value", [{1}, {0, 2}, {"2"}, {2.0}, "2", {True}, None, {2: "x"}])
+def test_resubmit_failed_jobs_rejects_anything_else_at_parse_time(value):
+    with pytest.raises(VideoInferValidationError, match=r"resubmit_failed_jobs must be False .* got"):
+        VideoInferSubmitJobOperator(
+            task_id="t", input_url=URL, infer_fps=5, models=[MOTION], resubmit_failed_jobs=value
+        )

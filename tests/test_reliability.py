@@ -13,7 +13,9 @@ import contextlib
 import hashlib
 import json
 import re
+import socket
 import time
+from collections.abc import Callable
 
 import pytest
 from helpers import API_KEY, connection_json, inject_fault, server_jobs, stored_digests
@@ -128,8 +130,9 @@ def test_unreachable_service_is_a_connection_error(monkeypatch):
 def _outage_server(tmp_path, monkeypatch, *args: str):
     """A server process on a fixed port, and a connection to it with the default settings.
 
-    Yields ``restart(down_seconds)``, which stops the process, waits, and starts it again on the
-    same port and data dir; every process started is stopped on exit.
+    Yields ``restart(down)``, which stops the process, waits ``down`` seconds (or runs ``down()``
+    with the port), and starts it again on the same port and data dir; every process started is
+    stopped on exit.
     """
     port, data = free_port(), tmp_path / "outage-data"
     with contextlib.ExitStack() as stack:
@@ -139,13 +142,30 @@ def _outage_server(tmp_path, monkeypatch, *args: str):
         conn = {"conn_type": "videoinfer", "host": f"http://127.0.0.1:{port}", "password": API_KEY}
         monkeypatch.setenv("AIRFLOW_CONN_OUTAGE", json.dumps(conn))
 
-        def restart(down_seconds: float) -> None:
+        def restart(down: float | Callable[[int], object]) -> None:
             running[0].close()  # stops the process (terminate, then wait)
-            time.sleep(down_seconds)
+            if callable(down):
+                down(port)
+            else:
+                time.sleep(down)
             running[0] = stack.enter_context(contextlib.ExitStack())
             running[0].enter_context(run_server_process(data, API_KEY, *args, port=port))
 
         yield restart
+
+
+def _drop_connections(count: int) -> Callable[[int], None]:
+    """An outage that lasts ``count`` polls, however long they take to come: while the service is
+    down, something on its port accepts each connection and drops it at once."""
+
+    def down(port: int) -> None:
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            listener.settimeout(120)
+            for _ in range(count):
+                connection, _ = listener.accept()
+                connection.close()
+
+    return down
 
 
 def _outage_log(text: str) -> tuple[list[str], list[str]]:
@@ -214,7 +234,7 @@ async def _trigger_events(trigger: VideoInferJobTrigger) -> list[dict]:
 
 def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monkeypatch):
     """401 and 404 are not outages: no warning loop, the error at once, without Airflow retries."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_videoinfer.compat import AirflowFailException
 
     with pytest.raises(VideoInferNotFoundError) as err:
         VideoInferHook().wait_for_job("no-such-job", poll_interval=0.1, timeout=30)
@@ -227,7 +247,7 @@ def test_definite_answers_end_a_wait_at_once(videoinfer_conn, finished_job, monk
 
 @pytest.mark.usefixtures("airflow_db")
 def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_video, monkeypatch, capfd):
-    """Each poke is a new run of the task: the outage's start and its failed polls live in task_state_store."""
+    """Each poke is a new run of the task: the outage's start and its failed polls live in its task store."""
     from airflow.utils.state import DagRunState
     from helpers import run_dag
 
@@ -237,13 +257,14 @@ def test_rescheduled_sensor_remembers_the_outage_across_pokes(tmp_path, sample_v
         fast = connection_json(hook.settings.base_url, retry_max_attempts=2, retry_max_wait=0.2)
         monkeypatch.setenv("AIRFLOW_CONN_OUTAGE", fast)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            # Down long enough to outlast dag.test's own start (several seconds on a busy machine).
-            down = pool.submit(restart, 20.0)
+            # Down for three polls of the sensor, however long dag.test takes to start it.
+            down = pool.submit(restart, _drop_connections(3))
             time.sleep(0.5)
             run = run_dag("vi_test_reschedule_outage", job_id=job_id)
             down.result(timeout=60)
     assert run.state == DagRunState.SUCCESS
     failed, recovered = _outage_log("".join(capfd.readouterr()))
+    assert "dropped the connection" in failed[0], failed  # then refused, while the server restarts
     polls = [int(re.search(r"\((\d+) failed polls? in a row\)", line).group(1)) for line in failed]
     assert polls == list(range(1, len(polls) + 1)) and len(polls) >= 2, failed
     assert len(recovered) == 1 and f"({polls[-1]} failed polls)" in recovered[0], recovered

@@ -26,7 +26,9 @@ from videoinfer_contract.results import (
     Detections,
     Embedding,
     GazeResult,
-    SemanticMask,
+    Image,
+    SegmentedDetections,
+    SemanticSegmentation,
     UnknownResult,
 )
 
@@ -93,19 +95,14 @@ def test_object_detection_frames_with_null_and_unknown_keys(tmp_path):
     assert list(frames[0].results) == ["cars"]
     first = frames[0].results["cars"]
     assert isinstance(first, Detections)
-    assert (first.inference_type, first.image_width, first.image_height, first.time) == (
-        "object-detection",
-        640,
-        480,
-        0.01,
-    )
-    car, person = first.detections
+    assert (first.inference_type, first.image, first.time) == ("object-detection", Image(640, 480), 0.01)
+    car, person = first.predictions
     assert (car.x, car.y, car.width, car.height, car.confidence) == (1.5, 20.0, 30.0, 40.0, 0.9)
     assert (car.class_name, car.class_id, car.detection_id) == ("car", 0, "id-car-1.5")
     assert car.points is None and car.keypoints is None
     assert person.class_name == "person"
     assert frames[1].results["cars"] is None
-    assert frames[2].results["cars"] == Detections("object-detection", (), 640, 480, 0.01)
+    assert frames[2].results["cars"] == Detections(time=0.01, image=Image(640, 480), predictions=())
 
 
 def test_instance_segmentation_points(tmp_path):
@@ -117,8 +114,9 @@ def test_instance_segmentation_points(tmp_path):
     frames = list(iter_frames(path))
 
     segmented = frames[1].results["seg"]
-    assert isinstance(segmented, Detections) and segmented.inference_type == "instance-segmentation"
-    assert [(p.x, p.y) for p in segmented.detections[0].points] == [(1, 2), (3.5, 4), (0, 9)]
+    assert isinstance(segmented, SegmentedDetections) and segmented.inference_type == "instance-segmentation"
+    assert isinstance(segmented, Detections)  # the detection types share one base
+    assert [(p.x, p.y) for p in segmented.predictions[0].points] == [(1, 2), (3.5, 4), (0, 9)]
     # The first frame has no prediction to tell the type by: shape alone says object-detection.
     assert frames[0].results["seg"].inference_type == "object-detection"
 
@@ -133,7 +131,7 @@ def test_keypoint_detection_keypoints(tmp_path):
 
     result = frame.results["pose"]
     assert result.inference_type == "keypoint-detection"
-    nose, eye = result.detections[0].keypoints
+    nose, eye = result.predictions[0].keypoints
     assert (nose.x, nose.y, nose.confidence, nose.class_name, nose.class_id) == (5, 6, 0.8, "nose", 0)
     assert eye.class_name == "left_eye"
 
@@ -157,7 +155,7 @@ def test_classification_top_confidence_and_predictions(tmp_path):
 
     result = first.results["rps"]
     assert isinstance(result, Classification)
-    assert (result.top, result.confidence, result.image_width, result.time) == ("rock", 0.7, 224, 0.02)
+    assert (result.top, result.confidence, result.image, result.time) == ("rock", 0.7, Image(224, 224), 0.02)
     assert [(p.class_name, p.class_id, p.confidence) for p in result.predictions] == [
         ("rock", 0, 0.7),
         ("paper", 1, 0.3),
@@ -184,10 +182,10 @@ def test_semantic_segmentation_mask_and_class_map(tmp_path):
 
     assert frames[0].results["roads"] is None
     mask = frames[1].results["roads"]
-    assert isinstance(mask, SemanticMask)
-    assert mask.class_map == {0: "background", 1: "road"}
+    assert isinstance(mask, SemanticSegmentation)
+    assert mask.predictions.class_map == {0: "background", 1: "road"}
     assert mask.mask_png().startswith(b"\x89PNG")
-    assert mask.confidence_mask == PNG_1X1
+    assert mask.predictions.confidence_mask == PNG_1X1
 
 
 def test_gaze_detection_face_yaw_pitch(tmp_path):
@@ -208,11 +206,13 @@ def test_gaze_detection_face_yaw_pitch(tmp_path):
     first, second = iter_frames(path)
 
     result = first.results["gaze"]
-    assert isinstance(result, GazeResult) and len(result.gazes) == 2
-    gaze = result.gazes[0]
-    assert (gaze.x, gaze.y, gaze.width, gaze.height, gaze.confidence) == (100, 120, 50, 60, 0.95)
+    assert isinstance(result, GazeResult) and len(result.predictions) == 2
+    gaze = result.predictions[0]
+    face = gaze.face
+    assert (face.x, face.y, face.width, face.height) == (100, 120, 50, 60)
+    assert (face.confidence, face.class_name, face.class_id) == (0.95, "face", None)
     assert (gaze.yaw, gaze.pitch) == (0.25, -0.1)
-    assert [(p.x, p.y) for p in gaze.landmarks] == [(90, 110), (110, 110)]
+    assert [(p.x, p.y) for p in face.landmarks] == [(90, 110), (110, 110)]
     assert second.results["gaze"] is None
 
 
@@ -244,7 +244,7 @@ def test_several_models_read_in_lockstep(tmp_path):
 
     assert frames == again
     for i, frame in enumerate(frames):
-        assert frame.results["cars"].detections[0].x == float(i)
+        assert frame.results["cars"].predictions[0].x == float(i)
         assert frame.results["clip"].vector == (float(i),) * 4
     assert [type(f.results["odd"]) for f in frames] == [
         UnknownResult,
@@ -266,7 +266,7 @@ def test_inference_types_hint(tmp_path):
     path = write_result(tmp_path / "r.json", {"gaze": [{"predictions": []}], "cars": [detection_frame()]})
     (frame,) = iter_frames(path, inference_types={"gaze": "gaze-detection", "cars": "keypoint-detection"})
 
-    assert frame.results["gaze"] == GazeResult((), None)
+    assert frame.results["gaze"] == GazeResult(predictions=())
     assert frame.results["cars"].inference_type == "keypoint-detection"
 
 
@@ -297,8 +297,8 @@ def test_reads_tiny_chunks_identically(tmp_path):
     for chunk_size in (1, 2, 3, 5, 64):
         with ResultReader(path, chunk_size=chunk_size) as reader:
             assert list(reader) == expected
-    assert expected[3].results["vehicules"].detections[0].x == pytest.approx(3e-05)
-    assert expected[3].results["vehicules"].detections[1].class_name == "camion 🚚"
+    assert expected[3].results["vehicules"].predictions[0].x == pytest.approx(3e-05)
+    assert expected[3].results["vehicules"].predictions[1].class_name == "camion 🚚"
 
 
 # --- sources ------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def test_without_destination_the_download_is_temporary(storage, tmp_path, monkey
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    operator = VideoInferResultsOperator(task_id="results", output_url={"output_url": signed(storage)})
+    operator = VideoInferResultsOperator(task_id="results", output_url=signed(storage))
     assert operator.outlets == []
 
     summary = operator.execute(context={})
@@ -213,14 +213,21 @@ def test_parquet_without_pyarrow_fails_before_the_download(storage, monkeypatch,
     assert _Files.requests == []
 
 
-def test_output_url_must_render_to_a_url():
-    operator = VideoInferResultsOperator(task_id="results", output_url={"job_id": "j1"})
+@pytest.mark.parametrize("output_url", [{"output_url": "https://example.com/r.json"}, {"job_id": "j1"}, "  "])
+def test_output_url_must_render_to_a_url(output_url):
+    operator = VideoInferResultsOperator(task_id="results", output_url=output_url)
     with pytest.raises(VideoInferValidationError, match="output_url must be the job's output URL"):
         operator.execute(context={})  # type: ignore[arg-type]
 
 
 def test_template_fields():
-    assert set(VideoInferResultsOperator.template_fields) == {"output_url", "destination", "rows_destination", "video"}
+    assert set(VideoInferResultsOperator.template_fields) == {
+        "output_url",
+        "destination",
+        "rows_destination",
+        "video",
+        "videoinfer_conn_id",
+    }
 
 
 def test_a_real_job_of_the_local_server(videoinfer_conn, sample_video, tmp_path):

@@ -129,7 +129,7 @@ def test_the_reader_streams_from_s3(s3_conn, tmp_path):
     with ResultReader("s3://moto_s3@results/read/result.json", chunk_size=4096) as reader:
         remote = list(reader)
     assert remote == list(ResultReader(tmp_path / "result.json"))
-    assert remote[299].results["cars"].detections[0].x == 299
+    assert remote[299].results["cars"].predictions[0].x == 299
 
 
 @pytest.fixture

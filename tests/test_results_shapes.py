@@ -123,8 +123,8 @@ def test_non_finite_numbers_never_crash(tmp_path):
     summary = summarize_result(path)
     json.dumps(summary, allow_nan=False)  # no NaN reaches the summary (XCom)
 
-    assert math.isnan(frames[1].time_offset) and math.isnan(frames[0].results["cars"].detections[0].confidence)
-    assert frames[0].results["cars"].detections[1].x == math.inf
+    assert math.isnan(frames[1].time_offset) and math.isnan(frames[0].results["cars"].predictions[0].confidence)
+    assert frames[0].results["cars"].predictions[1].x == math.inf
     assert summary["last_time_offset"] == 0.5
     cars = summary["models"]["cars"]
     assert (cars["predictions"], cars["class_counts"]) == (3, {"car": 2, "person": 1})
@@ -252,6 +252,6 @@ def test_a_long_list_with_a_nan_in_the_middle_is_read_whole(tmp_path):
     )
 
     frames = list(ResultReader(path, chunk_size=4096))
-    confidences = [f.results["cars"].detections[0].confidence for f in frames]
+    confidences = [f.results["cars"].predictions[0].confidence for f in frames]
     assert len(frames) == 5000 and math.isnan(confidences[2500])
     assert confidences[:2500] == [0.5] * 2500 and confidences[2501:] == [0.5] * 2499

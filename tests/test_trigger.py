@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import re
 import time
 
 import pytest
@@ -117,13 +118,17 @@ async def test_answer_without_status_is_an_error_not_a_success(videoinfer_conn, 
     assert event["kind"] == "succeeded"
 
 
-async def test_first_poll_respects_the_rate_limit_after_the_sensor_checked(tmp_path, sample_video, monkeypatch):
+async def test_first_poll_respects_the_rate_limit_after_the_sensor_checked(tmp_path, sample_video, monkeypatch, capfd):
     from videoinfer_server.launch import run_server
 
     with run_server(tmp_path / "limited", API_KEY, poll_min_interval=1.0, min_job_seconds=2) as limited:
-        # No retries: a poll that comes too soon would end the trigger with a 429 error event.
-        monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(limited.base_url, retry_max_attempts=1))
+        monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(limited.base_url))
         job_id = _submit(sample_video)
         VideoInferHook().get_job(job_id)  # the deferrable sensor's own check before it defers
         (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=1.0))
     assert event["kind"] == "succeeded", event
+    out, err = capfd.readouterr()
+    # A poll that came too soon would have been answered 429: ridden out, but logged as a failed poll.
+    assert "poll failed" not in out + err
+    (first,) = re.findall(rf"Job {job_id}: first poll in ([\d.]+) s, at \d\d:\d\d:\d\d UTC", out + err)
+    assert 1.0 <= float(first) <= 2.0

@@ -3,7 +3,7 @@
 
 Both are thin: requests are built and answers decoded by :mod:`airflow_provider_videoinfer.api`,
 retried by :mod:`airflow_provider_videoinfer.hooks.retry`, sent through
-:mod:`airflow_provider_videoinfer.hooks.transport`, and waits follow
+:mod:`airflow_provider_videoinfer.hooks.transport`, and waits paced by
 :mod:`airflow_provider_videoinfer.hooks.waiting`.
 """
 
@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import requests
-from airflow.sdk import BaseHook, ObjectStoragePath
+from airflow.sdk import ObjectStoragePath
 from tenacity import AsyncRetrying
 
 from airflow_provider_videoinfer import contract, storage
+from airflow_provider_videoinfer.compat import BaseHook, aget_connection, mask_secret
 from airflow_provider_videoinfer.exceptions import VideoInferError
-from airflow_provider_videoinfer.hooks import responses
+from airflow_provider_videoinfer.hooks import responses, waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
 from airflow_provider_videoinfer.hooks.transport import (
@@ -33,7 +35,6 @@ from airflow_provider_videoinfer.hooks.transport import (
     connection_error,
     new_async_pool,
 )
-from airflow_provider_videoinfer.hooks.waiting import JobWait
 from videoinfer_contract.redaction import redact
 
 if TYPE_CHECKING:
@@ -176,30 +177,38 @@ class VideoInferHook(BaseHook):
     def wait_for_job(self, job_id: str, poll_interval: float = 60.0, timeout: float | None = None) -> JobState:
         """Poll a job in this process until it stops; raise if it fails or outlasts ``timeout``.
 
-        Rides out outages (see :mod:`~airflow_provider_videoinfer.hooks.waiting`): errors that
-        leave the job's state unknown are logged and polled through until the deadline.
+        Each poll is one attempt; :func:`~airflow_provider_videoinfer.hooks.waiting.step` decides
+        what follows it, so outages (errors that leave the job's state unknown) are logged and
+        polled through until the deadline.
 
         :param job_id: the job to wait for.
         :param poll_interval: seconds between polls (the hosted API allows one a minute).
         :param timeout: seconds to wait at most; None waits as long as the job runs.
         """
         job_id = contract.validate_job_id(job_id)
-        deadline = None if timeout is None else time.time() + timeout
-        wait = JobWait(job_id, poll_interval, deadline, self.settings.retry, self.log)
+        started = time.time()
+        deadline = None if timeout is None else started + timeout
+        wait = waiting.Wait(job_id, poll_interval, started, deadline, self.settings.retry)
+        outage: waiting.Outage | None = None
         while True:
-            try:
-                state = self.get_job(job_id, policy=SINGLE_ATTEMPT)
-            except VideoInferError as err:
-                wait.failed(err)
-            else:
-                wait.answered(state)
-                if state.status is contract.JobStatus.SUCCEEDED:
-                    return state
-                if state.status is contract.JobStatus.FAILED:
-                    raise responses.job_failed(state)
-            if wait.expired:
-                raise wait.timeout_error()
-            time.sleep(wait.next_delay())
+            poll = self.poll_job(job_id)
+            now = time.time()
+            outcome = waiting.step(wait, outage, poll, now, random.random())
+            waiting.report(self.log, outcome, now)
+            if not isinstance(outcome, waiting.PollAgain):
+                return outcome.result()
+            outage = outcome.outage
+            time.sleep(outcome.delay)
+
+    def poll_job(self, job_id: str) -> JobState | VideoInferError:
+        """One poll of a wait: a single attempt (the wait paces the next), its error returned, not raised.
+
+        :param job_id: the job.
+        """
+        try:
+            return self.get_job(job_id, policy=SINGLE_ATTEMPT)
+        except VideoInferError as err:
+            return err
 
     def download_result(self, output_url: str, destination: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """Stream a job's result JSON to a local path or ``ObjectStoragePath``; return the destination.
@@ -227,8 +236,6 @@ class VideoInferHook(BaseHook):
 def mask_in_logs(secret: str) -> None:
     """Register a secret (the API key, a presigned URL) with Airflow's secrets masker, so task logs never show it."""
     try:
-        from airflow.sdk.log import mask_secret
-
         mask_secret(secret)
     except Exception:  # masking is best effort outside a task (e.g. in the triggerer's tests)
         log.debug("Could not register a secret with the secrets masker.")
@@ -262,7 +269,7 @@ class VideoInferAsyncClient:
     @classmethod
     async def from_conn_id(cls, conn_id: str) -> VideoInferAsyncClient:
         """Build a client from an Airflow connection, without blocking the event loop."""
-        conn = await BaseHook.aget_connection(conn_id)
+        conn = await aget_connection(conn_id)
         return cls(ClientSettings.from_connection(conn))
 
     async def get_job(self, job_id: str, *, policy: RetryPolicy | None = None) -> JobState:
@@ -298,6 +305,16 @@ class VideoInferAsyncClient:
         else:
             body = await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
         return responses.parse_job_state(job_id, body)
+
+    async def poll_job(self, job_id: str) -> JobState | VideoInferError:
+        """One poll of a wait: a single attempt (the wait paces the next), its error returned, not raised.
+
+        :param job_id: the job.
+        """
+        try:
+            return await self.get_job(job_id, policy=SINGLE_ATTEMPT)
+        except VideoInferError as err:
+            return err
 
     async def aclose(self) -> None:
         """Release the connection pool (closed with its last user); call once."""

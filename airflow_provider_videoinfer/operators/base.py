@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -75,7 +75,9 @@ def positive_seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, timeout: float) -> None:
+def defer_until_done(
+    task: BaseOperator, job_id: str, poll_interval: float, timeout: float, *, running: bool = True
+) -> NoReturn:
     """Hand the wait for a job over to the triggerer (raises ``TaskDeferred``); the task resumes in
     ``execute_complete``. Logs one line saying so.
 
@@ -83,13 +85,15 @@ def defer_until_done(task: BaseOperator, job_id: str, poll_interval: float, time
     :param job_id: the job.
     :param poll_interval: seconds between the trigger's polls.
     :param timeout: seconds from now after which the wait gives up.
+    :param running: the last poll saw the job running; False when its state is unknown.
     """
     deadline = time.time() + timeout
-    until = datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     task.log.info(
-        "Job %s is running: the wait continues in the triggerer (this worker slot is freed), polling "
-        "every %g s until %s at the latest.",
+        "Job %s %s: the wait continues in the triggerer (this worker slot is freed), polling every %g s "
+        "(the first poll one to two intervals from now) until %s at the latest.",
         job_id,
+        "is running" if running else "has not been seen to finish",
         poll_interval,
         until,
     )

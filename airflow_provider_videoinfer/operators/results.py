@@ -14,10 +14,11 @@ from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, is_runtime_value
 from airflow_provider_videoinfer.results.contact_sheet import contact_sheet_location, make_contact_sheet
-from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader, validate_inference_types
+from airflow_provider_videoinfer.results.reader import ResultReader, validate_inference_types
 from airflow_provider_videoinfer.results.rows import RowsWriter, require_pyarrow, validate_rows_format
-from airflow_provider_videoinfer.results.summary import DEFAULT_MAX_TIMELINE_BUCKETS
-from airflow_provider_videoinfer.storage import asset_uri, describe_location
+from airflow_provider_videoinfer.results.summarizer import DEFAULT_MAX_TIMELINE_BUCKETS
+from airflow_provider_videoinfer.results.summary import ContactSheet, ResultSummary, RowsExport
+from airflow_provider_videoinfer.storage import Location, asset_uri, describe_location
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -31,11 +32,11 @@ __all__ = ["VideoInferResultsOperator", "asset_uri", "plan_destinations"]
 
 
 def plan_destinations(
-    destination: ResultLocation | None,
-    rows_destination: ResultLocation | None,
+    destination: Location | None,
+    rows_destination: Location | None,
     rows_format: str,
     probe: bool = True,
-) -> tuple[ResultLocation | None, ResultLocation | None]:
+) -> tuple[Location | None, Location | None]:
     """Where the kept result and the rows go: folders become files in them, and the two must differ.
 
     A destination that ends with ``/`` (or, when ``probe``, is an existing folder) is written
@@ -75,8 +76,7 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
     ``destination`` the file goes to a temporary file, deleted when the task ends.
 
     :param output_url: the job's ``output_signed_url`` (templated), e.g. the return value of
-        ``VideoInferSubmitJobOperator(wait_for_completion=True)``; a job state dict with an
-        ``output_url`` key is accepted too.
+        ``VideoInferSubmitJobOperator(wait_for_completion=True)``.
     :param destination: where to keep the result file (templated): a local path, an
         ``ObjectStoragePath`` or a URI such as ``s3://bucket/results/{{ ds }}.json``; optional.
     :param rows_destination: where to export one row per prediction (templated), same forms;
@@ -107,13 +107,13 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
         self,
         *,
         output_url: Any,
-        destination: ResultLocation | None = None,
-        rows_destination: ResultLocation | None = None,
+        destination: Location | None = None,
+        rows_destination: Location | None = None,
         rows_format: str = "jsonl",
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         inference_types: Mapping[str, str] | None = None,
         max_timeline_buckets: int = DEFAULT_MAX_TIMELINE_BUCKETS,
-        video: ResultLocation | None = None,
+        video: Location | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
@@ -145,23 +145,22 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
                     self.outlets = [*self.outlets, asset]
 
     def _url(self) -> str:
-        url = self.output_url
-        if isinstance(url, Mapping):
-            url = url.get("output_url")
+        url: Any = self.output_url
         if not isinstance(url, str) or not url.strip():
             raise VideoInferValidationError(
                 f"task {self.task_id}: output_url must be the job's output URL (a non-empty string), got "
-                f"{type(self.output_url).__name__}; pass the return value of VideoInferSubmitJobOperator with "
-                "wait_for_completion=True, or the 'output_url' of its job state."
+                f"{type(url).__name__}; pass the return value of VideoInferSubmitJobOperator with "
+                "wait_for_completion=True."
             )
         return url.strip()
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ResultSummary:
         """Download, keep and summarise the result file; return the summary.
 
-        The summary is :meth:`ResultSummary.to_dict`, whose ``source`` is where the file was kept
-        (None without ``destination``), plus ``rows``: ``{"destination", "format", "count"}`` of
-        the export, or None. Every destination is checked before the download.
+        The summary is a :class:`~airflow_provider_videoinfer.results.summary.ResultSummary` whose
+        ``source`` is where the file was kept (None without ``destination``), with ``rows`` (the
+        export, or None) and, with ``video``, ``contact_sheet``. Every destination is checked
+        before the download.
         """
         url = self._url()
         destination, rows_destination = plan_destinations(self.destination, self.rows_destination, self.rows_format)
@@ -180,33 +179,27 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
             self._add_asset_alias_events(context, destination)
         return summary
 
-    def _summarize(
-        self, path: str, destination: ResultLocation | None, rows_destination: ResultLocation | None
-    ) -> dict[str, Any]:
+    def _summarize(self, path: str, destination: Location | None, rows_destination: Location | None) -> ResultSummary:
         """Read the downloaded file once, feeding the summary and the rows export."""
         with ResultReader(path, self.inference_types) as reader:
-            summary = reader.summary(max_timeline_buckets=self.max_timeline_buckets)
             if rows_destination is None:
-                reader.feed(summary)
+                summary = reader.summarize(max_timeline_buckets=self.max_timeline_buckets)
                 rows = None
             else:
                 with RowsWriter(rows_destination, self.rows_format) as writer:
-                    reader.feed(summary, writer)
-                rows = {
-                    "destination": describe_location(rows_destination),
-                    "format": self.rows_format,
-                    "count": writer.rows,
-                }
-        result = summary.to_dict()
-        result["source"] = describe_location(destination) if destination is not None else None
-        result["rows"] = rows
+                    summary = reader.summarize(writer, max_timeline_buckets=self.max_timeline_buckets)
+                rows = RowsExport(
+                    destination=describe_location(rows_destination), format=self.rows_format, count=writer.rows
+                )
+        summary["source"] = describe_location(destination) if destination is not None else None
+        summary["rows"] = rows
         self.log.info(
             "Summarised %d frames of %d model(s)%s.",
-            result["frames"],
-            len(result["models"]),
-            f", kept at {result['source']}" if result["source"] else "",
+            summary["frames"],
+            len(summary["models"]),
+            f", kept at {summary['source']}" if summary["source"] else "",
         )
-        return result
+        return summary
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the result file read (its URL without the signature), the kept copy and the rows."""
@@ -215,14 +208,14 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
         url, destination, rows = getattr(self, "_lineage", (None, self.destination, self.rows_destination))
         return results_lineage(url, destination, rows)
 
-    def _contact_sheet(self, path: str, destination: ResultLocation | None) -> dict[str, Any] | None:
+    def _contact_sheet(self, path: str, destination: Location | None) -> ContactSheet | None:
         if destination is None:
             self.log.warning("No contact sheet: it is kept beside the result, and no destination is set.")
             return None
         with ResultReader(path, self.inference_types) as reader:
             return make_contact_sheet(reader, self.video, contact_sheet_location(destination))  # type: ignore[arg-type]
 
-    def _add_asset_alias_events(self, context: Context, destination: ResultLocation) -> None:
+    def _add_asset_alias_events(self, context: Context, destination: Location) -> None:
         aliases = [outlet for outlet in self.outlets if isinstance(outlet, AssetAlias)]
         if aliases:
             asset = Asset(asset_uri(destination))

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-# TODO: take ``conf`` from airflow_provider_videoinfer.compat once it provides it: Airflow 3.0 and
-# 3.1 have no airflow.sdk.configuration (this is where operators/base.py took it from).
-from airflow.sdk.configuration import conf
-
 from airflow_provider_videoinfer import contract, storage
+from airflow_provider_videoinfer.compat import conf
 from airflow_provider_videoinfer.exceptions import (
+    VideoInferConfigError,
     VideoInferError,
+    VideoInferJobFailedError,
     VideoInferNotFoundError,
     VideoInferTransientError,
 )
+from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook, mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators.base import (
@@ -28,14 +29,17 @@ from airflow_provider_videoinfer.operators.base import (
     validate_if_known,
     with_hint,
 )
+from airflow_provider_videoinfer.operators.resubmit import ResubmitPolicy
+from airflow_provider_videoinfer.operators.task_store import TaskStore, kept_until_the_task_ends, task_store
 from airflow_provider_videoinfer.triggers.events import JobEvent
+from videoinfer_contract.redaction import redact
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["VideoInferSubmitJobOperator", "VideoInferUploadOperator"]
 
-#: task_state_store key under which the submitted job survives a retry of the task. Renaming it
+#: Task store key under which the submitted job survives a retry of the task. Renaming it
 #: breaks reconnection for tasks already in flight.
 JOB_STATE_KEY = "videoinfer_job"
 DEFAULT_WAIT_TIMEOUT = 7 * 24 * 3600.0
@@ -113,20 +117,28 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     """Submit a video inference job; return its id, or its output URL when waiting for it.
 
     Inputs are validated before any network call. The job id is pushed to XCom (key ``job_id``)
-    and written to the task's ``task_state_store`` (Airflow 3.3+) before any waiting, so a retry
-    of the task reconnects to the same job when it is still running or done, and submits a new
-    one only when the service reports it failed or does not know it (404), or when the inputs
-    changed. When the saved job cannot be read (the service is down, 5xx, 429...), the try fails
-    without submitting, and a later retry reconnects: a retry never pays for a duplicate job.
+    and kept where the next try of the task finds it (its ``task_state_store`` on Airflow 3.3+, an
+    Airflow Variable before: :mod:`~airflow_provider_videoinfer.operators.task_store`) before any
+    waiting, so a retry of the task reconnects to the same job when it is still running or done,
+    and submits a new one only when the service does not know it (404), when the inputs changed,
+    or when it failed with a status that ``resubmit_failed_jobs`` allows. When the saved job cannot
+    be read (the service is down, 5xx, 429...), the try fails without submitting, and a later retry
+    reconnects: a retry never pays for a duplicate job. A task with retries whose store cannot be
+    written submits nothing.
+
+    A job that fails with a status ``resubmit_failed_jobs`` does not allow (by default, any) ends
+    the task without its retries (:class:`VideoInferJobFailedFatalError`): a retry could only read
+    the same failure.
 
     A storage URI as ``input_url`` (``s3://conn_id@bucket/key``, ``gs://``, ``abfs://``, an
     ``ObjectStoragePath``) is not uploaded: the object is checked to exist, and the service gets a
     presigned GET URL of it, valid for ``presigned_url_lifetime``, so it reads the video straight
     from the bucket and no byte of it crosses the worker. That URL is a credential: it is sent to
-    the service only, never logged nor kept in XCom; a retry recognises its job by the storage URI.
-    The file system must be able to sign URLs (fsspec's ``sign()``: s3fs, gcsfs with service
-    account credentials, adlfs with an account key); a URL signed with
-    temporary credentials (an assumed role, a session token) stops working when they expire.
+    the service only, never logged nor kept in XCom; a retry recognises its job by the storage URI,
+    and signs no new URL when it reconnects. The file system must be able to sign URLs (fsspec's
+    ``sign()``: s3fs, gcsfs with service account credentials, adlfs with an account key); a URL
+    signed with temporary credentials (an assumed role, a session token) stops working when they
+    expire.
 
     :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value), any
         public http(s) video URL, or a storage URI (templated).
@@ -142,6 +154,11 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         Airflow's own providers.
     :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
     :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
+    :param resubmit_failed_jobs: whether a retry of the task pays for a new job after its job
+        failed: ``False`` never (the default: a new job on the same input usually fails the same
+        way, and the hosted service does not say which failures may pass), ``True`` always, or a
+        set of failure statuses, e.g. ``{2}`` (the local server's internal error; see
+        :mod:`airflow_provider_videoinfer.operators.resubmit`).
     :param presigned_url_lifetime: for a storage URI input, how long the presigned URL stays valid,
         in seconds or as a ``timedelta``: from one minute to seven days (S3's limit); default one
         day. The service must fetch the video within it, queue included.
@@ -162,10 +179,12 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        resubmit_failed_jobs: bool | Collection[int] = False,
         presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
+        self.resubmit_failed_jobs = ResubmitPolicy.from_value(resubmit_failed_jobs)
         self.input_url = input_url
         self.infer_fps = infer_fps
         self.models = models
@@ -183,23 +202,30 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     def execute(self, context: Context) -> str:
         """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
         with_hint(validate_job_input, self.input_url, INPUT_URL_HINT)
+        make_request: Callable[[], contract.JobRequest]
         if storage.is_storage_uri(self.input_url):
             source = storage.describe_location(self.input_url)
             fingerprint = contract.job_fingerprint(source, self.infer_fps, self.models)
-            job_id, state = self._submit_or_reconnect(context, fingerprint, lambda: self._presigned_request(source))
+            make_request = functools.partial(self._presigned_request, source)  # signed only when submitting
         else:
             request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
-            job_id, state = self._submit_or_reconnect(context, request.fingerprint, lambda: request)
-        self._job_id = job_id
-        context["ti"].xcom_push(key="job_id", value=job_id)
-        if not self.wait_for_completion:
-            return job_id
-        if state is not None and state.status is contract.JobStatus.SUCCEEDED:
-            return state.output_url  # type: ignore[return-value]
-        if self.deferrable:
-            defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
-        done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
-        return done.output_url  # type: ignore[return-value]
+            fingerprint, make_request = request.fingerprint, lambda: request
+        store = task_store(context)
+        with kept_until_the_task_ends(store, JOB_STATE_KEY, context):
+            job_id, state = self._submit_or_reconnect(store, fingerprint, make_request)
+            self._job_id = job_id
+            context["ti"].xcom_push(key="job_id", value=job_id)
+            if not self.wait_for_completion:
+                return job_id
+            if state is not None and state.status is contract.JobStatus.SUCCEEDED:
+                return state.output_url  # type: ignore[return-value]
+            if self.deferrable:
+                defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
+            try:
+                done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
+            except VideoInferJobFailedError as err:
+                raise self._job_failure(err) from None
+            return done.output_url  # type: ignore[return-value]
 
     def _presigned_request(self, source: str) -> contract.JobRequest:
         """The job request of a storage URI input: checks the object, signs its URL (just before submitting)."""
@@ -215,7 +241,22 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
-        return JobEvent.from_payload(event).output_url_or_raise()
+        with kept_until_the_task_ends(task_store(context), JOB_STATE_KEY, context):
+            try:
+                return JobEvent.from_payload(event).output_url_or_raise()
+            except VideoInferJobFailedError as err:
+                raise self._job_failure(err) from None
+    def _job_failure(self, err: VideoInferJobFailedError) -> VideoInferJobFailedError:
+        """The error that ends this try for a failed job: fatal unless ``resubmit_failed_jobs`` lets a retry
+        pay for a new job."""
+        policy = self.resubmit_failed_jobs
+        if policy.allows(err.code):
+            advice = f"The task's next retry, if it has one left, submits a new job ({policy})."
+            return VideoInferJobFailedError(err.job_id, err.code, err.reason, advice)
+        return err.final(
+            f"No retry of this task pays for a new job after it ({policy}), so the task fails without its "
+            f"retries: fix the input and clear the task, or allow status {err.code} in resubmit_failed_jobs."
+        )
 
     def on_kill(self) -> None:
         """Log that the job goes on running on the service (it cannot be cancelled), with its id."""
@@ -223,7 +264,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             self,
             self._job_id,
             f"Wait for its results with VideoInferJobSensor(job_id={self._job_id!r}); a retry of this task "
-            "reconnects to it where Airflow keeps task state (3.3+).",
+            "reconnects to it.",
         )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -233,44 +274,52 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         return submit_lineage(self.input_url)
 
     def _submit_or_reconnect(
-        self, context: Context, fingerprint: str, make_request: Callable[[], contract.JobRequest]
+        self, store: TaskStore, fingerprint: str, make_request: Callable[[], contract.JobRequest]
     ) -> tuple[str, contract.JobState | None]:
         """Reuse the job a previous try of this task submitted, unless it failed; else submit.
 
+        :param store: where the job id is kept for the next try.
         :param fingerprint: the inputs' digest (:func:`~videoinfer_contract.jobs.job_fingerprint`),
             compared with the saved job's.
         :param make_request: builds the request, only when a job is submitted (a storage URI input
             is presigned then, not on a reconnection).
         """
-        store = context.get("task_state_store")
-        if store is None:
-            self.log.warning(
-                "task_state_store is not available (it needs Airflow 3.3+): a retry of this task "
-                "will submit a new job instead of reconnecting to this one."
-            )
-        else:
-            saved = store.get(JOB_STATE_KEY)
-            if isinstance(saved, dict) and saved.get("job_id"):
-                if saved.get("request") == fingerprint:
-                    state = self._previous_state(str(saved["job_id"]))
-                    if state is not None:
-                        self.log.info(
-                            "Reconnecting to job %s from a previous try (%s).", state.job_id, state.status.value
-                        )
-                        return state.job_id, state
-                else:
-                    self.log.info(
-                        "The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"]
-                    )
+        saved = store.get(JOB_STATE_KEY)
+        if isinstance(saved, dict) and saved.get("job_id"):
+            if saved.get("request") == fingerprint:
+                state = self._previous_state(str(saved["job_id"]))
+                if state is not None:
+                    self.log.info("Reconnecting to job %s from a previous try (%s).", state.job_id, state.status.value)
+                    return state.job_id, state
+            else:
+                self.log.info("The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"])
+        self._check_store_writable(store, fingerprint)
         job_id = self.hook.submit(make_request())
-        if store is not None:
-            store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
+        store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
         return job_id, None
 
-    def _previous_state(self, job_id: str) -> contract.JobState | None:
-        """The saved job's state; None when a new job must be submitted (it failed, or is unknown).
+    def _check_store_writable(self, store: TaskStore, fingerprint: str) -> None:
+        """Write to the store before paying for a job: a task whose retries could not find the job
+        must not submit one. Without retries there is no next try to find it, so it goes on."""
+        try:
+            store.set(JOB_STATE_KEY, {"job_id": None, "request": fingerprint})
+        except Exception as err:
+            where = f"{store.name} {err.__class__.__name__}: {redact(str(err))}"
+            if self.retries:
+                raise VideoInferConfigError(
+                    f"Task {self.task_id} cannot keep the id of the job it would submit where its next try "
+                    f"finds it ({where}). With retries={self.retries}, a retry would pay for a second job, so "
+                    "no job is submitted. Let the task write Airflow Variables (Airflow before 3.3 keeps the "
+                    "job id in one), or set retries=0 on this task."
+                ) from None
+            self.log.warning("Could not keep the job id for a retry (%s); the task has no retries.", where)
 
-        Raises when the state cannot be read: submitting on doubt could pay for a second job.
+    def _previous_state(self, job_id: str) -> contract.JobState | None:
+        """The saved job's state; None when a new job must be submitted (it is unknown, or it failed with a
+        status that ``resubmit_failed_jobs`` allows).
+
+        Raises when the state cannot be read (submitting on doubt could pay for a second job), and when the
+        job failed with a status that ``resubmit_failed_jobs`` does not allow.
         """
         try:
             state = self.hook.get_job(job_id)
@@ -288,11 +337,22 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 "retry of the task reconnects to the job."
             ) from None
         if state.status is contract.JobStatus.FAILED:
+            policy = self.resubmit_failed_jobs
+            if not policy.allows(state.code):
+                self.log.warning(
+                    "Job %s from a previous try failed with status %s (%s): no new job is submitted (%s).",
+                    job_id,
+                    state.code,
+                    state.error,
+                    policy,
+                )
+                raise self._job_failure(responses.job_failed(state))
             self.log.warning(
-                "Job %s from a previous try failed with status %s (%s): submitting a new job.",
+                "Job %s from a previous try failed with status %s (%s): submitting a new job (%s).",
                 job_id,
                 state.code,
                 state.error,
+                policy,
             )
             return None
         return state

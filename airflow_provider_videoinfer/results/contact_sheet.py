@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_videoinfer.results.summary import ContactSheet, ContactSheetFrame
 from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location, resolve
 from videoinfer_contract.results import (
     Classification,
@@ -27,7 +28,7 @@ from videoinfer_contract.results import (
     FrameResult,
     GazeResult,
     ResultFrame,
-    SemanticMask,
+    SemanticSegmentation,
 )
 
 if TYPE_CHECKING:
@@ -51,10 +52,8 @@ def _objects(frame: ResultFrame) -> int:
     """How many things the frame's results found: detections and faces of every model."""
     count = 0
     for result in frame.results.values():
-        if isinstance(result, Detections):
-            count += len(result.detections)
-        elif isinstance(result, GazeResult):
-            count += len(result.gazes)
+        if isinstance(result, (Detections, GazeResult)):
+            count += len(result.predictions)
     return count
 
 
@@ -117,7 +116,7 @@ def _draw_detections(image: np.ndarray, result: Detections, scale: tuple[float, 
 
     sx, sy = scale
     thickness = max(1, image.shape[1] // 400)
-    for d in result.detections:
+    for d in result.predictions:
         name = d.class_name or "object"
         colour = _colour(name)
         left, top = int((d.x - d.width / 2) * sx), int((d.y - d.height / 2) * sy)
@@ -139,20 +138,21 @@ def _draw_gaze(image: np.ndarray, result: GazeResult, scale: tuple[float, float]
 
     sx, sy = scale
     colour = _colour("face")
-    for g in result.gazes:
-        cx, cy = g.x * sx, g.y * sy
-        left, top = int(cx - g.width * sx / 2), int(cy - g.height * sy / 2)
-        cv2.rectangle(image, (left, top), (int(cx + g.width * sx / 2), int(cy + g.height * sy / 2)), colour, 2)
-        for p in g.landmarks:
+    for g in result.predictions:
+        face = g.face
+        cx, cy = face.x * sx, face.y * sy
+        left, top = int(cx - face.width * sx / 2), int(cy - face.height * sy / 2)
+        cv2.rectangle(image, (left, top), (int(cx + face.width * sx / 2), int(cy + face.height * sy / 2)), colour, 2)
+        for p in face.landmarks:
             cv2.circle(image, (int(p.x * sx), int(p.y * sy)), 3, colour, -1, cv2.LINE_AA)
         # The gaze direction projected on the image: yaw turns it sideways, pitch up or down.
-        length = g.width * sx
+        length = face.width * sx
         end = (int(cx - length * math.sin(g.yaw)), int(cy - length * math.sin(g.pitch)))
         cv2.arrowedLine(image, (int(cx), int(cy)), end, (0, 0, 255), 2, cv2.LINE_AA, tipLength=0.2)
         _label(image, f"yaw {math.degrees(g.yaw):.0f} pitch {math.degrees(g.pitch):.0f}", left, top, colour)
 
 
-def _draw_mask(image: np.ndarray, result: SemanticMask) -> None:
+def _draw_mask(image: np.ndarray, result: SemanticSegmentation) -> None:
     import cv2
     import numpy as np
 
@@ -162,7 +162,7 @@ def _draw_mask(image: np.ndarray, result: SemanticMask) -> None:
     mask = cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
     overlay = image.copy()
     for class_id in np.unique(mask):
-        name = result.class_map.get(int(class_id))
+        name = result.predictions.class_map.get(int(class_id))
         if name is None or name in ("background", "__background__"):
             continue
         overlay[mask == class_id] = _colour(name)
@@ -171,11 +171,10 @@ def _draw_mask(image: np.ndarray, result: SemanticMask) -> None:
 
 def _scale(result: FrameResult, image: np.ndarray) -> tuple[float, float]:
     """From the result's pixel space to the decoded frame's (the service may infer on a resized image)."""
-    width = getattr(result, "image_width", None)
-    height = getattr(result, "image_height", None)
+    size = getattr(result, "image", None)
     return (
-        image.shape[1] / width if width else 1.0,
-        image.shape[0] / height if height else 1.0,
+        image.shape[1] / size.width if size is not None and size.width else 1.0,
+        image.shape[0] / size.height if size is not None and size.height else 1.0,
     )
 
 
@@ -185,7 +184,7 @@ def draw_frame(image: np.ndarray, frame: ResultFrame, objects: int) -> np.ndarra
 
     captions = []
     for model_id, result in frame.results.items():
-        if isinstance(result, SemanticMask):
+        if isinstance(result, SemanticSegmentation):
             _draw_mask(image, result)
         elif isinstance(result, Detections):
             _draw_detections(image, result, _scale(result, image))
@@ -219,7 +218,7 @@ def _grid(tiles: list[np.ndarray]) -> np.ndarray:
 
 def render_contact_sheet(
     video_path: str, picked: list[tuple[int, ResultFrame]]
-) -> tuple[np.ndarray, list[dict[str, Any]]]:
+) -> tuple[np.ndarray, list[ContactSheetFrame]]:
     """Seek to each picked frame of a local video, draw it, and lay the tiles out in a grid.
 
     :return: the sheet (BGR) and, per tile, its ``frame_offset``, ``time_offset`` and ``objects``.
@@ -231,7 +230,8 @@ def render_contact_sheet(
     try:
         if not capture.isOpened():
             raise ValueError("OpenCV cannot open it as a video")
-        tiles, shown = [], []
+        tiles: list[np.ndarray] = []
+        shown: list[ContactSheetFrame] = []
         for objects, frame in picked:
             capture.set(cv2.CAP_PROP_POS_FRAMES, float(frame.frame_offset or 0))
             ok, image = capture.read()
@@ -239,7 +239,9 @@ def render_contact_sheet(
                 log.warning("Contact sheet: frame %s of the video cannot be decoded; skipped.", frame.frame_offset)
                 continue
             tiles.append(draw_frame(image, frame, objects))
-            shown.append({"frame_offset": frame.frame_offset, "time_offset": frame.time_offset, "objects": objects})
+            shown.append(
+                ContactSheetFrame(frame_offset=frame.frame_offset, time_offset=frame.time_offset, objects=objects)
+            )
     finally:
         capture.release()
     if not tiles:
@@ -249,7 +251,7 @@ def render_contact_sheet(
 
 def make_contact_sheet(
     frames: Iterable[ResultFrame], video: Location, target: Location, count: int = DEFAULT_FRAMES
-) -> dict[str, Any] | None:
+) -> ContactSheet | None:
     """Render the contact sheet of a video's busiest frames and write it as a PNG to ``target``.
 
     Never raises for an unusable video or a missing OpenCV: it logs why and returns None.
@@ -298,4 +300,4 @@ def make_contact_sheet(
         log.warning("No contact sheet: it cannot be written to %s (%s).", where, err)
         return None
     log.info("Contact sheet of %d frames of %s kept at %s.", len(shown), name, where)
-    return {"location": where, "frames": shown}
+    return ContactSheet(location=where, frames=shown)

@@ -10,24 +10,18 @@ that fits no type becomes an ``UnknownResult`` (or an error, for a model whose t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from airflow_provider_videoinfer.contract import INFERENCE_TYPES
 from videoinfer_contract.results import (
-    Classification,
-    ClassPrediction,
-    Detection,
+    DETECTION_RECORDS,
+    RECORD_TYPES,
     Detections,
     Embedding,
     FrameResult,
-    Gaze,
-    GazeResult,
-    Point,
     detections_type,
-    family,
     parse_frame_result,
 )
 
@@ -46,90 +40,18 @@ class FrameValueError(Exception):
         super().__init__(message)
 
 
-# The wire shapes that msgspec decodes in one go; anything else goes through records.parse_frame_result.
-
-
-class _Image(msgspec.Struct, gc=False):
-    width: int | None = None
-    height: int | None = None
-
-
-class _DetectionsWire(msgspec.Struct, gc=False):
-    predictions: tuple[Detection, ...] = ()
-    image: _Image | None = None
-    time: float | None = None
-
-
-class _Score(msgspec.Struct, gc=False):
-    confidence: float
-    class_id: int | None = None
-
-
-class _ClassificationWire(msgspec.Struct, gc=False):
-    top: str
-    predictions: tuple[ClassPrediction, ...] | dict[str, _Score] = ()
-    confidence: float | None = None
-    image: _Image | None = None
-    time: float | None = None
-
-
-class _Face(msgspec.Struct, gc=False):
-    x: float
-    y: float
-    width: float
-    height: float
-    confidence: float | None = None
-    landmarks: tuple[Point, ...] = ()
-
-
-class _GazeWire(msgspec.Struct, gc=False):
-    face: _Face
-    yaw: float
-    pitch: float
-
-
-class _GazeFrameWire(msgspec.Struct, gc=False):
-    predictions: tuple[_GazeWire, ...] = ()
-    time: float | None = None
-
-
-def _image(image: _Image | None) -> tuple[int | None, int | None]:
-    return (None, None) if image is None else (image.width, image.height)
-
-
-def _classification(wire: _ClassificationWire, inference_type: str) -> Classification:
-    predictions = wire.predictions
-    if isinstance(predictions, dict):
-        predictions = tuple(ClassPrediction(name, s.confidence, s.class_id) for name, s in predictions.items())
-    return Classification(wire.top, wire.confidence, predictions, *_image(wire.image), wire.time)
-
-
-def _gaze_frame(wire: _GazeFrameWire, inference_type: str) -> GazeResult:
-    faces = tuple(
-        Gaze(f.x, f.y, f.width, f.height, f.confidence, p.yaw, p.pitch, f.landmarks)
-        for p in wire.predictions
-        for f in (p.face,)
-    )
-    return GazeResult(faces, wire.time)
-
-
-def _embedding(wire: tuple[float, ...], inference_type: str) -> Embedding:
-    return Embedding(wire)
-
-
-#: Per record family: the wire type msgspec decodes into, and how it becomes a record.
-_WIRE: dict[str, tuple[Any, Callable[[Any, str], FrameResult]]] = {
-    "classification": (_ClassificationWire, _classification),
-    "gaze-detection": (_GazeFrameWire, _gaze_frame),
-    "clip-embed-image": (tuple[float, ...], _embedding),
+# What msgspec decodes a task type's frames into: its record, the very type the local server
+# writes; a CLIP frame is its bare vector. Any other shape goes through parse_frame_result.
+_DECODED: dict[str, Any] = {
+    inference_type: tuple[float, ...] if record is Embedding else record
+    for inference_type, record in RECORD_TYPES.items()
 }
-_WIRE_TYPES = {name: wire for name, (wire, _) in {**_WIRE, "object-detection": (_DetectionsWire, None)}.items()}
-_WIRE_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    name: msgspec.json.Decoder(list[wire | None])  # type: ignore[valid-type]
-    for name, wire in _WIRE_TYPES.items()
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(list[decoded | None])  # type: ignore[valid-type]
+    for name, decoded in _DECODED.items()
 }
-_WIRE_ELEMENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    name: msgspec.json.Decoder(wire) for name, wire in _WIRE_TYPES.items()
+_ELEMENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(decoded) for name, decoded in _DECODED.items()
 }
 
 
@@ -150,59 +72,48 @@ class FrameDecoder:
 
     def decode(self, text: bytes) -> list[FrameResult | None]:
         """Decode the JSON text of a batch of frames (``b"[...]"``)."""
-        kind = None if self.inference_type is None else family(self.inference_type)
-        decoder = _WIRE_DECODERS.get(kind) if kind is not None else None
+        decoder = _DECODERS.get(self.inference_type) if self.inference_type is not None else None
         if decoder is not None:
             try:
-                wires = decoder.decode(text)
+                decoded = decoder.decode(text)
             except msgspec.ValidationError:
                 pass  # some frame has another shape: decode the batch frame by frame
             else:
-                results = self._build(wires, kind)  # type: ignore[arg-type]
+                results = self._typed(decoded)
                 self.count += len(results)
                 return results
         return [self._element(raw) for raw in _RAW_LIST.decode(text)]
 
-    def _build(self, wires: list[Any], kind: str) -> list[FrameResult | None]:
-        if kind != "object-detection":
-            build = _WIRE[kind][1]
-            return [None if wire is None else build(wire, self.inference_type) for wire in wires]  # type: ignore[arg-type]
+    def _typed(self, decoded: list[Any]) -> list[FrameResult | None]:
+        """The records of frames msgspec decoded as the model's type."""
         default = self.inference_type or "object-detection"
+        if default == "clip-embed-image":
+            return [None if vector is None else Embedding(vector) for vector in decoded]
+        if self.strict or not issubclass(RECORD_TYPES[default], Detections):
+            return decoded
+        # Without a hint, a frame's first prediction says which detection type it is.
         results: list[FrameResult | None] = []
-        for wire in wires:
-            if wire is None:
-                results.append(None)
-                continue
-            predictions = wire.predictions
-            if self.strict or not predictions:
-                inference_type = default
-            else:
-                inference_type = self.inference_type = detections_type(predictions, default)
-            image = wire.image
-            results.append(
-                Detections(
-                    inference_type,
-                    predictions,
-                    None if image is None else image.width,
-                    None if image is None else image.height,
-                    wire.time,
-                )
-            )
+        for record in decoded:
+            if record is not None and record.predictions:
+                inference_type = self.inference_type = detections_type(record.predictions, default)
+                if inference_type != record.inference_type:
+                    cls = DETECTION_RECORDS[inference_type]
+                    record = cls(time=record.time, image=record.image, predictions=record.predictions)
+            results.append(record)
         return results
 
     def _element(self, raw: msgspec.Raw) -> FrameResult | None:
         if self.inference_type is not None and not (len(raw) == 4 and bytes(raw) == b"null"):
             # A model's type is known from its first frames: decode the rest of that batch typed too.
-            kind = family(self.inference_type)
-            decoder = _WIRE_ELEMENT_DECODERS.get(kind)
+            decoder = _ELEMENT_DECODERS.get(self.inference_type)
             if decoder is not None:
                 try:
-                    wire = decoder.decode(raw)
+                    decoded = decoder.decode(raw)
                 except msgspec.ValidationError:
                     pass
                 else:
                     self.count += 1
-                    return self._build([wire], kind)[0]
+                    return self._typed([decoded])[0]
         try:
             value = _ANY.decode(raw)
         except msgspec.DecodeError:  # e.g. a number out of msgspec's range: the standard library reads it

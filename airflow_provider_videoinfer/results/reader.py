@@ -16,9 +16,9 @@ Typical use::
             detections = frame.results["my-model"]  # None where inference failed on that frame
     summary = summarize_result("s3://aws_default@bucket/result.json")
 
-The typed records live in :mod:`videoinfer_contract.results`, the summary in
-:mod:`airflow_provider_videoinfer.results.summary` and the rows export in
-:mod:`airflow_provider_videoinfer.results.rows`.
+The typed records live in :mod:`videoinfer_contract.results`, the summary's definition in
+:mod:`airflow_provider_videoinfer.results.summary` (computed by :mod:`.summarizer`) and the rows
+export in :mod:`airflow_provider_videoinfer.results.rows`.
 """
 
 from __future__ import annotations
@@ -50,13 +50,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ResultLocation = Location
 #: Bytes fetched per request by each list's handle on a remote result file.
 REMOTE_BLOCK_SIZE = 2 << 20
 
 
 class FrameSink(Protocol):
-    """Anything fed frames by :meth:`ResultReader.feed`: the summary, the rows writer, ..."""
+    """Anything fed frames by :meth:`ResultReader.feed`: the summarizer, the rows writer, ..."""
 
     def add(self, frame: ResultFrame) -> None:
         """Take one frame."""
@@ -86,7 +85,7 @@ class ResultReader:
 
     def __init__(
         self,
-        source: ResultLocation,
+        source: Location,
         inference_types: Mapping[str, str] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
@@ -102,7 +101,7 @@ class ResultReader:
             self.close()
             raise
 
-    def _opener(self, source: ResultLocation) -> Callable[[], IO[bytes]]:
+    def _opener(self, source: Location) -> Callable[[], IO[bytes]]:
         path = local_path(source)
         if path is None:
             with open_location(source) as probe:
@@ -197,7 +196,7 @@ class ResultReader:
     def feed(self, *sinks: FrameSink) -> int:
         """Read every frame once and give it to each sink in turn; return the number of frames.
 
-        :param sinks: e.g. a :class:`~airflow_provider_videoinfer.results.summary.ResultSummary` and a
+        :param sinks: e.g. a :class:`~airflow_provider_videoinfer.results.summarizer.Summarizer` and a
             :class:`~airflow_provider_videoinfer.results.rows.RowsWriter`.
         """
         adders = [sink.add for sink in sinks]
@@ -208,17 +207,19 @@ class ResultReader:
                 add(frame)
         return frames
 
-    def summarize(self, **options: Any) -> dict[str, Any]:
-        """Return :meth:`ResultSummary.to_dict` of every frame; ``options`` go to :class:`ResultSummary`."""
-        summary = self.summary(**options)
-        self.feed(summary)
-        return summary.to_dict()
+    def summarize(self, *sinks: FrameSink, **options: Any) -> ResultSummary:
+        """Read every frame once and return their summary; ``sinks`` are fed the same frames.
 
-    def summary(self, **options: Any) -> ResultSummary:
-        """Return an empty :class:`~airflow_provider_videoinfer.results.summary.ResultSummary` for this file."""
-        from airflow_provider_videoinfer.results.summary import ResultSummary
+        :param sinks: more sinks to feed in the same pass, e.g. a
+            :class:`~airflow_provider_videoinfer.results.rows.RowsWriter`.
+        :param options: passed to :class:`~airflow_provider_videoinfer.results.summarizer.Summarizer`,
+            e.g. ``max_timeline_buckets``.
+        """
+        from airflow_provider_videoinfer.results.summarizer import Summarizer
 
-        return ResultSummary(source=self.name, inference_types=self._inference_types, **options)
+        summarizer = Summarizer(source=self.name, inference_types=self._inference_types, **options)
+        self.feed(summarizer, *sinks)
+        return summarizer.summary()
 
     def close(self) -> None:
         """Close every file handle and delete any temporary copy."""
@@ -247,7 +248,7 @@ def validate_inference_types(inference_types: Mapping[str, str] | None) -> dict[
     return dict(inference_types)
 
 
-def iter_frames(source: ResultLocation, inference_types: Mapping[str, str] | None = None) -> Iterator[ResultFrame]:
+def iter_frames(source: Location, inference_types: Mapping[str, str] | None = None) -> Iterator[ResultFrame]:
     """Yield the typed frames of a result file, streaming; see :class:`ResultReader`.
 
     :param source: a local path, an fsspec URI or an ``ObjectStoragePath``.
@@ -258,13 +259,13 @@ def iter_frames(source: ResultLocation, inference_types: Mapping[str, str] | Non
 
 
 def summarize_result(
-    source: ResultLocation, inference_types: Mapping[str, str] | None = None, **options: Any
-) -> dict[str, Any]:
+    source: Location, inference_types: Mapping[str, str] | None = None, **options: Any
+) -> ResultSummary:
     """Summarise a result file per model, streaming; return a small JSON-serialisable dict.
 
     :param source: a local path, an fsspec URI or an ``ObjectStoragePath``.
     :param inference_types: optional ``{model_id: inference_type}`` overriding shape detection.
-    :param options: passed to :class:`~airflow_provider_videoinfer.results.summary.ResultSummary`, e.g.
+    :param options: passed to :class:`~airflow_provider_videoinfer.results.summarizer.Summarizer`, e.g.
         ``max_timeline_buckets``.
     """
     with ResultReader(source, inference_types) as reader:

@@ -18,9 +18,9 @@ from typing import IO, Any
 import msgspec
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from airflow_provider_videoinfer.results.reader import ResultLocation, ResultReader
-from airflow_provider_videoinfer.storage import atomic_write
-from videoinfer_contract.results import Classification, Detections, GazeResult, ResultFrame
+from airflow_provider_videoinfer.results.reader import ResultReader
+from airflow_provider_videoinfer.storage import Location, atomic_write
+from videoinfer_contract.results import Classification, Detections, GazeResult, Keypoint, ResultFrame
 
 ROW_FORMATS = ("jsonl", "csv", "parquet")
 ROW_COLUMNS = (
@@ -106,7 +106,7 @@ def rows_of(frame: ResultFrame) -> Iterator[Row]:
     for model_id, result in frame.results.items():
         if isinstance(result, Detections):
             kind = result.inference_type
-            for d in result.detections:
+            for d in result.predictions:
                 yield Row(
                     index,
                     frame_offset,
@@ -124,13 +124,14 @@ def rows_of(frame: ResultFrame) -> Iterator[Row]:
                     None,
                     None,
                     None if d.points is None else [[p.x, p.y] for p in d.points],
-                    None if d.keypoints is None else msgspec.to_builtins(d.keypoints),
+                    None if d.keypoints is None else [_keypoint(k) for k in d.keypoints],
                 )
         elif isinstance(result, GazeResult):
-            for g in result.gazes:
+            for g in result.predictions:
+                face = g.face
                 yield Row(
-                    index, frame_offset, time_offset, model_id, result.inference_type, "face", None, g.confidence,
-                    g.x, g.y, g.width, g.height, None, g.yaw, g.pitch,
+                    index, frame_offset, time_offset, model_id, result.inference_type, "face", None, face.confidence,
+                    face.x, face.y, face.width, face.height, None, g.yaw, g.pitch,
                 )  # fmt: skip
         elif isinstance(result, Classification) and result.top is not None:
             top_id = next((p.class_id for p in result.predictions if p.class_name == result.top), None)
@@ -140,10 +141,9 @@ def rows_of(frame: ResultFrame) -> Iterator[Row]:
             )  # fmt: skip
 
 
-def frame_rows(frame: ResultFrame) -> Iterator[dict[str, Any]]:
-    """Yield the rows of one frame as dicts with the keys of :data:`ROW_COLUMNS` (None where not applicable)."""
-    for row in rows_of(frame):
-        yield dict(zip(ROW_COLUMNS, msgspec.structs.astuple(row), strict=True))
+def _keypoint(k: Keypoint) -> dict[str, Any]:
+    """A keypoint as a dict with every key, None where the file has none."""
+    return {"x": k.x, "y": k.y, "confidence": k.confidence, "class": k.class_name, "class_id": k.class_id}
 
 
 def _parquet_type(pa: Any, column: str) -> Any:
@@ -176,7 +176,7 @@ class RowsWriter:
     :param rows_format: ``jsonl`` (default), ``csv`` or ``parquet`` (needs pyarrow).
     """
 
-    def __init__(self, destination: ResultLocation, rows_format: str = "jsonl") -> None:
+    def __init__(self, destination: Location, rows_format: str = "jsonl") -> None:
         self.rows_format = validate_rows_format(rows_format)
         self._pyarrow: Any = require_pyarrow() if self.rows_format == "parquet" else None
         self.destination = destination
@@ -244,8 +244,8 @@ class RowsWriter:
 
 
 def write_rows(
-    source: ResultLocation,
-    destination: ResultLocation,
+    source: Location,
+    destination: Location,
     rows_format: str = "jsonl",
     inference_types: Mapping[str, str] | None = None,
 ) -> int:

@@ -1,334 +1,144 @@
-"""Summarise a result file per model, one frame at a time, into a small JSON-serialisable dict.
+"""The summary of a result file: what ``VideoInferResultsOperator`` returns (XCom) and the results view draws.
 
-The summary is meant for XCom, so its size is bounded whatever the video's length: the per-second
-timeline is bucketed (a bucket's width doubles whenever there would be more than
-``max_timeline_buckets`` of them) and class listings keep only their largest entries.
+One typed definition: :class:`ResultSummary` and the dicts it holds are ``TypedDict`` s, so that the
+summary stays a plain JSON-serialisable dict in XCom while the code that writes it
+(:mod:`.summarizer`, the operator) and the code that reads it (the results view) are checked
+against the same keys. Each key's meaning is the text of its ``Annotated`` type; the README's
+table of the summary's keys is generated from it (and a test keeps the two equal).
+
+Its size is bounded whatever the video's length: the timeline is bucketed and class listings
+keep only their largest entries. Non-finite numbers (``NaN``) are left out of every figure.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
-import operator
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Any
-
-from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from videoinfer_contract.results import (
-    Classification,
-    Detections,
-    Embedding,
-    FrameResult,
-    GazeResult,
-    ResultFrame,
-    SemanticMask,
-    UnknownResult,
-)
-
-DEFAULT_MAX_TIMELINE_BUCKETS = 600
-DEFAULT_MAX_CLASSES = 100
-DEFAULT_MAX_SCENE_CHANGES = 10
-MAX_CLASSES_PER_BUCKET = 20
-UNLABELLED = "unlabelled"
-_CLASS_NAME = operator.attrgetter("class_name")
+from typing import Annotated, TypedDict
 
 
-def _top(counter: Counter[str], limit: int) -> dict[str, int]:
-    return dict(counter.most_common(limit))
+class Range(TypedDict):
+    """The smallest, largest and mean of a model's finite values."""
+
+    min: Annotated[float, "the smallest value"]
+    max: Annotated[float, "the largest value"]
+    mean: Annotated[float, "their mean"]
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
+class FrameTime(TypedDict):
+    """Which frame: its position in the file, in the video, and its time."""
+
+    frame_index: Annotated[int, "the frame's position in the result file's lists, from 0"]
+    frame_offset: Annotated[int | None, "the index of the frame in the video"]
+    time_offset: Annotated[float | None, "its time in seconds; null when the file's is not a finite number"]
 
 
-_dot: Any = getattr(math, "sumprod", None) or (lambda a, b: sum(map(operator.mul, a, b)))
+class MaxObjects(FrameTime):
+    """The first frame with the most objects, and how many."""
+
+    count: Annotated[int, "the most detections (or faces) in one frame"]
 
 
-class _Range:
-    """Minimum, maximum and mean of the finite numbers added."""
+class SceneChange(FrameTime):
+    """One of the largest changes between the embeddings of consecutive frames: at which frame, how large."""
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.low = math.inf
-        self.high = -math.inf
-
-    def add(self, value: float) -> None:
-        if math.isfinite(value):
-            self.count += 1
-            self.total += value
-            self.low = min(self.low, value)
-            self.high = max(self.high, value)
-
-    def extend(self, values: Iterable[float]) -> None:
-        finite = [value for value in values if math.isfinite(value)]
-        if finite:
-            self.count += len(finite)
-            self.total += math.fsum(finite)
-            self.low = min(self.low, *finite)
-            self.high = max(self.high, *finite)
-
-    def to_dict(self) -> dict[str, float] | None:
-        if not self.count:
-            return None
-        return {"min": self.low, "max": self.high, "mean": self.total / self.count}
+    change: Annotated[float, "the cosine distance to the previous frame's embedding (0 = same, 2 = opposite)"]
 
 
-class _EmbeddingChanges:
-    """How much consecutive embeddings differ (cosine distance), and where they differ most.
+class _TimelineBucket(TypedDict):
+    start: Annotated[int, "the bucket's start, in whole seconds"]
+    counts: Annotated[
+        dict[str, int], "per class: the most objects in one frame (detections), or frames (classification)"
+    ]
 
-    A large distance between two consecutive sampled frames marks a cut or a scene change.
+
+class TimelineBucket(_TimelineBucket, total=False):
+    """One bucket of a timeline: the seconds from ``start`` to ``start + bucket_seconds``."""
+
+    top: Annotated[str, "classification: the class of most frames of the bucket (absent when it has none)"]
+
+
+class Timeline(TypedDict):
+    """Class counts over time, in buckets of whole seconds (widened by doubling to stay within a bound)."""
+
+    bucket_seconds: Annotated[int, "the width of every bucket, in seconds (1, 2, 4, ...)"]
+    counts: Annotated[str, "what the counts are, in words"]
+    buckets: Annotated[list[TimelineBucket], "the buckets with a frame, in time order"]
+
+
+class _ModelSummary(TypedDict):
+    inference_type: Annotated[str | None, "the model's task type, read from its results or given"]
+    frames: Annotated[int, "frames of the file"]
+    null_frames: Annotated[int, "frames where inference failed (null)"]
+    unknown_frames: Annotated[int, "frames whose result has no known shape"]
+    frames_with_predictions: Annotated[
+        int, "frames with at least one detection or face, a top class, a mask or an embedding"
+    ]
+
+
+class ModelSummary(_ModelSummary, total=False):
+    """One model's figures; which optional keys are present depends on its task type."""
+
+    class_counts: Annotated[
+        dict[str, int],
+        "detections per class (classification: frames per top class), largest first; not for "
+        "semantic-segmentation and clip-embed-image",
+    ]
+    classes_truncated: Annotated[bool, "whether class_counts lists only the largest classes; with class_counts"]
+    classes: Annotated[list[str], "semantic-segmentation: the classes of the class maps, sorted"]
+    predictions: Annotated[int, "detections (or faces) in all frames; when there are some, not for classification"]
+    max_objects: Annotated[MaxObjects, "the frame with the most detections (or faces); with predictions"]
+    dimensions: Annotated[int | None, "clip-embed-image: the embeddings' length; null without any"]
+    change: Annotated[
+        Range | None, "clip-embed-image: cosine distance between consecutive frames' embeddings; null below 2 frames"
+    ]
+    change_measure: Annotated[str, "clip-embed-image: what change measures, in words"]
+    largest_changes: Annotated[
+        list[SceneChange], "clip-embed-image: the largest changes (scene changes, cuts), in time order"
+    ]
+    faces_per_frame: Annotated[float | None, "gaze-detection: faces per frame with a result"]
+    yaw: Annotated[Range | None, "gaze-detection: where faces look sideways, radians, positive to the image's right"]
+    pitch: Annotated[Range | None, "gaze-detection: where faces look up or down, radians, positive up"]
+    angles: Annotated[str, "gaze-detection: the unit of yaw and pitch (radians)"]
+    timeline: Annotated[Timeline, "class counts over time; for detections, gaze and classification"]
+
+
+class RowsExport(TypedDict):
+    """Where the operator exported one row per prediction."""
+
+    destination: Annotated[str, "the rows file"]
+    format: Annotated[str, "jsonl, csv or parquet"]
+    count: Annotated[int, "rows written"]
+
+
+class ContactSheetFrame(TypedDict):
+    """One tile of the contact sheet."""
+
+    frame_offset: Annotated[int | None, "the frame's index in the video"]
+    time_offset: Annotated[float | None, "its time in seconds"]
+    objects: Annotated[int, "detections and faces of every model on it"]
+
+
+class ContactSheet(TypedDict):
+    """The contact sheet the operator kept beside the result."""
+
+    location: Annotated[str, "the PNG file"]
+    frames: Annotated[list[ContactSheetFrame], "its tiles, in video order"]
+
+
+class _ResultSummary(TypedDict):
+    source: Annotated[str | None, "the summarised file (the operator: where it was kept, null without destination)"]
+    frames: Annotated[int, "sampled frames in the file"]
+    last_time_offset: Annotated[float | None, "the largest finite time_offset, seconds"]
+    models: Annotated[dict[str, ModelSummary], "per model_id, in file order"]
+
+
+class ResultSummary(_ResultSummary, total=False):
+    """The summary of a result file, per model: the XCom value of ``VideoInferResultsOperator``.
+
+    ``summarize_result`` and ``ResultReader.summarize`` return the four keys that are always
+    present; the operator adds ``rows`` and, with ``video``, ``contact_sheet``.
     """
 
-    def __init__(self, max_changes: int) -> None:
-        self.max_changes = max_changes
-        self.dimensions: int | None = None
-        self.previous: tuple[tuple[float, ...], float] | None = None
-        self.changes = _Range()
-        self.largest: list[tuple[float, int, dict[str, Any]]] = []
-
-    def add(self, frame: ResultFrame, vector: tuple[float, ...]) -> None:
-        self.dimensions = len(vector)
-        norm = math.hypot(*vector)
-        if not math.isfinite(norm) or norm == 0:
-            return  # a vector with NaN, or all zeros, has no direction to compare
-        previous, self.previous = self.previous, (vector, norm)
-        if previous is None or len(previous[0]) != len(vector):
-            return
-        distance = 1.0 - _dot(previous[0], vector) / (previous[1] * norm)
-        self.changes.add(distance)
-        if self.max_changes:
-            entry = (distance, frame.index, {"change": round(distance, 6), **_when(frame)})
-            if len(self.largest) < self.max_changes:
-                heapq.heappush(self.largest, entry)
-            elif distance > self.largest[0][0]:
-                heapq.heapreplace(self.largest, entry)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dimensions": self.dimensions,
-            "change": self.changes.to_dict(),
-            "change_measure": "cosine distance between consecutive frames' embeddings (0 = same, 2 = opposite)",
-            "largest_changes": [entry for _, _, entry in sorted(self.largest, key=lambda e: e[1])],
-        }
-
-
-def _when(frame: ResultFrame) -> dict[str, Any]:
-    time_offset = frame.time_offset if _finite(frame.time_offset) else None
-    return {"frame_index": frame.index, "frame_offset": frame.frame_offset, "time_offset": time_offset}
-
-
-class _Timeline:
-    """Per-bucket class counts, merged pairwise whenever there are too many buckets.
-
-    :param peak: merge counts by their maximum (objects seen at once), else by their sum (frames).
-    """
-
-    def __init__(self, max_buckets: int, peak: bool) -> None:
-        self.max_buckets = max_buckets
-        self.peak = peak
-        self.width = 1
-        self.buckets: dict[int, Counter[str]] = {}
-
-    def add(self, time_offset: float, counts: Mapping[str, int]) -> None:
-        bucket = self.buckets.setdefault(int(time_offset // self.width), Counter())
-        if self.peak:
-            for name, count in counts.items():
-                if count > bucket[name]:
-                    bucket[name] = count
-        else:
-            bucket.update(counts)
-        if len(self.buckets) > self.max_buckets:
-            self._widen()
-
-    def _widen(self) -> None:
-        self.width *= 2
-        merged: dict[int, Counter[str]] = {}
-        for key, counts in self.buckets.items():
-            target = merged.setdefault(key // 2, Counter())
-            if self.peak:
-                target |= counts
-            else:
-                target.update(counts)
-        self.buckets = merged
-
-    def to_dict(self) -> dict[str, Any]:
-        buckets = []
-        for key in sorted(self.buckets):
-            counts = self.buckets[key]
-            entry: dict[str, Any] = {"start": key * self.width, "counts": _top(counts, MAX_CLASSES_PER_BUCKET)}
-            if not self.peak and counts:
-                entry["top"] = counts.most_common(1)[0][0]
-            buckets.append(entry)
-        what = "most objects of each class in one frame" if self.peak else "frames of each top class"
-        return {"bucket_seconds": self.width, "counts": what, "buckets": buckets}
-
-
-class _ModelSummary:
-    def __init__(self, inference_type: str | None, max_buckets: int, max_classes: int, max_changes: int) -> None:
-        self.inference_type = inference_type
-        self.max_buckets = max_buckets
-        self.max_classes = max_classes
-        self.max_changes = max_changes
-        self.frames = 0
-        self.null_frames = 0
-        self.unknown_frames = 0
-        self.predictions = 0
-        self.frames_with_predictions = 0
-        self.class_counts: Counter[str] = Counter()
-        self.max_objects: dict[str, Any] = {"count": 0, "frame_index": None, "frame_offset": None, "time_offset": None}
-        self.timeline: _Timeline | None = None
-        self.embeddings: _EmbeddingChanges | None = None
-        self.yaw = _Range()
-        self.pitch = _Range()
-
-    def add(self, frame: ResultFrame, result: FrameResult | None) -> None:
-        self.frames += 1
-        if result is None:
-            self.null_frames += 1
-            return
-        if isinstance(result, UnknownResult):
-            self.unknown_frames += 1
-            return
-        if self.inference_type is None or isinstance(result, Detections):
-            self.inference_type = result.inference_type
-        if isinstance(result, Detections):
-            if result.detections:
-                counts = Counter(map(_CLASS_NAME, result.detections))
-                if None in counts:
-                    counts[UNLABELLED] += counts.pop(None)  # type: ignore[call-overload]
-                self._add_objects(frame, len(result.detections), counts)
-        elif isinstance(result, GazeResult):
-            if result.gazes:
-                self._add_objects(frame, len(result.gazes), {"face": len(result.gazes)})
-                self.yaw.extend(face.yaw for face in result.gazes)
-                self.pitch.extend(face.pitch for face in result.gazes)
-        elif isinstance(result, Classification):
-            if result.top is not None:
-                self.frames_with_predictions += 1
-                self.class_counts[str(result.top)] += 1
-                self._add_timeline(frame, {str(result.top): 1}, peak=False)
-        elif isinstance(result, SemanticMask):
-            self.frames_with_predictions += 1
-            for name in result.class_map.values():
-                self.class_counts[name] += 1
-        elif isinstance(result, Embedding):
-            self.frames_with_predictions += 1
-            if self.embeddings is None:
-                self.embeddings = _EmbeddingChanges(self.max_changes)
-            self.embeddings.add(frame, result.vector)
-
-    def _add_objects(self, frame: ResultFrame, count: int, counts: Mapping[str, int]) -> None:
-        self.predictions += count
-        self.frames_with_predictions += 1
-        class_counts = self.class_counts
-        for name, number in counts.items():  # a few classes: faster than Counter.update's checks
-            class_counts[name] += number
-        if count > self.max_objects["count"]:
-            self.max_objects = {"count": count, **_when(frame)}
-        self._add_timeline(frame, counts, peak=True)
-
-    def _add_timeline(self, frame: ResultFrame, counts: Mapping[str, int], peak: bool) -> None:
-        if not _finite(frame.time_offset) or frame.time_offset < 0:  # type: ignore[operator]
-            return
-        if self.timeline is None:
-            self.timeline = _Timeline(self.max_buckets, peak)
-        self.timeline.add(frame.time_offset, counts)  # type: ignore[arg-type]
-
-    def to_dict(self) -> dict[str, Any]:
-        summary: dict[str, Any] = {
-            "inference_type": self.inference_type,
-            "frames": self.frames,
-            "null_frames": self.null_frames,
-            "unknown_frames": self.unknown_frames,
-            "frames_with_predictions": self.frames_with_predictions,
-        }
-        if self.inference_type == "semantic-segmentation":
-            summary["classes"] = sorted(self.class_counts)[: self.max_classes]
-        elif self.inference_type == "clip-embed-image":
-            summary.update(self.embeddings.to_dict() if self.embeddings else {"dimensions": None})
-        else:
-            summary["class_counts"] = _top(self.class_counts, self.max_classes)
-            summary["classes_truncated"] = len(self.class_counts) > self.max_classes
-        if self.inference_type != "classification" and self.predictions:
-            summary["predictions"] = self.predictions
-            summary["max_objects"] = self.max_objects
-        if self.inference_type == "gaze-detection":
-            counted = self.frames - self.null_frames - self.unknown_frames
-            summary["faces_per_frame"] = round(self.predictions / counted, 4) if counted else None
-            summary["yaw"] = self.yaw.to_dict()
-            summary["pitch"] = self.pitch.to_dict()
-            summary["angles"] = "radians"
-        if self.timeline is not None:
-            summary["timeline"] = self.timeline.to_dict()
-        return summary
-
-
-class ResultSummary:
-    """Accumulate a per-model summary of a result file's frames; add frames, then :meth:`to_dict`.
-
-    Per model: its inference type, frames and null frames, frames with predictions, and, by type,
-    the number of predictions per class (frames per top class for classification, the classes of
-    the class maps for semantic segmentation), the most objects seen in one frame and when, and a
-    timeline in buckets of whole seconds. For embeddings: their length, how much consecutive frames
-    differ (cosine distance: minimum, maximum, mean) and the largest changes, which mark scene
-    changes. For gaze: faces per frame and the range of yaw and pitch. Non-finite numbers (``NaN``)
-    are left out of every figure.
-
-    :param source: a name of the summarised file, echoed in the summary; optional.
-    :param inference_types: optional ``{model_id: inference_type}``, reported for models without
-        any result.
-    :param max_timeline_buckets: the most timeline buckets per model; a bucket is 1 second wide,
-        doubled as often as needed to stay within this bound (default 600, i.e. 10 minutes of seconds).
-    :param max_classes: the most classes listed per model, largest counts first (default 100).
-    :param max_scene_changes: for embeddings, the most largest changes between consecutive frames
-        listed (default 10).
-    """
-
-    def __init__(
-        self,
-        source: str | None = None,
-        inference_types: Mapping[str, str] | None = None,
-        max_timeline_buckets: int = DEFAULT_MAX_TIMELINE_BUCKETS,
-        max_classes: int = DEFAULT_MAX_CLASSES,
-        max_scene_changes: int = DEFAULT_MAX_SCENE_CHANGES,
-    ) -> None:
-        if max_timeline_buckets < 1 or max_classes < 1:
-            raise VideoInferValidationError(
-                f"max_timeline_buckets and max_classes must be at least 1, got {max_timeline_buckets} "
-                f"and {max_classes}."
-            )
-        self.source = source
-        self.inference_types = dict(inference_types or {})
-        self.max_timeline_buckets = max_timeline_buckets
-        self.max_classes = max_classes
-        self.max_scene_changes = max_scene_changes
-        self.frames = 0
-        self.duration: float | None = None
-        self.models: dict[str, _ModelSummary] = {}
-
-    def add(self, frame: ResultFrame) -> None:
-        """Count one frame of every model."""
-        self.frames += 1
-        if _finite(frame.time_offset) and (self.duration is None or frame.time_offset > self.duration):  # type: ignore[operator]
-            self.duration = frame.time_offset
-        for model_id, result in frame.results.items():
-            model = self.models.get(model_id)
-            if model is None:
-                model = self.models[model_id] = _ModelSummary(
-                    self.inference_types.get(model_id),
-                    self.max_timeline_buckets,
-                    self.max_classes,
-                    self.max_scene_changes,
-                )
-            model.add(frame, result)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the summary as a JSON-serialisable dict of bounded size."""
-        return {
-            "source": self.source,
-            "frames": self.frames,
-            "last_time_offset": self.duration,
-            "models": {model_id: model.to_dict() for model_id, model in self.models.items()},
-        }
+    rows: Annotated[RowsExport | None, "the operator: the rows export, null without rows_destination"]
+    contact_sheet: Annotated[
+        ContactSheet | None, "the operator, with video: the contact sheet, null when it could not be made"
+    ]

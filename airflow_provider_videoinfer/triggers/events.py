@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from airflow_provider_videoinfer import exceptions
 from airflow_provider_videoinfer.contract import JobState, JobStatus
+from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.responses import job_failed
-from airflow_provider_videoinfer.hooks.waiting import timeout_message
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     """How a wait in the triggerer ended; the first two words are :class:`JobStatus`'s."""
 
     SUCCEEDED = JobStatus.SUCCEEDED.value
@@ -58,6 +58,17 @@ class JobEvent:
         """The event of a wait that a definite error ended (refused key, unknown job...)."""
         return cls(EventKind.ERROR, job_id, message=str(err), error_type=type(err).__name__)
 
+    @classmethod
+    def from_outcome(cls, outcome: waiting.Done | waiting.Failed | waiting.TimedOut) -> JobEvent:
+        """The event of a wait that :func:`~airflow_provider_videoinfer.hooks.waiting.step` ended."""
+        if isinstance(outcome, waiting.TimedOut):
+            return cls(EventKind.TIMEOUT, outcome.job_id, code=outcome.code, message=outcome.reason)
+        if isinstance(outcome, waiting.Failed):
+            if outcome.state is None:
+                return cls.from_error(outcome.job_id, outcome.error)
+            return cls.from_state(outcome.state)
+        return cls.from_state(outcome.state)
+
     def to_payload(self) -> dict[str, Any]:
         """The JSON form that crosses from the triggerer to the worker."""
         payload = asdict(self)
@@ -95,7 +106,7 @@ class JobEvent:
             raise job_failed(JobState(self.job_id, JobStatus.FAILED, code, error=self.message))
         if self.kind is EventKind.TIMEOUT:
             reason = self.message or "was still running at the deadline"
-            raise exceptions.VideoInferTimeoutError(timeout_message(self.job_id, reason))
+            raise exceptions.VideoInferTimeoutError(waiting.timeout_message(self.job_id, reason))
         error_class = _ERROR_CLASSES.get(self.error_type or "", exceptions.VideoInferError)
         raise error_class(f"Waiting for video inference job {self.job_id} failed: {self.message}")
 

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.compat import AirflowException
 from airflow_provider_videoinfer.exceptions import VideoInferConfigError, VideoInferError
-from airflow_provider_videoinfer.hooks.videoinfer import SINGLE_ATTEMPT, VideoInferAsyncClient
-from airflow_provider_videoinfer.hooks.waiting import JobWait
-from airflow_provider_videoinfer.triggers.events import EventKind, JobEvent
+from airflow_provider_videoinfer.hooks import waiting
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferAsyncClient
+from airflow_provider_videoinfer.triggers.events import JobEvent
 
 
 class VideoInferJobTrigger(BaseTrigger):
     """Poll one job until it stops, then yield exactly one event: a :class:`JobEvent` payload.
 
-    The first poll comes one to two poll intervals after the trigger starts (see ``run``).
-    Outages are ridden out until the deadline (see :mod:`~airflow_provider_videoinfer.hooks.waiting`).
+    Each poll is one attempt, and :func:`~airflow_provider_videoinfer.hooks.waiting.step` decides
+    what follows it: the first poll comes one to two poll intervals after the trigger starts
+    (:func:`~airflow_provider_videoinfer.hooks.waiting.first_poll`), and outages are ridden out
+    until the deadline.
 
     :param job_id: the job to wait for.
     :param videoinfer_conn_id: the connection to read the API key from (the key itself is never
@@ -60,11 +63,13 @@ class VideoInferJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job stops or the deadline passes; yield one event."""
-        # Whoever deferred has just polled or submitted, and the hosted API allows one poll a
-        # minute per job: wait before the first poll too. Its random length (one to two
-        # intervals) spreads many triggers, e.g. after a triggerer restart, so that they do not
-        # connect and poll in lockstep and starve the event loop.
-        await self._sleep(self.poll_interval * random.uniform(1.0, 2.0))
+        now = time.time()
+        wait = waiting.Wait(self.job_id, self.poll_interval, now, self.deadline)
+        first = waiting.first_poll(wait, now, random.random())
+        waiting.report(self.log, first, now)
+        await asyncio.sleep(first.delay)
+        # Read after the first sleep, so that many triggers starting at once do not all read their
+        # connection at once.
         try:
             client = await VideoInferAsyncClient.from_conn_id(self.videoinfer_conn_id)
         except VideoInferError as err:  # a connection without an API key, or with a bad extra
@@ -75,33 +80,19 @@ class VideoInferJobTrigger(BaseTrigger):
             yield TriggerEvent(JobEvent.from_error(self.job_id, missing).to_payload())
             return
         try:
-            event = await self._wait(client)
+            event = await self._wait(client, dataclasses.replace(wait, retry=client.settings.retry))
         finally:
             await client.aclose()
         yield TriggerEvent(event.to_payload())
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but not past the deadline."""
-        if self.deadline is not None:
-            seconds = max(0.0, min(seconds, self.deadline - time.time()))
-        await asyncio.sleep(seconds)
-
-    async def _wait(self, client: VideoInferAsyncClient) -> JobEvent:
-        wait = JobWait(self.job_id, self.poll_interval, self.deadline, client.settings.retry, self.log)
-        code = None
+    async def _wait(self, client: VideoInferAsyncClient, wait: waiting.Wait) -> JobEvent:
+        outage: waiting.Outage | None = None
         while True:
-            try:
-                state = await client.get_job(self.job_id, policy=SINGLE_ATTEMPT)
-            except VideoInferError as err:
-                try:
-                    wait.failed(err)
-                except VideoInferError as definite:
-                    return JobEvent.from_error(self.job_id, definite)
-            else:
-                wait.answered(state)
-                if state.status.is_terminal:
-                    return JobEvent.from_state(state)
-                code = state.code
-            if wait.expired:
-                return JobEvent(EventKind.TIMEOUT, self.job_id, code=code, message=wait.timeout_reason())
-            await asyncio.sleep(wait.next_delay())
+            poll = await client.poll_job(self.job_id)
+            now = time.time()
+            outcome = waiting.step(wait, outage, poll, now, random.random())
+            waiting.report(self.log, outcome, now)
+            if not isinstance(outcome, waiting.PollAgain):
+                return JobEvent.from_outcome(outcome)
+            outage = outcome.outage
+            await asyncio.sleep(outcome.delay)

@@ -10,7 +10,7 @@ summary names, and only when it is a PNG.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from airflow_provider_videoinfer.results.summary import ResultSummary
 from airflow_provider_videoinfer.storage import open_location
 from airflow_provider_videoinfer.ui import render
 
@@ -81,16 +82,16 @@ def results_view(
 ) -> HTMLResponse:
     """The page of one task instance's results: figures, charts, contact sheet and files kept."""
     index = _map_index(map_index)
-    operator, state, label, summary = _summary(session, dag_id, run_id, task_id, index)
+    operator, state, label, value = _summary(session, dag_id, run_id, task_id, index)
     title = f"{dag_id} / {run_id} / {task_id}" + (f" [{label or index}]" if index >= 0 else "")
     if operator is None:
         page = render.message_page("No such task instance", f"{title} is not known to Airflow.")
         return HTMLResponse(page, status_code=404, headers=HEADERS)
-    is_summary = isinstance(summary, Mapping) and "models" in summary
-    if operator != RESULTS_OPERATOR and not is_summary:  # a subclass's summary is shown all the same
+    summary = _as_summary(value)
+    if operator != RESULTS_OPERATOR and summary is None:  # a subclass's summary is shown all the same
         text = f"This view shows the results of {RESULTS_OPERATOR} tasks; {task_id} is a {operator}."
         return HTMLResponse(render.message_page("Not a results task", text), headers=HEADERS)
-    if not is_summary:
+    if summary is None:
         text = (
             f"{title} has no results summary: its state is {state or 'not set yet'}. "
             "The view fills in once the task has succeeded."
@@ -103,8 +104,13 @@ def results_view(
     return HTMLResponse(render.results_page(title, summary, sheet_url), headers=HEADERS)
 
 
-def _sheet_location(summary: Mapping[str, Any]) -> str | None:
-    sheet = summary.get("contact_sheet")
+def _as_summary(value: Any) -> ResultSummary | None:
+    """The XCom value as a results summary, or None when it is not one (read defensively all the same)."""
+    return cast(ResultSummary, value) if isinstance(value, Mapping) and "models" in value else None
+
+
+def _sheet_location(summary: ResultSummary) -> str | None:
+    sheet: Any = summary.get("contact_sheet")
     location = sheet.get("location") if isinstance(sheet, Mapping) else None
     return location if isinstance(location, str) and location.lower().endswith(".png") else None
 
@@ -114,8 +120,9 @@ def contact_sheet(
     dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: str | None = None
 ) -> StreamingResponse:
     """The contact sheet PNG that the task instance's summary names."""
-    *_, summary = _summary(session, dag_id, run_id, task_id, _map_index(map_index))
-    location = _sheet_location(summary) if isinstance(summary, Mapping) else None
+    *_, value = _summary(session, dag_id, run_id, task_id, _map_index(map_index))
+    summary = _as_summary(value)
+    location = _sheet_location(summary) if summary is not None else None
     if location is None:
         raise HTTPException(404, "This task instance's summary names no contact sheet.")
     try:

@@ -1,9 +1,12 @@
 """The results view's page: a results summary drawn as HTML with inline SVG charts.
 
-Pure functions of the summary (the XCom value of ``VideoInferResultsOperator``), so the page needs
-no script, no CDN and no second request except the contact sheet's image. Every text shown is
-escaped, and any URL loses its query string, so neither a key nor a signed URL reaches the page.
-Keys the page does not know (newer summaries) are shown as figures, ranges, small charts or JSON.
+Pure functions of the summary (the XCom value of ``VideoInferResultsOperator``, typed by
+:class:`~airflow_provider_videoinfer.results.summary.ResultSummary`), so the page needs no script,
+no CDN and no second request except the contact sheet's image. Every text shown is escaped, and any
+URL loses its query string, so neither a key nor a signed URL reaches the page. The XCom value is
+read defensively (it may come from another version of the provider): keys the page does not draw
+itself are shown as figures, ranges, small charts or JSON, and a value of an unexpected type is
+shown as it is.
 """
 
 from __future__ import annotations
@@ -13,28 +16,33 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, cast
+
+from airflow_provider_videoinfer.results.summary import ModelSummary, ResultSummary
 
 MAX_SERIES = 8
 MAX_BUSIEST = 5
 CHART_WIDTH, CHART_HEIGHT = 720, 220
 COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
 
-# Keys of a model's summary that the page draws itself; every other key is shown as it comes.
-_MODEL_KEYS = {
-    "inference_type",
-    "frames",
-    "null_frames",
-    "unknown_frames",
-    "frames_with_predictions",
-    "predictions",
-    "class_counts",
-    "classes_truncated",
-    "classes",
-    "max_objects",
-    "timeline",
-}
-_TOP_KEYS = {"source", "frames", "last_time_offset", "models", "rows", "contact_sheet"}
+# The model figures shown in the table at the top of a model's section, with their labels.
+_FIGURES: tuple[
+    tuple[Literal["frames", "frames_with_predictions", "predictions", "null_frames", "unknown_frames"], str], ...
+] = (
+    ("frames", "frames"),
+    ("frames_with_predictions", "frames with predictions"),
+    ("predictions", "predictions"),
+    ("null_frames", "frames without a result"),
+    ("unknown_frames", "frames of an unknown shape"),
+)
+#: Keys of a model's summary (:class:`ModelSummary`) that the page draws itself; every other key
+#: is shown as it comes, under "More".
+DRAWN_MODEL_KEYS = frozenset(
+    {key for key, _ in _FIGURES}
+    | {"inference_type", "class_counts", "classes_truncated", "classes", "max_objects", "timeline"}
+)
+#: Keys of the summary (:class:`ResultSummary`) that the page draws itself.
+DRAWN_KEYS = frozenset({"source", "frames", "last_time_offset", "models", "rows", "contact_sheet"})
 _URL_QUERY = re.compile(r"\b((?:https?|s3|gs|gcs|az|abfs)://[^\s?#\"'<>]*)[?#][^\s\"'<>]*", re.IGNORECASE)
 _SECRET_PARAM = re.compile(r"(api_key|token|signature|x-goog-[a-z-]+|sig|key)=[^&\s\"'<>]+", re.IGNORECASE)
 
@@ -280,23 +288,14 @@ def _kind_note(inference_type: Any) -> str:
     return f"<p class='muted'>{_e(note)}</p>" if note else ""
 
 
-def model_section(model_id: str, summary: Any) -> str:
+def model_section(model_id: str, value: ModelSummary | Any) -> str:
     """One model's figures, class counts, timeline and busiest moments, then any other keys."""
-    if not isinstance(summary, Mapping):
-        return f"<h2>{_e(model_id)}</h2>{other_value(model_id, summary)}"
+    if not isinstance(value, Mapping):
+        return f"<h2>{_e(model_id)}</h2>{other_value(model_id, value)}"
+    summary = cast(ModelSummary, value)
     kind = summary.get("inference_type")
     parts = [f"<h2>{_e(model_id)} <span class='muted'>({_e(kind or 'unknown type')})</span></h2>", _kind_note(kind)]
-    figures = [
-        (label, _number(summary[key]))
-        for key, label in (
-            ("frames", "frames"),
-            ("frames_with_predictions", "frames with predictions"),
-            ("predictions", "predictions"),
-            ("null_frames", "frames without a result"),
-            ("unknown_frames", "frames of an unknown shape"),
-        )
-        if key in summary
-    ]
+    figures = [(label, _number(summary[key])) for key, label in _FIGURES if key in summary]
     if "max_objects" in summary:
         figures.append(("most at once", _max_objects(summary["max_objects"])))
     parts.append(_table(figures))
@@ -305,8 +304,9 @@ def model_section(model_id: str, summary: Any) -> str:
         what = "frames per top class" if kind == "classification" else "detections per class"
         truncated = " (largest only)" if summary.get("classes_truncated") else ""
         parts.append(f"<h3>Counts: {_e(what)}{_e(truncated)}</h3>{bar_chart(counts, f'{model_id} class counts')}")
-    if isinstance(summary.get("classes"), list):
-        parts.append(f"<h3>Classes</h3><p>{_e(', '.join(map(str, summary['classes'])))}</p>")
+    classes = summary.get("classes")
+    if isinstance(classes, list):
+        parts.append(f"<h3>Classes</h3><p>{_e(', '.join(map(str, classes)))}</p>")
     timeline = summary.get("timeline")
     if isinstance(timeline, Mapping):
         series = _timeline_series(timeline)
@@ -316,13 +316,13 @@ def model_section(model_id: str, summary: Any) -> str:
             + line_chart(series, f"{model_id} timeline")
             + ("" if kind == "classification" else _busiest(timeline))
         )
-    others = [(key, value) for key, value in summary.items() if key not in _MODEL_KEYS]
+    others = [(key, other) for key, other in summary.items() if key not in DRAWN_MODEL_KEYS]
     if others:
-        parts.append("<h3>More</h3>" + _table([(key, other_value(key, value)) for key, value in others]))
+        parts.append("<h3>More</h3>" + _table([(key, other_value(key, other)) for key, other in others]))
     return "".join(parts)
 
 
-def _files(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _files(summary: ResultSummary) -> list[tuple[str, str]]:
     files = []
     if summary.get("source"):
         files.append(("result file", f"<code>{_e(summary['source'])}</code>"))
@@ -340,7 +340,7 @@ def _files(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return files
 
 
-def results_page(title: str, summary: Mapping[str, Any], sheet_url: str | None) -> str:
+def results_page(title: str, summary: ResultSummary, sheet_url: str | None) -> str:
     """The view of one results task: files kept, contact sheet, then one section per model.
 
     :param title: names the task instance, e.g. ``dag / run / task``.
@@ -368,7 +368,7 @@ def results_page(title: str, summary: Mapping[str, Any], sheet_url: str | None) 
         parts.extend(model_section(str(model_id), model) for model_id, model in models.items())
     else:
         parts.append("<p class='note'>The summary lists no model.</p>")
-    others = [(key, value) for key, value in summary.items() if key not in _TOP_KEYS]
+    others = [(key, value) for key, value in summary.items() if key not in DRAWN_KEYS]
     if others:
         parts.append("<h2>More</h2>" + _table([(key, other_value(key, value)) for key, value in others]))
     return page(f"Video inference results: {title}", "".join(parts))

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from videoinfer_contract.errors import InvalidInputError
@@ -29,7 +29,7 @@ SUBMIT_JOB_ENDPOINT = ("POST", "/videoinfer")
 JOB_STATUS_ENDPOINT = ("GET", "/videoinfer")
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     """What a job's integer ``status`` code means: 0 succeeded, 1 running, above 1 failed.
 
     ``QUEUED`` is the local server's own word for a job accepted but not started; like the

@@ -1,20 +1,31 @@
 """The result file's schema: its key names and the typed records of its frames.
 
-One definition for the file's writer (the local server) and its readers (the provider). A result
-file is ``{"frame_offset": [...], "time_offset": [...], "<model_id>": [...], ...}``: one element
-per sampled frame in every list, each model's element in the shape of the single-image response of
-its task type. Which record to build is decided from that shape, or from an explicit
-``inference_type``. Extra keys are ignored, so that new fields of the service do not break old
-readers. The records are immutable msgspec structs, so that msgspec decodes the common shapes
-straight into them and encodes them back (the local server writes them); they compare, hash and
-print like frozen dataclasses.
+One definition for the file's writer (the local server builds these records and encodes them with
+:func:`encode_frame_result`) and its readers (the provider decodes the file straight into them). A
+result file is ``{"frame_offset": [...], "time_offset": [...], "<model_id>": [...], ...}``: one
+element per sampled frame in every list, each model's element in the shape of the single-image
+response of its task type. The records have the fields and the key names of those responses, so
+that msgspec encodes a record into exactly what the contract shows, and decodes the contract's
+shape straight into the record::
 
-Numbers the service wrote as ``NaN`` or ``Infinity`` stay ``nan``/``inf`` in the records.
+    Detections(time=0.01, image=Image(width=640, height=480), predictions=(Detection(...),))
+    -> {"time": 0.01, "image": {"width": 640, "height": 480}, "predictions": [{"x": ..., "class": ...}]}
+
+A field left at its default (None, or an empty list where the contract has no empty list) is not
+written. Readers also accept the other shapes the service and its documentation produce (a
+multi-label classification, a CLIP result wrapped in an object, a gaze face without ``face``):
+:func:`parse_frame_result` turns them into the same records. Extra keys are ignored, so that new
+fields of the service do not break old readers. The records are immutable msgspec structs; they
+compare and print like frozen dataclasses.
+
+Numbers the service wrote as ``NaN`` or ``Infinity`` stay ``nan``/``inf`` in the records that a
+reader builds; :func:`encode_frame_result` refuses them, since JSON has no spelling for them.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -29,7 +40,12 @@ TIME_OFFSET_KEYS = (TIME_OFFSET_KEY, "time_offsets")
 
 DETECTION_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
 
-# Records are built by msgspec from the file, and by the functions below from decoded JSON.
+
+class Image(msgspec.Struct, frozen=True, gc=False):
+    """The size in pixels of the image the model saw (``image`` of a frame result)."""
+
+    width: int
+    height: int
 
 
 class Point(msgspec.Struct, frozen=True, gc=False):
@@ -39,7 +55,7 @@ class Point(msgspec.Struct, frozen=True, gc=False):
     y: float
 
 
-class Keypoint(msgspec.Struct, frozen=True, gc=False):
+class Keypoint(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One keypoint of a keypoint-detection prediction; the optional fields are None when absent."""
 
     x: float
@@ -49,7 +65,7 @@ class Keypoint(msgspec.Struct, frozen=True, gc=False):
     class_id: int | None = None
 
 
-class Detection(msgspec.Struct, frozen=True, gc=False):
+class Detection(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One predicted object: its box centre (``x``, ``y``) and size in pixels, and its class.
 
     :param points: the polygon of an instance-segmentation prediction, else None.
@@ -68,80 +84,112 @@ class Detection(msgspec.Struct, frozen=True, gc=False):
     keypoints: tuple[Keypoint, ...] | None = None
 
 
-class Detections(msgspec.Struct, frozen=True, gc=False):
-    """The result of an object-detection, instance-segmentation or keypoint-detection model on a frame."""
+class Detections(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
+    """The result of an object-detection model on a frame (and the base of the other two detection types).
 
-    inference_type: str
-    detections: tuple[Detection, ...]
-    image_width: int | None = None
-    image_height: int | None = None
+    :param time: the inference time in seconds, as the service reports it; optional.
+    :param image: the size of the image the boxes are measured in; optional.
+    :param predictions: the objects found (written even when empty).
+    """
+
+    inference_type: ClassVar[str] = "object-detection"
     time: float | None = None
+    image: Image | None = None
+    predictions: tuple[Detection, ...]
 
 
-class ClassPrediction(msgspec.Struct, frozen=True, gc=False):
+class SegmentedDetections(Detections, frozen=True, gc=False, kw_only=True, omit_defaults=True):
+    """The result of an instance-segmentation model: :class:`Detections` whose predictions have ``points``."""
+
+    inference_type: ClassVar[str] = "instance-segmentation"
+
+
+class KeypointDetections(Detections, frozen=True, gc=False, kw_only=True, omit_defaults=True):
+    """The result of a keypoint-detection model: :class:`Detections` whose predictions have ``keypoints``."""
+
+    inference_type: ClassVar[str] = "keypoint-detection"
+
+
+class ClassPrediction(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
     """The confidence of one class of a classification result."""
 
     class_name: str = msgspec.field(name="class")
-    confidence: float
     class_id: int | None = None
+    confidence: float
 
 
-class Classification(msgspec.Struct, frozen=True, gc=False):
-    """The result of a classification model on a frame: the top class and every class's confidence."""
+class Classification(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
+    """The result of a classification model on a frame: every class's confidence and the top class.
+
+    :param top: the most likely class; None only for a multi-label result without predictions.
+    :param confidence: the top class's confidence.
+    """
 
     inference_type: ClassVar[str] = "classification"
-    top: str | None
-    confidence: float | None
-    predictions: tuple[ClassPrediction, ...] = ()
-    image_width: int | None = None
-    image_height: int | None = None
     time: float | None = None
+    image: Image | None = None
+    predictions: tuple[ClassPrediction, ...] = ()
+    top: str | None
+    confidence: float | None = None
 
 
-class SemanticMask(msgspec.Struct, frozen=True, gc=False):
-    """The result of a semantic-segmentation model on a frame.
+class SegmentationMask(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """The ``predictions`` of a semantic-segmentation result.
 
-    :param segmentation_mask: base64 PNG whose pixel values are class ids; see :meth:`mask_png`.
-    :param class_map: class id to class name.
+    :param segmentation_mask: base64 PNG whose pixel values are class ids.
+    :param class_map: class id to class name (written with the ids as strings, as JSON wants).
     :param confidence_mask: base64 PNG of per-pixel confidence, or None when absent.
     """
 
-    inference_type: ClassVar[str] = "semantic-segmentation"
     segmentation_mask: str
     class_map: Mapping[int, str] = msgspec.field(default_factory=dict)
     confidence_mask: str | None = None
-    image_width: int | None = None
-    image_height: int | None = None
+
+
+class SemanticSegmentation(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
+    """The result of a semantic-segmentation model on a frame; see :meth:`mask_png`."""
+
+    inference_type: ClassVar[str] = "semantic-segmentation"
     time: float | None = None
+    image: Image | None = None
+    predictions: SegmentationMask
 
     def mask_png(self) -> bytes:
         """Return the segmentation mask as PNG bytes (decode them with Pillow or OpenCV)."""
-        return base64.b64decode(self.segmentation_mask)
+        return base64.b64decode(self.predictions.segmentation_mask)
 
 
-class Gaze(msgspec.Struct, frozen=True, gc=False):
-    """One face of a gaze-detection result: its box, landmarks, and gaze angles in radians."""
+class Face(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """A face of a gaze-detection result: its box centre and size in pixels, and its landmarks (the eyes)."""
 
     x: float
     y: float
     width: float
     height: float
-    confidence: float | None
-    yaw: float
-    pitch: float
+    confidence: float | None = None
+    class_name: str | None = msgspec.field(default=None, name="class")
+    class_id: int | None = None
     landmarks: tuple[Point, ...] = ()
 
 
-class GazeResult(msgspec.Struct, frozen=True, gc=False):
-    """The result of the gaze-detection model on a frame: one :class:`Gaze` per face."""
+class Gaze(msgspec.Struct, frozen=True, gc=False):
+    """One face of a gaze-detection result and where it looks: ``yaw`` and ``pitch`` in radians."""
+
+    face: Face
+    yaw: float
+    pitch: float
+
+
+class GazeResult(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
+    """The result of the gaze-detection model on a frame: one :class:`Gaze` per face (written even when empty)."""
 
     inference_type: ClassVar[str] = "gaze-detection"
-    gazes: tuple[Gaze, ...]
     time: float | None = None
+    predictions: tuple[Gaze, ...]
 
 
 class Embedding(msgspec.Struct, frozen=True, gc=False):
-    """The CLIP image embedding of a frame."""
+    """The CLIP image embedding of a frame; the file holds ``vector`` as a bare list of numbers."""
 
     inference_type: ClassVar[str] = "clip-embed-image"
     vector: tuple[float, ...]
@@ -159,7 +207,57 @@ class UnknownResult(msgspec.Struct, frozen=True, gc=False):
     data: Any
 
 
-FrameResult = Detections | Classification | SemanticMask | GazeResult | Embedding | UnknownResult
+FrameResult = Detections | Classification | SemanticSegmentation | GazeResult | Embedding | UnknownResult
+
+#: The record of each detection task type.
+DETECTION_RECORDS: dict[str, type[Detections]] = {
+    "object-detection": Detections,
+    "instance-segmentation": SegmentedDetections,
+    "keypoint-detection": KeypointDetections,
+}
+#: The record of each task type, as the file holds it (``clip-embed-image``: its ``vector``).
+RECORD_TYPES: dict[str, type[FrameResult]] = {
+    **DETECTION_RECORDS,
+    "classification": Classification,
+    "semantic-segmentation": SemanticSegmentation,
+    "gaze-detection": GazeResult,
+    "clip-embed-image": Embedding,
+}
+
+
+def _to_json_value(value: Any) -> Any:
+    """msgspec's hook for what it cannot encode: NumPy scalars and arrays (anything with ``tolist``)."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_to_json_value)
+
+
+def encode_frame_result(result: FrameResult | Any) -> bytes:
+    """The JSON of one model's frame result, as the result file holds it.
+
+    :param result: a record of this module (an :class:`Embedding` is written as its bare ``vector``,
+        an :class:`UnknownResult` as its ``data``), or a value of the same shape in plain JSON types
+        (NumPy numbers and arrays allowed).
+    :raises ValueError: the result holds ``NaN`` or an infinity, which JSON cannot hold.
+    :raises TypeError: the result holds a value that is not JSON (e.g. a set).
+    """
+    if isinstance(result, Embedding):
+        result = result.vector
+    elif isinstance(result, UnknownResult):
+        result = result.data
+    data = _ENCODER.encode(result)
+    # msgspec writes NaN and infinities as null: a result whose JSON has a null is checked again,
+    # by the standard library, which refuses them.
+    if b"null" in data:
+        try:
+            json.dumps(msgspec.to_builtins(result, enc_hook=_to_json_value), allow_nan=False)
+        except ValueError:
+            raise ValueError("the frame result holds NaN or an infinity, which JSON cannot hold") from None
+    return data
 
 
 class ResultFrame(msgspec.Struct, frozen=True, gc=False):
@@ -275,11 +373,11 @@ def _points(values: Any) -> tuple[Point, ...]:
     return tuple(Point(float(p["x"]), float(p["y"])) for p in values or ())
 
 
-def _image(data: Mapping[str, Any]) -> tuple[int | None, int | None]:
+def _image(data: Mapping[str, Any]) -> Image | None:
     image = data.get("image")
-    if not isinstance(image, Mapping):
-        return None, None
-    return _int(image.get("width")), _int(image.get("height"))
+    if not isinstance(image, Mapping) or image.get("width") is None or image.get("height") is None:
+        return None
+    return Image(int(image["width"]), int(image["height"]))
 
 
 def _detection(p: Mapping[str, Any]) -> Detection:
@@ -317,57 +415,54 @@ def detections_type(predictions: tuple[Detection, ...], default: str) -> str:
 
 
 def _parse_detections(data: Mapping[str, Any], inference_type: str) -> Detections:
-    width, height = _image(data)
     predictions = tuple(_detection(p) for p in data.get("predictions") or ())
-    return Detections(inference_type, predictions, width, height, _float(data.get("time")))
+    record = DETECTION_RECORDS[inference_type]
+    return record(time=_float(data.get("time")), image=_image(data), predictions=predictions)
 
 
 def _parse_classification(data: Mapping[str, Any], inference_type: str) -> Classification:
     raw = data.get("predictions") or ()
     if isinstance(raw, Mapping):  # multi-label form: {"class": {"confidence": c, "class_id": i}}
         raw = [{"class": name, **value} for name, value in raw.items() if isinstance(value, Mapping)]
-    predictions = tuple(ClassPrediction(str(p["class"]), float(p["confidence"]), _int(p.get("class_id"))) for p in raw)
+    predictions = tuple(
+        ClassPrediction(class_name=str(p["class"]), class_id=_int(p.get("class_id")), confidence=float(p["confidence"]))
+        for p in raw
+    )
     top, confidence = _text(data.get("top")), _float(data.get("confidence"))
     if top is None and predictions:
         best = max(predictions, key=lambda p: p.confidence)
         top, confidence = best.class_name, best.confidence
-    width, height = _image(data)
-    return Classification(top, confidence, predictions, width, height, _float(data.get("time")))
-
-
-def _parse_semantic(data: Mapping[str, Any], inference_type: str) -> SemanticMask:
-    predictions = data["predictions"]
-    class_map = {int(key): str(name) for key, name in (predictions.get("class_map") or {}).items()}
-    width, height = _image(data)
-    return SemanticMask(
-        str(predictions["segmentation_mask"]),
-        class_map,
-        _text(predictions.get("confidence_mask")),
-        width,
-        height,
-        _float(data.get("time")),
+    return Classification(
+        time=_float(data.get("time")), image=_image(data), predictions=predictions, top=top, confidence=confidence
     )
 
 
-def gaze(face: Mapping[str, Any] | Any, yaw: Any, pitch: Any) -> Gaze:
-    """One :class:`Gaze` from a face box (a mapping, or any object with the same attributes)."""
-    get: Callable[[str], Any] = face.get if isinstance(face, Mapping) else lambda name: getattr(face, name, None)
-    landmarks = get("landmarks")
-    return Gaze(
-        float(get("x")),
-        float(get("y")),
-        float(get("width")),
-        float(get("height")),
-        _float(get("confidence")),
-        float(yaw),
-        float(pitch),
-        landmarks if isinstance(landmarks, tuple) else _points(landmarks),
+def _parse_semantic(data: Mapping[str, Any], inference_type: str) -> SemanticSegmentation:
+    predictions = data["predictions"]
+    class_map = {int(key): str(name) for key, name in (predictions.get("class_map") or {}).items()}
+    mask = SegmentationMask(str(predictions["segmentation_mask"]), class_map, _text(predictions.get("confidence_mask")))
+    return SemanticSegmentation(time=_float(data.get("time")), image=_image(data), predictions=mask)
+
+
+def _face(face: Mapping[str, Any]) -> Face:
+    return Face(
+        float(face["x"]),
+        float(face["y"]),
+        float(face["width"]),
+        float(face["height"]),
+        _float(face.get("confidence")),
+        _text(face.get("class")),
+        _int(face.get("class_id")),
+        _points(face.get("landmarks")),
     )
 
 
 def _parse_gaze(data: Mapping[str, Any], inference_type: str) -> GazeResult:
-    faces = tuple(gaze(p.get("face") or p, p["yaw"], p["pitch"]) for p in data.get("predictions") or ())
-    return GazeResult(faces, _float(data.get("time")))
+    # A face's box may come flat in the prediction instead of under "face".
+    gazes = tuple(
+        Gaze(_face(p.get("face") or p), float(p["yaw"]), float(p["pitch"])) for p in data.get("predictions") or ()
+    )
+    return GazeResult(time=_float(data.get("time")), predictions=gazes)
 
 
 def _parse_embedding(data: Any, inference_type: str) -> Embedding:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from videoinfer_contract.redaction import install_log_redaction
 from videoinfer_server.config import ServerConfig
 
 
@@ -90,6 +91,7 @@ def run_server(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the local videoinfer server failed to start; see the log")
             time.sleep(0.02)
+        install_log_redaction()  # httpx logs the probe's URL, api_key included, where INFO is shown
         httpx.get(running.base_url + "/", params={"api_key": api_key}, timeout=10).raise_for_status()
         yield running
     finally:
@@ -145,6 +147,7 @@ def run_server_process(
     options = ["--port", str(port), "--data-dir", str(data_dir), *args]
     command = [str(python or sys.executable), "-m", module, *options]
     env = {**os.environ, "VIDEOINFER_API_KEY": api_key}
+    install_log_redaction()  # httpx logs each probe's URL, api_key included, where INFO is shown
     process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT if output else None)
     base_url = f"http://127.0.0.1:{port}"
     try:

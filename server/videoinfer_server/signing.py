@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -65,7 +65,7 @@ class Signer:
         :param now: the signing time as a POSIX timestamp; defaults to now.
         """
         expires = str(max(1, min(int(expires_in), MAX_EXPIRES)))
-        moment = datetime.fromtimestamp(now if now is not None else _now(), tz=timezone.utc)
+        moment = datetime.fromtimestamp(now if now is not None else _now(), tz=UTC)
         date = moment.strftime(_DATE_FORMAT)
         query = urlencode(
             {
@@ -97,7 +97,7 @@ class Signer:
         if not check_expiry:
             return
         try:
-            start = datetime.strptime(date, _DATE_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+            start = datetime.strptime(date, _DATE_FORMAT).replace(tzinfo=UTC).timestamp()
             lifetime = int(expires)
         except ValueError:
             raise SignatureError("the URL's X-Goog-Date or X-Goog-Expires is malformed") from None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from videoinfer_contract.redaction import redact
+from videoinfer_contract.results import encode_frame_result
 from videoinfer_server.config import ServerConfig
 from videoinfer_server.frames import Interrupted, VideoReader
 from videoinfer_server.inputs import RemoteInput, UploadInput, classify_input, fetch_remote
@@ -23,7 +24,7 @@ from videoinfer_server.job_failures import FailureCode, JobFailure
 from videoinfer_server.models.base import VideoContext, VideoFrame
 from videoinfer_server.models.registry import ModelRegistry
 from videoinfer_server.paths import Paths
-from videoinfer_server.result_file import ResultWriter, to_json
+from videoinfer_server.result_file import ResultWriter
 from videoinfer_server.signing import Signer
 from videoinfer_server.store import Job, Store
 
@@ -161,10 +162,10 @@ class JobRunner:
             writer = ResultWriter(work_dir / "spool", [model_id for model_id, _ in sessions])
             try:
                 for frame in reader.frames(job.infer_fps, self._stop):
-                    results = []
+                    results: list[bytes] = []
                     for model_id, infer in sessions:
                         try:
-                            results.append(to_json(infer(frame)))
+                            results.append(encode_frame_result(infer(frame)))
                         except Exception:
                             log.warning(
                                 "model %s failed on frame %d of job %s",
@@ -173,7 +174,7 @@ class JobRunner:
                                 job.job_id,
                                 exc_info=True,
                             )
-                            results.append("null")
+                            results.append(b"null")
                     writer.add(frame, results)
                 writer.finish(self._paths.result(job.job_id))
             finally:

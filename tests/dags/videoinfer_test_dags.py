@@ -154,3 +154,27 @@ with DAG("vi_test_presigned_retry", schedule=None, start_date=START, catchup=Fal
         retries=30,
         retry_delay=datetime.timedelta(seconds=0),
     )
+
+# One task submits a job and waits for it, with three retries and no delay between them: how many
+# jobs the retries pay for after the job failed is up to resubmit_failed_jobs (default: never).
+for dag_id, options in (
+    ("vi_test_failed_job", {"deferrable": True}),  # the default policy, waiting in the triggerer
+    ("vi_test_failed_job_always", {"resubmit_failed_jobs": True, "deferrable": False}),
+    ("vi_test_failed_job_status_2", {"resubmit_failed_jobs": {2}, "deferrable": False}),
+):
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, params=PARAMS):
+        upload = VideoInferUploadOperator(
+            task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_slow"
+        )
+        VideoInferSubmitJobOperator(
+            task_id="submit",
+            input_url=upload.output,
+            infer_fps=5,
+            models=MODELS,
+            videoinfer_conn_id="videoinfer_slow",
+            wait_for_completion=True,
+            poll_interval=0.3,
+            retries=3,
+            retry_delay=datetime.timedelta(seconds=0),
+            **options,
+        )

@@ -22,7 +22,7 @@ from videoinfer_server.launch import run_server
 from videoinfer_server.models import ENTRY_POINT_GROUP, build_registry, simple_model
 
 PLUGIN = """
-from videoinfer_server.models import image_result, simple_model
+from videoinfer_server.models import simple_model
 
 def brightness(frame, params):
     mean = float(frame.image.mean())

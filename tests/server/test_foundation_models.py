@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from helpers import assert_written_as_records
 
 from airflow_provider_videoinfer.results.reader import ResultReader
 from videoinfer_contract.results import Detections, Embedding, GazeResult
@@ -46,9 +47,9 @@ def test_clip_similarity_orders_same_frame_above_shifted_frame_above_another_sce
     infer = getattr(opened, "infer", opened)
 
     def embed(image: np.ndarray) -> np.ndarray:
-        vector = infer(VideoFrame(image=image, index=0, time=0.0))
-        assert isinstance(vector, list) and len(vector) == 512
-        return np.array(vector)
+        embedding = infer(VideoFrame(image=image, index=0, time=0.0))
+        assert isinstance(embedding, Embedding) and embedding.dimensions == 512
+        return np.array(embedding.vector)
 
     frames = decoded_frames(scene_cut_video.path)
     scene = frames[0]
@@ -168,6 +169,8 @@ def test_a_job_submitted_as_the_sdk_does_reads_back_typed(server, face_video, tm
     assert data["status"] == 0, data
     path = tmp_path / "result.json"
     path.write_bytes(requests.get(data["output_signed_url"]).content)
+    written = json.loads(path.read_bytes())
+    assert_written_as_records(written, [(m["model_id"], m["inference_type"]) for m in models])
     with ResultReader(path) as reader:
         frames = list(reader)
     assert [frame.frame_offset for frame in frames] == [0, 12, 24, 36]
@@ -175,12 +178,12 @@ def test_a_job_submitted_as_the_sdk_does_reads_back_typed(server, face_video, tm
         embedding, gaze, faces = frame.results["clip"], frame.results["gaze"], frame.results["face-detection"]
         assert isinstance(embedding, Embedding) and embedding.dimensions == 512
         assert abs(math.hypot(*embedding.vector) - 1) < 1e-3
-        assert isinstance(gaze, GazeResult) and len(gaze.gazes) == 2
-        for face in gaze.gazes:
-            assert len(face.landmarks) == 2 and -math.pi / 2 <= face.yaw <= math.pi / 2
+        assert isinstance(gaze, GazeResult) and len(gaze.predictions) == 2
+        for looking in gaze.predictions:
+            assert len(looking.face.landmarks) == 2 and -math.pi / 2 <= looking.yaw <= math.pi / 2
         assert isinstance(faces, Detections)
         for drawn in face_video.faces[frame.frame_offset]:
-            assert any(math.dist((d.x, d.y), drawn.centre) < 0.2 * drawn.width for d in faces.detections)
+            assert any(math.dist((d.x, d.y), drawn.centre) < 0.2 * drawn.width for d in faces.predictions)
 
 
 @pytest.mark.parametrize("model", [CLIP, GAZE])

@@ -49,11 +49,11 @@ def test_gaze_on_a_background_of_skin_colour_falls_back_to_the_box():
     gaze = build_registry(load_entry_points=False).resolve("gaze", "1", "gaze-detection")
     opened = gaze.open({}, VideoContext(fps=24.0, infer_fps=4, width=320, height=240))
     result = getattr(opened, "infer", opened)(VideoFrame(image=image, index=0, time=0.0))
-    assert len(result["predictions"]) == 1, result
-    prediction = result["predictions"][0]
-    landmarks = [(p["x"], p["y"]) for p in prediction["face"]["landmarks"]]
+    assert len(result.predictions) == 1, result
+    prediction = result.predictions[0]
+    landmarks = [(p.x, p.y) for p in prediction.face.landmarks]
     assert all(math.dist(found, eye) < 3 for found, eye in zip(landmarks, drawn.eyes, strict=True))
     # Without an outline the angles come from the detector's box, which follows the eyes: the sign
     # holds, the size is understated.
-    assert 0 < prediction["yaw"] < drawn.yaw
-    assert abs(prediction["pitch"]) < 0.1
+    assert 0 < prediction.yaw < drawn.yaw
+    assert abs(prediction.pitch) < 0.1

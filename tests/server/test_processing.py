@@ -9,6 +9,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
+from helpers import assert_written_as_records
 
 from videoinfer_server.sample import make_sample_video
 
@@ -124,6 +125,7 @@ def test_every_builtin_model_writes_its_contract_shape(api, videos):
     truth = videos["24"]
     result = api.run(truth.path, 4, [model(m, t) for m, t in ALL_MODELS])
     assert list(result) == ["frame_offset", "time_offset", *[m for m, _ in ALL_MODELS]]
+    assert_written_as_records(result, ALL_MODELS)
     count = len(result["frame_offset"])
     for model_id, inference_type in ALL_MODELS:
         frames = result[model_id]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -54,7 +54,9 @@ def python_without_airflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("no-airflow") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    constraints = os.environ.get("VIDEOINFER_CONSTRAINTS", str(REPO / "constraints.txt"))
+    # The constraints file of the running Airflow and Python: the versions known to install together.
+    airflow, python_version = version("apache-airflow"), f"{sys.version_info.major}.{sys.version_info.minor}"
+    constraints = REPO / "constraints" / f"airflow-{airflow}-py{python_version}.txt"
     subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "-c", constraints, REPO / "contract", REPO / "server"],
         check=True,

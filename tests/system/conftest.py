@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from deployment import TIMINGS, Deployment
@@ -22,10 +23,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [item for item in items if item not in system] + system
 
 
-@pytest.fixture(scope="session")
-def deployment() -> Iterator[Deployment]:
-    """Postgres, Airflow's api-server, scheduler, dag-processor and triggerer, and the local servers."""
-    running = Deployment(SERVERS, env={"VIDEOINFER_POLL_INTERVAL": "3"})
+def run_deployment(*server_names: str, **options: Any) -> Iterator[Deployment]:
+    """Start a deployment, yield it, stop it and check that none of its processes is left."""
+    running = Deployment(server_names, env={"VIDEOINFER_POLL_INTERVAL": "3"}, **options)
     try:
         running.start()
         yield running
@@ -34,13 +34,27 @@ def deployment() -> Iterator[Deployment]:
     assert not left, f"processes of the deployment still running after it stopped: {left}"
 
 
+# Module scope: each deployment is stopped before the next module's starts, so two never run at once.
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    """Postgres, Airflow's api-server, scheduler (LocalExecutor), dag-processor and triggerer, and the local servers."""
+    yield from run_deployment(*SERVERS)
+
+
+@pytest.fixture(scope="module")
+def celery_deployment() -> Iterator[Deployment]:
+    """The CeleryExecutor: Redis, two Celery workers and two triggerers sharing no disk, S3 (moto), local servers."""
+    yield from run_deployment("default", "faults", executor="celery", triggerers=2, workers=2)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Attach the deployment's process logs (and the scenario's task logs) to a failed test's report."""
     outcome = yield
     report = outcome.get_result()
-    running = getattr(item, "funcargs", {}).get("deployment")
-    if report.failed and isinstance(running, Deployment):
+    funcargs = getattr(item, "funcargs", {})
+    running = next((value for value in funcargs.values() if isinstance(value, Deployment)), None)
+    if report.failed and running is not None:
         dag_ids = tuple(getattr(item.function, "dag_ids", ()))
         report.sections.append(("deployment logs", running.log_report(dag_ids)))
 

@@ -1,10 +1,14 @@
-"""A real Airflow deployment on this machine, for the system tests.
+"""A real Airflow deployment on this machine, for the system tests and ``make demo EXECUTOR=...``.
 
 On 127.0.0.1 with free ports, in one temporary folder: Postgres (:mod:`postgres`), Airflow's
-api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate processes, and
-local videoinfer servers as processes of their own. Each process writes its output to a file
-under ``logs/``; :meth:`Deployment.stop` stops every process it started by process id
-(:mod:`processes`, descendants included), also when a test failed or the interpreter exits.
+api-server, scheduler, dag-processor and triggerer(s) as separate processes, and local videoinfer
+servers as processes of their own. With the LocalExecutor the scheduler runs the tasks; with the
+CeleryExecutor a Redis broker (:mod:`redis_server`) and Celery workers do, and moto's S3 server
+(:mod:`object_store`) holds videos, results and Airflow's task and trigger logs: each worker and
+triggerer has an Airflow home, a working folder, a ``TMPDIR`` and a hostname of its own, and shares
+nothing with the others but the DAGs folder, as on separate machines. Each process writes its
+output to a file under ``logs/``; :meth:`Deployment.stop` stops every process it started by
+process id (:mod:`processes`, descendants included), also when a test failed or the interpreter exits.
 
 The REST helpers (:meth:`Deployment.api`) log in through the simple auth manager's ``/auth/token``.
 """
@@ -25,14 +29,22 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from object_store import CONN_ID as S3_CONN_ID
+from object_store import S3Server
 from postgres import PostgresCluster
 from processes import Process, wait_until
+from redis_server import RedisServer
 
 from videoinfer_server.launch import free_port
 from videoinfer_server.models.testing import TESTING_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_DAGS = Path(__file__).resolve().parent / "dags"
+#: What every Airflow process of the deployment imports from the tests: its ``hostname_callable``.
+PYTHONPATH = Path(__file__).resolve().parent / "pythonpath"
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+#: Task processes each Celery worker runs at once.
+WORKER_CONCURRENCY = 3
 ADMIN = "admin"
 TERMINAL_RUN_STATES = {"success", "failed"}
 #: Seconds each part of the system test session took (deployment, each scenario), shown at its end.
@@ -93,10 +105,33 @@ class Deployment:
     :param server_names: one local server per name; ``"default"`` is ``videoinfer_default``'s, each
         other one gets the connection ``videoinfer_<name>``. All connections use default settings.
     :param env: more environment for the Airflow processes (e.g. ``VIDEOINFER_POLL_INTERVAL``).
+    :param executor: ``"local"`` (the scheduler runs the tasks) or ``"celery"`` (Celery workers, a
+        Redis broker, and S3 for task and trigger logs: see the module's docstring).
+    :param triggerers: how many triggerers: ``triggerer``, or ``triggerer-1``, ``triggerer-2``... when
+        several (each then with a home and hostname of its own, as the workers).
+    :param workers: how many Celery workers (``worker-1``, ``worker-2``...), with ``executor="celery"``.
+    :param s3: run moto's S3 server, connection ``moto_s3`` (always with ``executor="celery"``).
+    :param api_port: the api-server's port; default: a free one.
+    :param system_dags: parse the system tests' DAGs (``tests/system/dags``) beside the examples.
     """
 
-    def __init__(self, server_names: tuple[str, ...] = ("default",), env: dict[str, str] | None = None) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="videoinfer-system-"))
+    def __init__(
+        self,
+        server_names: tuple[str, ...] = ("default",),
+        env: dict[str, str] | None = None,
+        *,
+        executor: str = "local",
+        triggerers: int = 1,
+        workers: int = 2,
+        s3: bool = False,
+        api_port: int | None = None,
+        system_dags: bool = True,
+    ) -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor={executor!r}: use one of {', '.join(EXECUTORS)}")
+        self.executor = executor
+        self.dag_folders = (ROOT / "example_dags", SYSTEM_DAGS) if system_dags else (ROOT / "example_dags",)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"videoinfer-{executor}-"))
         os.chmod(self.folder, 0o755)  # the postgres user must reach its cluster inside
         self.logs = self.folder / "logs"
         self.logs.mkdir()
@@ -106,7 +141,7 @@ class Deployment:
         self.api_key = "vi-system-key-" + secrets.token_hex(8)  # distinctive, for the leak scan
         self.admin_password = secrets.token_urlsafe(12)
         self.postgres = PostgresCluster(self.folder / "pgdata", self.logs)
-        self.api_port = free_port()
+        self.api_port = api_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self._worker_log_port, self._trigger_log_port = free_port(), free_port()
         self._api_secret, self._jwt_secret = secrets.token_hex(16), secrets.token_hex(32)
@@ -116,6 +151,11 @@ class Deployment:
         self._server_names = server_names
         self._token: str | None = None
         self._stopped = False
+        celery = executor == "celery"
+        self.redis = RedisServer(self.folder / "redis", self.logs) if celery else None
+        self.s3 = S3Server(self.logs, self.clean_env()) if s3 or celery else None
+        self.triggerers = ["triggerer"] if triggerers == 1 else [f"triggerer-{n}" for n in range(1, triggerers + 1)]
+        self.workers = [f"worker-{n}" for n in range(1, workers + 1)] if celery else []
 
     # ----- lifecycle -----
 
@@ -125,6 +165,10 @@ class Deployment:
         begin = time.monotonic()
         try:
             self.processes["postgres"] = self.postgres.start()
+            if self.redis:
+                self.processes["redis"] = self.redis.start()
+            if self.s3:
+                self.processes["moto-s3"] = self.s3.start()
             for name in self._server_names:
                 self._start_server(name)
             self._link_dags()
@@ -135,12 +179,21 @@ class Deployment:
             (self.logs / "db-migrate.log").write_text(migrate.stdout + migrate.stderr)
             if migrate.returncode:
                 raise RuntimeError(f"airflow db migrate failed; see {self.logs / 'db-migrate.log'}")
-            for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-                self._start_airflow(component)
+            for component in ("api-server", "scheduler", "dag-processor"):
+                self._start_airflow(component, [component])
+            for name in self.triggerers:
+                self._start_airflow(name, ["triggerer"])
+            for name in self.workers:
+                self._start_airflow(
+                    name,
+                    ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", str(WORKER_CONCURRENCY)],
+                )
             wait_until(
                 "the api-server", lambda: requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).ok, 180, 1
             )
-            TIMINGS["deployment start"] = time.monotonic() - begin
+            for name in self.workers:
+                self.wait_for_worker(name)
+            TIMINGS[f"{self.executor} deployment start"] = time.monotonic() - begin
         except BaseException:
             self.stop()
             raise
@@ -154,8 +207,11 @@ class Deployment:
             return []
         self._stopped = True
         order = [
-            *("triggerer", "scheduler", "dag-processor", "api-server"),
+            *self.workers,
+            *self.triggerers,
+            *("scheduler", "dag-processor", "api-server"),
             *(s.process.name for s in self.servers.values()),
+            *("moto-s3", "redis"),
         ]
         left: list[str] = []
         for name in order:
@@ -196,7 +252,7 @@ class Deployment:
     # ----- Airflow -----
 
     def _link_dags(self) -> None:
-        for folder in (ROOT / "example_dags", SYSTEM_DAGS):
+        for folder in self.dag_folders:
             for file in sorted(folder.glob("*.py")):
                 (self.dags / file.name).symlink_to(file)
         (self.home / "passwords.json").write_text(json.dumps({ADMIN: self.admin_password}))
@@ -212,8 +268,10 @@ class Deployment:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(PYTHONPATH), env.get("PYTHONPATH")])),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "videoinfer_system_hostname.hostname",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": EXECUTORS[self.executor],
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__PARALLELISM": "16",
@@ -248,15 +306,47 @@ class Deployment:
         for server in self.servers.values():
             conn = {"conn_type": "videoinfer", "host": server.base_url, "password": self.api_key}
             env[f"AIRFLOW_CONN_{server.conn_id.upper()}"] = json.dumps(conn)
+        if self.s3:
+            env[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = self.s3.connection()
+        if self.redis:
+            env["AIRFLOW__CELERY__BROKER_URL"] = self.redis.url
+            # No disk shared with the workers and triggerers: the api-server reads their logs from S3.
+            env["AIRFLOW__LOGGING__REMOTE_LOGGING"] = "True"
+            env["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] = "s3://airflow-logs/logs"
+            env["AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"] = S3_CONN_ID
         env.update(self.extra_env)
         return env
 
-    def _start_airflow(self, component: str) -> None:
-        process = Process(
-            component, [sys.executable, "-m", "airflow", component], self.airflow_env(), self.logs / f"{component}.log"
-        )
-        self.processes[component] = process
+    def _own_machine(self, name: str) -> tuple[dict[str, str], Path]:
+        """The environment and working folder of a worker or triggerer that shares no disk but the DAGs
+        folder: its own Airflow home (hence its own task log folder), ``TMPDIR`` and hostname."""
+        folder = self.folder / name
+        (folder / "tmp").mkdir(parents=True, exist_ok=True)
+        env = {"AIRFLOW_HOME": str(folder / "home"), "TMPDIR": str(folder / "tmp"), "VIDEOINFER_SYSTEM_HOSTNAME": name}
+        return env, folder
+
+    def _start_airflow(self, name: str, arguments: list[str]) -> None:
+        env, cwd = self.airflow_env(), None
+        if name in self.workers or (name in self.triggerers and len(self.triggerers) > 1):
+            own, cwd = self._own_machine(name)
+            env.update(own)
+            # Their logs are read from S3: no log server, which would take the same port on this machine.
+            arguments = [*arguments, "--skip-serve-logs"]
+        command = [sys.executable, "-m", "airflow", *arguments]
+        process = Process(name, command, env, self.logs / f"{name}.log", cwd=cwd)
+        self.processes[name] = process
         process.start()
+
+    def wait_for_worker(self, name: str, timeout: float = 180) -> None:
+        """Wait until the Celery worker ``name`` says it is ready (it then takes tasks from the broker)."""
+        process = self.processes[name]
+
+        def ready() -> bool:
+            if not process.alive():
+                raise RuntimeError(f"the Celery worker {name} exited; see {process.log_path}")
+            return f"{name}@" in (text := process.log_path.read_text(errors="replace")) and " ready." in text
+
+        wait_until(f"the Celery worker {name}", ready, timeout, 0.5)
 
     def restart(self, component: str) -> None:
         """Start a stopped or killed Airflow process again, with the same settings."""
@@ -356,7 +446,7 @@ class Deployment:
 
     def log_files(self) -> Iterator[Path]:
         """Every log file of the deployment: each process's output, Airflow's task and component logs."""
-        for folder in (self.logs, self.home / "logs"):
+        for folder in (self.logs, self.home / "logs", *sorted(self.folder.glob("*/home/logs"))):
             if folder.exists():
                 yield from (path for path in sorted(folder.rglob("*")) if path.is_file())
 

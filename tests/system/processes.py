@@ -44,6 +44,7 @@ class Process:
     :param env: its environment.
     :param log_path: where its stdout and stderr go (appended to across restarts).
     :param user: run it as this user through ``runuser`` (Postgres as ``postgres`` when we are root).
+    :param cwd: its working directory; default: the folder of its log file.
     """
 
     name: str
@@ -51,6 +52,7 @@ class Process:
     env: dict[str, str] = field(repr=False)
     log_path: Path
     user: str | None = None
+    cwd: Path | None = None
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -72,7 +74,7 @@ class Process:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                cwd=self.log_path.parent,
+                cwd=self.cwd or self.log_path.parent,
             )
 
     def alive(self) -> bool:

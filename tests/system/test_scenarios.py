@@ -13,72 +13,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pytest
 import requests
-from deployment import TIMINGS, Deployment, VideoServer
+from deployment import TIMINGS, Deployment
 from processes import kill_task_process, wait_until
-
-from videoinfer_server.sample import make_sample_video
+from runs import jobs_of, key_leaks, sample, status_reads, wait_for_running_job, wait_for_states, watch_run
 
 # Fixture setup (the deployment) and the longest scenario both count against one test's time.
 pytestmark = pytest.mark.timeout(1500)
 
 OUTAGE_SECONDS = 180
 FAULTY_STATUS_READS = 8  # more than the default retry_max_attempts (5) of one status read
-
-
-def sample(folder: Path, name: str) -> Path:
-    """A 4-second 10 fps test video named ``name`` (20 frames sampled at ``infer_fps`` 5)."""
-    path = folder / name
-    make_sample_video(path, seconds=4.0, fps=10.0)
-    return path
-
-
-def jobs_of(server: VideoServer, file_name: str) -> list[dict[str, Any]]:
-    """The server's jobs whose input is an upload named ``file_name``."""
-    return [job for job in server.jobs() if urlparse(job["input_url"]).path.endswith("/" + file_name)]
-
-
-def watch_run(d: Deployment, dag_id: str, run_id: str, timeout: float = 600) -> tuple[str, dict[str, set[str]]]:
-    """Wait for a run to end, noting every state each task was seen in; return (run state, states seen)."""
-    seen: dict[str, set[str]] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        for ti in d.task_instances(dag_id, run_id):
-            seen.setdefault(ti["task_id"], set()).add(str(ti["state"]))
-        state = d.run_state(dag_id, run_id)
-        if state in ("success", "failed"):
-            return state, seen
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout} s; tasks seen: {seen}")
-        time.sleep(0.5)
-
-
-def wait_for_states(d: Deployment, dag_id: str, run_id: str, wanted: dict[str, str], timeout: float = 300) -> None:
-    """Wait until each task of ``wanted`` is in its state (raise if the run ends first)."""
-
-    def reached() -> bool:
-        states = {ti["task_id"]: ti["state"] for ti in d.task_instances(dag_id, run_id)}
-        if d.run_state(dag_id, run_id) in ("success", "failed"):
-            raise AssertionError(f"run {run_id} of {dag_id} ended before {wanted}; task states: {states}")
-        return all(states.get(task) == state for task, state in wanted.items())
-
-    wait_until(f"{wanted} in run {run_id} of {dag_id}", reached, timeout)
-
-
-def wait_for_running_job(server: VideoServer, file_name: str, timeout: float = 300) -> dict[str, Any]:
-    """Wait until the job on upload ``file_name`` is running on ``server``; return it."""
-
-    def running() -> dict[str, Any] | None:
-        jobs = jobs_of(server, file_name)
-        if any(job["state"] in ("succeeded", "failed") for job in jobs):
-            raise AssertionError(f"the job on {file_name} ended before the scenario could disturb it: {jobs}")
-        return next((job for job in jobs if job["state"] == "running"), None)
-
-    return dict(wait_until(f"a running job on {file_name}", running, timeout))
 
 
 def kept_file(uri: str) -> Path:
@@ -164,9 +111,10 @@ def triggerer_kill(d: Deployment, folder: Path) -> None:
     run_id = d.trigger("vs_three_waits", {"video": str(video), "delay": 3.0})  # 60 s jobs
     waits = {f"wait_{index}": "deferred" for index in range(3)}
     wait_for_states(d, "vs_three_waits", run_id, waits)
-    time.sleep(3)  # let the triggerer run the three triggers
     before = {job["job_id"]: job["state"] for job in jobs_of(server, video.name)}
     assert len(before) == 3 and set(before.values()) <= {"queued", "running"}, f"jobs at the kill: {before}"
+    # The triggerer runs the three triggers: each job's status read again after the sensor's own read.
+    wait_until("the triggers to poll", lambda: all(status_reads(server, job_id) >= 2 for job_id in before), 120)
 
     d.processes["triggerer"].kill9()
     time.sleep(3)
@@ -187,8 +135,9 @@ def worker_kill(d: Deployment, folder: Path) -> None:
     video = sample(folder, "worker-wait.mp4")
     run_id = d.trigger("vs_worker_wait", {"video": str(video), "delay": 4.0})  # an 80 s job
     wait_for_states(d, "vs_worker_wait", run_id, {"submit_and_wait": "running"})
-    wait_for_running_job(server, video.name)
-    time.sleep(7)  # at least two polls of the job by the task, in the worker
+    job = wait_for_running_job(server, video.name)
+    # At least two polls of the job by the task, in the worker.
+    wait_until("two status reads", lambda: status_reads(server, job["job_id"]) >= 2, 120)
 
     ti = d.task_instance("vs_worker_wait", run_id, "submit_and_wait")
     assert ti["state"] == "running" and ti["pid"], ti
@@ -243,19 +192,6 @@ def outage(d: Deployment, folder: Path) -> None:
     assert [found["status"] for found in jobs] == [0], jobs
 
 
-def key_leaks(d: Deployment, folder: Path) -> None:
-    """The API key in no log file of the deployment and no row of a pg_dump of its metadata database."""
-    dump = d.pg_dump()
-    files = list(d.log_files())
-    # The scan sees real content: the scenarios' runs in the dump, their task logs among the files
-    # (run it with at least one other scenario).
-    assert "COPY public.dag_run " in dump and "manual__" in dump, "the dump holds no DAG run"
-    assert any(path.name.startswith("attempt=") for path in files), "no task log to scan"
-    leaks = [str(path) for path in files if d.api_key in path.read_text(errors="replace")]
-    leaks += [f"pg_dump line {number}" for number, line in enumerate(dump.splitlines(), 1) if d.api_key in line]
-    assert not leaks, f"the API key appears in: {leaks}"
-
-
 # ----- running them -----
 
 FIRST = {"triggerer_kill": triggerer_kill}
@@ -268,7 +204,7 @@ CONCURRENT = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def scenarios(
     deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, Future[None]]]:

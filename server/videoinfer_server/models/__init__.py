@@ -10,7 +10,7 @@ from videoinfer_server.models.base import (
     VideoModel,
     box_prediction,
     classification_result,
-    image_result,
+    detections_result,
     simple_model,
 )
 from videoinfer_server.models.registry import (
@@ -45,7 +45,7 @@ __all__ = [
     "box_prediction",
     "build_registry",
     "classification_result",
-    "image_result",
+    "detections_result",
     "load_provider",
     "simple_model",
 ]

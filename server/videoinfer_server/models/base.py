@@ -1,18 +1,20 @@
-"""The model protocol of the local server, and helpers to build frame results of the contract's shape.
+"""The model protocol of the local server, and helpers to build the contract's frame results.
 
 A *model* is any object with these attributes and one method::
 
     model_id: str            # e.g. "people-detection"
     model_version: str       # e.g. "1"
-    inference_type: str      # one of airflow_provider_videoinfer.api.INFERENCE_TYPES
+    inference_type: str      # one of videoinfer_contract.validation.INFERENCE_TYPES
     description: str         # one line, shown by GET /models and `videoinfer-server models`
     def open(self, params: Mapping[str, Any], context: VideoContext) -> FrameModel: ...
 
 ``open`` is called once per job with the job's ``inference_params`` and returns a *frame model*:
 an object with ``infer(frame: VideoFrame) -> result`` or a plain callable ``(frame) -> result``. It
-sees the job's sampled frames in order, so it may keep state (the motion models do). The result
-must be JSON-serialisable and shaped like the single-image response of the inference type; an
-exception on a frame gives ``null`` for that frame in the result file.
+sees the job's sampled frames in order, so it may keep state (the motion models do). The result is
+a record of :mod:`videoinfer_contract.results` (what the built-in models return, and what the
+provider's reader types), or the same shape in plain JSON values (dicts, lists, numbers, NumPy
+numbers); an exception on a frame, or a ``NaN`` in its result, gives ``null`` for that frame in the
+result file.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from videoinfer_contract.results import (
+    DETECTION_RECORDS,
+    Classification,
+    ClassPrediction,
+    Detection,
+    Detections,
+    Image,
+    Keypoint,
+    Point,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +64,11 @@ class VideoFrame:
     def height(self) -> int:
         """Height in pixels."""
         return int(self.image.shape[0])
+
+    @property
+    def size(self) -> Image:
+        """Its size, the ``image`` of a frame result."""
+        return Image(self.width, self.height)
 
 
 @dataclass
@@ -188,43 +206,64 @@ def param_int(params: Mapping[str, Any], name: str, default: int, *, minimum: in
 
 
 def box_prediction(
-    x: float, y: float, w: float, h: float, confidence: float, class_name: str, class_id: int
-) -> dict[str, Any]:
-    """An object-detection prediction from a top-left box: ``x``, ``y`` become the box centre."""
-    return {
-        "x": round(float(x) + float(w) / 2, 1),
-        "y": round(float(y) + float(h) / 2, 1),
-        "width": float(w),
-        "height": float(h),
-        "confidence": round(min(1.0, max(0.0, float(confidence))), 4),
-        "class": class_name,
-        "class_id": int(class_id),
-        "detection_id": str(uuid.uuid4()),
-    }
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    confidence: float,
+    class_name: str,
+    class_id: int,
+    *,
+    points: tuple[Point, ...] | None = None,
+    keypoints: tuple[Keypoint, ...] | None = None,
+) -> Detection:
+    """A detection from a top-left box: ``x``, ``y`` become the box centre.
+
+    :param points: the polygon of an instance-segmentation prediction.
+    :param keypoints: the keypoints of a keypoint-detection prediction.
+    """
+    return Detection(
+        x=round(float(x) + float(w) / 2, 1),
+        y=round(float(y) + float(h) / 2, 1),
+        width=float(w),
+        height=float(h),
+        confidence=round(min(1.0, max(0.0, float(confidence))), 4),
+        class_name=class_name,
+        class_id=int(class_id),
+        detection_id=str(uuid.uuid4()),
+        points=points,
+        keypoints=keypoints,
+    )
 
 
-def image_result(frame: VideoFrame, predictions: Any, elapsed: float, **extra: Any) -> dict[str, Any]:
-    """The common envelope ``{"time", "image": {"width", "height"}, "predictions"}``.
+def detections_result(
+    frame: VideoFrame, predictions: list[Detection], elapsed: float, inference_type: str = "object-detection"
+) -> Detections:
+    """The result of a detection model on ``frame``.
 
     :param elapsed: inference time in seconds, reported as ``time`` like the hosted service does.
+    :param inference_type: ``object-detection`` (default), ``instance-segmentation`` or ``keypoint-detection``.
     """
-    return {
-        "time": round(elapsed, 5),
-        "image": {"width": frame.width, "height": frame.height},
-        "predictions": predictions,
-        **extra,
-    }
+    record = DETECTION_RECORDS[inference_type]
+    return record(time=round(elapsed, 5), image=frame.size, predictions=tuple(predictions))
 
 
 def classification_result(
     frame: VideoFrame, scores: Mapping[str, float], class_ids: Mapping[str, int], elapsed: float
-):
-    """A classification result from per-class confidences, best first."""
+) -> Classification:
+    """A classification result from per-class confidences, best first.
+
+    :param elapsed: inference time in seconds, reported as ``time`` like the hosted service does.
+    """
     ranked = sorted(scores.items(), key=lambda item: -item[1])
-    predictions = [
-        {"class": name, "class_id": class_ids[name], "confidence": round(float(conf), 4)}
+    predictions = tuple(
+        ClassPrediction(class_name=name, class_id=class_ids[name], confidence=round(float(conf), 4))
         for name, conf in ranked
-    ]
-    return image_result(
-        frame, predictions, elapsed, top=ranked[0][0], confidence=round(float(ranked[0][1]), 4)
+    )
+    return Classification(
+        time=round(elapsed, 5),
+        image=frame.size,
+        predictions=predictions,
+        top=ranked[0][0],
+        confidence=round(float(ranked[0][1]), 4),
     )

@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from videoinfer_contract.results import Classification, Detections, Keypoint
 from videoinfer_server.models.base import (
     ModelDefinition,
     VideoContext,
     VideoFrame,
     box_prediction,
     classification_result,
-    image_result,
+    detections_result,
     param_float,
 )
 from videoinfer_server.models.faces import FaceFinder, gray, squash
@@ -37,7 +38,7 @@ class PeopleDetector:
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self._threshold = param_float(params, "confidence", 0.5)
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Detections:
         started = time.perf_counter()
         rects, weights = self._hog.detectMultiScale(frame.image, winStride=(8, 8), padding=(8, 8), scale=1.05)
         predictions = []
@@ -45,7 +46,7 @@ class PeopleDetector:
             confidence = squash(weight)
             if confidence >= self._threshold:
                 predictions.append(box_prediction(x, y, w, h, confidence, "person", 0))
-        return image_result(frame, predictions, time.perf_counter() - started)
+        return detections_result(frame, predictions, time.perf_counter() - started)
 
 
 class FaceDetector:
@@ -54,10 +55,10 @@ class FaceDetector:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._finder = FaceFinder(params, context)
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Detections:
         started = time.perf_counter()
         predictions = [box_prediction(*face.box, face.confidence, "face", 0) for face in self._finder.faces(frame)]
-        return image_result(frame, predictions, time.perf_counter() - started)
+        return detections_result(frame, predictions, time.perf_counter() - started)
 
 
 class FaceKeypoints:
@@ -73,24 +74,23 @@ class FaceKeypoints:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._finder = FaceFinder(params, context)
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Detections:
         started = time.perf_counter()
         predictions = []
         for face in self._finder.faces(frame):
-            prediction = box_prediction(*face.box, face.confidence, "face", 0)
             # Named by image side: the image-left eye is the person's right eye.
             eyes = self._finder.eyes(frame, face)
-            prediction["keypoints"] = [
+            keypoints = tuple(
                 _keypoint(eye, name, class_id)
                 for class_id, (name, eye) in enumerate(zip(self.KEYPOINTS, eyes, strict=True))
                 if eye is not None
-            ]
-            predictions.append(prediction)
-        return image_result(frame, predictions, time.perf_counter() - started)
+            )
+            predictions.append(box_prediction(*face.box, face.confidence, "face", 0, keypoints=keypoints))
+        return detections_result(frame, predictions, time.perf_counter() - started, "keypoint-detection")
 
 
-def _keypoint(centre: tuple[float, float], name: str, class_id: int) -> dict[str, Any]:
-    return {"x": round(centre[0], 1), "y": round(centre[1], 1), "confidence": 1.0, "class": name, "class_id": class_id}
+def _keypoint(centre: tuple[float, float], name: str, class_id: int) -> Keypoint:
+    return Keypoint(round(centre[0], 1), round(centre[1], 1), 1.0, name, class_id)
 
 
 class SharpnessClassifier:
@@ -104,16 +104,14 @@ class SharpnessClassifier:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._threshold = max(1e-6, param_float(params, "threshold", 100.0))
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Classification:
         import cv2
 
         started = time.perf_counter()
         variance = float(cv2.Laplacian(gray(frame), cv2.CV_64F).var())
         sharp = variance / (variance + self._threshold)
         scores = {"sharp": sharp, "blurry": 1.0 - sharp}
-        result = classification_result(frame, scores, self.CLASS_IDS, time.perf_counter() - started)
-        result["laplacian_variance"] = round(variance, 2)
-        return result
+        return classification_result(frame, scores, self.CLASS_IDS, time.perf_counter() - started)
 
 
 def still_frame_models() -> list[ModelDefinition]:

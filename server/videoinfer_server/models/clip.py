@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from videoinfer_contract.results import Embedding
 from videoinfer_server.models.base import ModelDefinition, VideoFrame, simple_model
 
 DIMENSIONS = 512
@@ -89,9 +90,9 @@ def embed(image: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 1e-12 else vector
 
 
-def frame_embedding(frame: VideoFrame, params: Mapping[str, Any]) -> list[float]:
-    """The ``clip`` frame result: the bare list of floats the hosted service writes (6 decimals)."""
-    return [round(float(v), 6) for v in embed(frame.image)]
+def frame_embedding(frame: VideoFrame, params: Mapping[str, Any]) -> Embedding:
+    """The ``clip`` frame result, written as the bare list of floats the hosted service writes (6 decimals)."""
+    return Embedding(tuple(round(float(v), 6) for v in embed(frame.image)))
 
 
 def clip_model() -> ModelDefinition:

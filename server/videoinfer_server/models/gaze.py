@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from videoinfer_contract import results
+from videoinfer_contract.results import Gaze, GazeResult, Point
 from videoinfer_server.models.base import ModelDefinition, VideoContext, VideoFrame
 from videoinfer_server.models.faces import EYE_Y_FRACTION, Face, FaceFinder
 
@@ -158,7 +160,7 @@ class GazeDetector:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._finder = FaceFinder(params, context)
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> GazeResult:
         started = time.perf_counter()
         predictions = []
         for face in self._finder.faces(frame):
@@ -167,18 +169,18 @@ class GazeDetector:
                 continue
             yaw, pitch = head_angles(frame.image, face, left_eye, right_eye)
             x, y, w, h = face.box
-            box = {
-                "x": round(x + w / 2, 1),
-                "y": round(y + h / 2, 1),
-                "width": float(w),
-                "height": float(h),
-                "confidence": round(face.confidence, 4),
-                "class": "face",
-                "class_id": 0,
-                "landmarks": [{"x": round(ex, 1), "y": round(ey, 1)} for ex, ey in (left_eye, right_eye)],
-            }
-            predictions.append({"face": box, "yaw": yaw, "pitch": pitch})
-        return {"time": round(time.perf_counter() - started, 5), "predictions": predictions}
+            box = results.Face(  # the record; faces.Face is the detector's box
+                x=round(x + w / 2, 1),
+                y=round(y + h / 2, 1),
+                width=float(w),
+                height=float(h),
+                confidence=round(face.confidence, 4),
+                class_name="face",
+                class_id=0,
+                landmarks=tuple(Point(round(ex, 1), round(ey, 1)) for ex, ey in (left_eye, right_eye)),
+            )
+            predictions.append(Gaze(box, yaw, pitch))
+        return GazeResult(time=round(time.perf_counter() - started, 5), predictions=tuple(predictions))
 
 
 def gaze_model() -> ModelDefinition:

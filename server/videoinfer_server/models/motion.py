@@ -28,13 +28,20 @@ from typing import Any
 
 import numpy as np
 
+from videoinfer_contract.results import (
+    Classification,
+    Detections,
+    Point,
+    SegmentationMask,
+    SemanticSegmentation,
+)
 from videoinfer_server.models.base import (
     ModelDefinition,
     VideoContext,
     VideoFrame,
     box_prediction,
     classification_result,
-    image_result,
+    detections_result,
     param_float,
 )
 
@@ -158,25 +165,24 @@ class _MotionModel:
 class MotionDetector(_MotionModel):
     """``motion-detection``: one box per moving blob, class ``motion``."""
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Detections:
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
         predictions = [box_prediction(*blob.box, blob.fill, "motion", 0) for blob in self._blobs(state)]
-        return image_result(frame, predictions, time.perf_counter() - started)
+        return detections_result(frame, predictions, time.perf_counter() - started)
 
 
 class MotionSegmenter(_MotionModel):
     """``motion-segmentation``: the moving blobs with their outline polygon as ``points``."""
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Detections:
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
-        predictions = []
-        for blob in self._blobs(state):
-            prediction = box_prediction(*blob.box, blob.fill, "motion", 0)
-            prediction["points"] = [{"x": x, "y": y} for x, y in blob.polygon]
-            predictions.append(prediction)
-        return image_result(frame, predictions, time.perf_counter() - started)
+        predictions = [
+            box_prediction(*blob.box, blob.fill, "motion", 0, points=tuple(Point(x, y) for x, y in blob.polygon))
+            for blob in self._blobs(state)
+        ]
+        return detections_result(frame, predictions, time.perf_counter() - started, "instance-segmentation")
 
 
 def _png_base64(image: np.ndarray) -> str:
@@ -194,7 +200,7 @@ class ForegroundSegmenter(_MotionModel):
     ``confidence_mask`` holds the confidence of each pixel's class scaled to 0-255.
     """
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> SemanticSegmentation:
         import cv2
 
         started = time.perf_counter()
@@ -207,12 +213,10 @@ class ForegroundSegmenter(_MotionModel):
         if state.scale < 1.0:
             classes = cv2.resize(classes, size, interpolation=cv2.INTER_NEAREST)
             confidence_u8 = cv2.resize(confidence_u8, size, interpolation=cv2.INTER_LINEAR)
-        predictions = {
-            "segmentation_mask": _png_base64(classes),
-            "class_map": {"0": "background", "1": "foreground"},
-            "confidence_mask": _png_base64(confidence_u8),
-        }
-        return image_result(frame, predictions, time.perf_counter() - started)
+        mask = SegmentationMask(_png_base64(classes), {0: "background", 1: "foreground"}, _png_base64(confidence_u8))
+        return SemanticSegmentation(
+            time=round(time.perf_counter() - started, 5), image=frame.size, predictions=mask
+        )
 
 
 class MotionClassifier(_MotionModel):
@@ -224,14 +228,12 @@ class MotionClassifier(_MotionModel):
         super().__init__(params, context)
         self._half = max(1e-6, param_float(params, "motion_fraction", 0.005))
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Classification:
         started = time.perf_counter()
         state = self._tracker.analyse(frame)
         moving = min(1.0, state.fraction / (2 * self._half))
         scores = {"moving": moving, "still": 1.0 - moving}
-        result = classification_result(frame, scores, self.CLASS_IDS, time.perf_counter() - started)
-        result["foreground_fraction"] = round(state.fraction, 5)
-        return result
+        return classification_result(frame, scores, self.CLASS_IDS, time.perf_counter() - started)
 
 
 def motion_models() -> list[ModelDefinition]:

@@ -10,11 +10,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from videoinfer_contract.results import Detections
 from videoinfer_server.models.base import (
     ModelDefinition,
     VideoContext,
     VideoFrame,
-    image_result,
+    detections_result,
     param_float,
     param_int,
 )
@@ -27,19 +28,19 @@ class _SlowModel:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._delay = param_float(params, "delay", 0.05, minimum=0.0)
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Detections:
         time.sleep(self._delay)
-        return image_result(frame, [], self._delay)
+        return detections_result(frame, [], self._delay)
 
 
 class _FlakyModel:
     def __init__(self, params: Mapping[str, Any], context: VideoContext) -> None:
         self._every = param_int(params, "fail_every", 2, minimum=1)
 
-    def infer(self, frame: VideoFrame) -> dict[str, Any]:
+    def infer(self, frame: VideoFrame) -> Detections:
         if frame.index % self._every == 0:
             raise RuntimeError("flaky model fails on purpose")
-        return image_result(frame, [], 0.0)
+        return detections_result(frame, [], 0.0)
 
 
 def testing_models() -> list[ModelDefinition]:

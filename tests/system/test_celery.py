@@ -1,0 +1,218 @@
+"""The CeleryExecutor for real: two Celery workers and two triggerers that share no disk, S3 for everything.
+
+The deployment (``celery_deployment``): Postgres, Redis (the broker), moto's S3 server, Airflow's
+api-server, scheduler and dag-processor, two triggerers and two Celery workers, each with an
+Airflow home, working folder, ``TMPDIR`` and hostname of its own, and the task and trigger logs
+on S3. Videos are read from S3 and results written to S3. The scenarios run one after the other,
+in this order (the worker kill and the triggerer kill each leave their victim dead), and assert
+from Airflow's REST API, the local server's ``GET /_jobs`` and its access log, and the buckets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from deployment import TIMINGS, Deployment
+from object_store import CONN_ID
+from processes import wait_until
+from runs import jobs_of, key_leaks, sample, status_reads, wait_for_running_job, wait_for_states, watch_run
+
+pytestmark = pytest.mark.timeout(900)
+
+WORKERS = {"worker-1", "worker-2"}
+TRIGGERERS = {"triggerer-1", "triggerer-2"}
+
+
+@pytest.fixture
+def d(celery_deployment: Deployment, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """The Celery deployment; the scenario's time goes to the session's timings."""
+    begin = time.monotonic()
+    yield celery_deployment
+    TIMINGS[f"celery {request.node.name.removeprefix('test_')}"] = time.monotonic() - begin
+
+
+def put_video(d: Deployment, folder: Path, key: str, corrupt: bool = False) -> str:
+    """Write a test video (or a corrupt one) to the ``videos`` bucket; return its ``s3://moto_s3@...`` URI."""
+    assert d.s3 is not None
+    name = key.rsplit("/", 1)[-1]
+    body = b"this is not a video\n" * 5000 if corrupt else sample(folder, name).read_bytes()
+    d.s3.client().put_object(Bucket="videos", Key=key, Body=body)
+    return f"s3://{CONN_ID}@videos/{key}"
+
+
+def uploaded_log(d: Deployment, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+    """The log of one try, read through the REST API once its worker has uploaded it to S3 (at the try's end,
+    shortly after the task instance's state changed)."""
+    assert d.s3 is not None
+    mapped = f"map_index={map_index}/" if map_index >= 0 else ""
+    key = f"logs/dag_id={dag_id}/run_id={run_id}/task_id={task_id}/{mapped}attempt={try_number}.log"
+    wait_until(f"the log {key} on S3", lambda: d.s3 is not None and d.s3.keys("airflow-logs", key) == [key], 120)
+    return d.task_log(dag_id, run_id, task_id, try_number, map_index)
+
+
+def hostnames(instances: list[dict[str, Any]]) -> set[str]:
+    """The hostnames that ran the task instances (the workers', through the deployment's hostname_callable)."""
+    return {str(ti["hostname"]) for ti in instances if ti.get("hostname")}
+
+
+def triggerer_of(ti: dict[str, Any]) -> str | None:
+    """The hostname of the triggerer that holds a deferred task instance's trigger, if one does."""
+    job = ti.get("triggerer_job") or {}
+    return job.get("hostname")
+
+
+# ----- the scenarios, in this order -----
+
+
+def test_folder_example(d: Deployment, tmp_path: Path) -> None:
+    """The folder example over six S3 videos, one corrupt: five results in the bucket, the corrupt
+    chain fails alone, one job per video, tasks on both workers, the failure's log read from S3."""
+    assert d.s3 is not None
+    server = d.servers["default"]
+    good = [f"celery-good-{n}.mp4" for n in range(1, 6)]
+    for name in good:
+        put_video(d, tmp_path, f"folder/{name}")
+    put_video(d, tmp_path, "folder/celery-corrupt.mp4", corrupt=True)
+    source, results = f"s3://{CONN_ID}@videos/folder/", f"s3://{CONN_ID}@results/folder"
+    run_id = d.trigger("videoinfer_folder", {"source": source, "results_dir": results})
+    state, seen = watch_run(d, "videoinfer_folder", run_id)
+
+    jobs = {name: jobs_of(server, name) for name in [*good, "celery-corrupt.mp4"]}
+    assert all(len(found) == 1 for found in jobs.values()), f"not one job per video: {jobs}"
+    assert [jobs[name][0]["status"] for name in good] == [0] * 5, jobs
+    assert jobs["celery-corrupt.mp4"][0]["status"] == 3, jobs["celery-corrupt.mp4"]
+
+    instances = d.task_instances("videoinfer_folder", run_id)
+    summary = [(ti["task_id"], ti["rendered_map_index"], ti["state"], ti["hostname"]) for ti in instances]
+    assert state == "failed", f"run {run_id} ended {state}; tasks seen in {seen}"
+    corrupt = {ti["map_index"] for ti in instances if "celery-corrupt" in (ti["rendered_map_index"] or "")}
+    assert len(corrupt) == 1, f"the mapped tasks are not labelled by video name: {summary}"
+    bad = [ti for ti in instances if ti["state"] != "success"]
+    assert bad and all(ti["map_index"] in corrupt for ti in bad), f"a failure outside the corrupt chain: {summary}"
+    # The tasks ran on both workers, and only there.
+    ran_on = hostnames(instances)
+    assert ran_on == WORKERS, f"tasks ran on {ran_on}, want both workers {sorted(WORKERS)}: {summary}"
+
+    # Every good video's result is in the bucket, byte for byte the job's result file.
+    kept = [key for key in d.s3.keys("results", "folder/") if key.endswith("/result.json")]
+    assert len(kept) == 5 and all(any(f"/{name}/result.json" in key for key in kept) for name in good), kept
+    for ti in instances:
+        if ti["task_id"] == "video.wait" and ti["state"] == "success":
+            output_url = d.xcom("videoinfer_folder", run_id, "video.wait", map_index=ti["map_index"])
+            name = str(ti["rendered_map_index"])
+            key = next(key for key in kept if f"/{name}/" in key)
+            served = requests.get(output_url, timeout=60)
+            served.raise_for_status()
+            assert d.s3.read("results", key) == served.content, f"{key} differs from the job's result file"
+
+    # The failed task's log, which its worker wrote to S3, names the job's status.
+    failed = [ti for ti in bad if ti["state"] == "failed"]
+    # It failed at its first try although the example allows two retries: no retry pays for a failed job again.
+    assert failed and all(ti["try_number"] == 1 for ti in failed), summary
+    logs = [
+        uploaded_log(d, "videoinfer_folder", run_id, ti["task_id"], ti["try_number"], ti["map_index"]) for ti in failed
+    ]
+    assert any("status 3" in log for log in logs), f"no failed task's log names the job's status 3: {logs}"
+
+
+test_folder_example.dag_ids = ("videoinfer_folder",)  # type: ignore[attr-defined]
+
+
+def test_worker_kill(d: Deployment, tmp_path: Path) -> None:
+    """The worker running a task that waits in it (not deferrable) killed with kill -9 and left dead:
+    the retry runs on the other worker and reconnects to the job; one job."""
+    server = d.servers["faults"]
+    video = put_video(d, tmp_path, "celery-worker-wait.mp4")
+    run_id = d.trigger("vs_worker_wait", {"video": video, "delay": 4.0})  # an 80 s job
+    wait_for_states(d, "vs_worker_wait", run_id, {"submit_and_wait": "running"})
+    job = wait_for_running_job(server, "celery-worker-wait.mp4")
+    # Two status reads: the task is waiting for the job, in the worker.
+    wait_until(f"two status reads of job {job['job_id']}", lambda: status_reads(server, job["job_id"]) >= 2, 120)
+    ti = d.task_instance("vs_worker_wait", run_id, "submit_and_wait")
+    assert ti["state"] == "running" and ti["hostname"] in WORKERS, ti
+    victim = str(ti["hostname"])
+
+    d.processes[victim].kill9()
+
+    state, seen = watch_run(d, "vs_worker_wait", run_id)
+    ti = d.task_instance("vs_worker_wait", run_id, "submit_and_wait")
+    jobs = server.jobs()
+    assert [(found["job_id"], found["status"]) for found in jobs] == [(job["job_id"], 0)], f"not one job: {jobs}"
+    assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
+    assert ti["try_number"] >= 2, f"the kill did not cause a retry: {ti}"
+    assert ti["hostname"] == (WORKERS - {victim}).pop(), f"the retry ran on {ti['hostname']}, not the live worker"
+    log = uploaded_log(d, "vs_worker_wait", run_id, "submit_and_wait", ti["try_number"])
+    assert f"Reconnecting to job {job['job_id']}" in log, f"the retry did not reconnect: {log[-3000:]}"
+    assert not d.processes[victim].alive(), f"{victim} came back"
+
+
+test_worker_kill.dag_ids = ("vs_worker_wait",)  # type: ignore[attr-defined]
+
+
+def test_triggerer_kill(d: Deployment, tmp_path: Path) -> None:
+    """Three deferred waits; the triggerer holding them killed with kill -9 and left dead: the other
+    triggerer takes them over and finishes them; no extra job."""
+    server = d.servers["default"]
+    video = put_video(d, tmp_path, "celery-three-waits.mp4")
+    run_id = d.trigger("vs_three_waits", {"video": video, "delay": 3.0})  # 60 s jobs
+    waits = [f"wait_{index}" for index in range(3)]
+    wait_for_states(d, "vs_three_waits", run_id, dict.fromkeys(waits, "deferred"))
+    before = {job["job_id"]: job for job in jobs_of(server, "celery-three-waits.mp4")}
+    assert len(before) == 3 and all(job["status"] == 1 for job in before.values()), f"jobs at the kill: {before}"
+
+    def held() -> dict[str, str] | None:
+        """Which triggerer holds each wait, once every trigger has read its job's status (the sensor read it
+        once before deferring)."""
+        instances = [d.task_instance("vs_three_waits", run_id, task) for task in waits]
+        holders = {ti["task_id"]: triggerer_of(ti) for ti in instances}
+        polled = all(status_reads(server, job_id) >= 2 for job_id in before)
+        return holders if polled and all(holders.values()) else None  # type: ignore[return-value]
+
+    holders = wait_until("the triggers to run", held, 120)
+    victim = Counter(holders.values()).most_common(1)[0][0]
+    survivor = (TRIGGERERS - {victim}).pop()
+    moved = sorted(task for task, holder in holders.items() if holder == victim)
+
+    d.processes[victim].kill9()
+
+    # Each wait the victim held is seen held by the survivor, then the run ends.
+    taken: set[str] = set()
+
+    def over() -> str | None:
+        for task in moved:
+            if triggerer_of(d.task_instance("vs_three_waits", run_id, task)) == survivor:
+                taken.add(task)
+        state = d.run_state("vs_three_waits", run_id)
+        return state if state in ("success", "failed") else None
+
+    state = wait_until(f"run {run_id} of vs_three_waits to end", over, 600, 1)
+    after = jobs_of(server, "celery-three-waits.mp4")
+    assert state == "success", f"run {run_id} ended {state}"
+    assert sorted(taken) == moved, f"{survivor} was seen holding {sorted(taken)} of the killed {victim}'s {moved}"
+    assert sorted(job["job_id"] for job in after) == sorted(before), f"jobs before the kill {before}, after {after}"
+    assert all(job["status"] == 0 for job in after), after
+    outputs = {d.xcom("vs_three_waits", run_id, task) for task in waits}
+    assert {url.split("/results/")[1].split("?")[0] for url in outputs} == set(before), outputs
+    assert not d.processes[victim].alive(), f"{victim} came back"
+    health = d.api("GET", "/monitor/health")
+    assert health["triggerer"]["status"] == "healthy", json.dumps(health)
+
+
+test_triggerer_kill.dag_ids = ("vs_three_waits",)  # type: ignore[attr-defined]
+
+
+def test_key_leaks(d: Deployment, tmp_path: Path) -> None:
+    """The API key in no log file of any process or home, no task or trigger log on S3, no row of a pg_dump."""
+    assert d.s3 is not None
+    key_leaks(d, tmp_path)
+    logs = d.s3.keys("airflow-logs")
+    assert any("/attempt=" in key for key in logs), "no task log on S3 to scan"
+    leaks = [key for key in logs if d.api_key.encode() in d.s3.read("airflow-logs", key)]
+    assert not leaks, f"the API key appears in these logs on S3: {leaks}"

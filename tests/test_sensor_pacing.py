@@ -1,0 +1,123 @@
+"""The sensor in poke and reschedule mode polls when the wait's step says, through Airflow's own sensor loop.
+
+The local server answers 503 with a ``Retry-After`` (state unknown: the step waits what the
+service asked), then "running" (the step waits one poll interval); Airflow's
+``BaseSensorOperator.execute`` sleeps or reschedules by the delay the sensor handed it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+
+import pytest
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
+from helpers import API_KEY, clear_faults, connection_json, inject_fault
+
+from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.sensors.videoinfer import OUTAGE_KEY, VideoInferJobSensor
+
+MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
+
+
+class Store:
+    """What a task's ``task_state_store`` offers the sensor: get, set, delete."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str) -> object:
+        return self.values.get(key)
+
+    def set(self, key: str, value: object) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+class FirstPoke:
+    """A task instance whose sensor is at its first reschedule (Airflow counts the timeout from now)."""
+
+    def get_first_reschedule_date(self, context: object) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def long_server(tmp_path_factory):
+    """A local server whose jobs run for ten minutes: "running" for the whole test, however slow the machine."""
+    from videoinfer_server.launch import run_server
+
+    with run_server(tmp_path_factory.mktemp("long"), API_KEY, enable_faults=True, min_job_seconds=600) as running:
+        yield running
+
+
+@pytest.fixture
+def running_job(long_server, sample_video, monkeypatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(long_server.base_url))
+    clear_faults(long_server)
+    hook = VideoInferHook()
+    return hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+
+
+def _sensor(job_id: str, mode: str, **kwargs: object) -> VideoInferJobSensor:
+    return VideoInferJobSensor(task_id="wait", job_id=job_id, deferrable=False, mode=mode, **kwargs)
+
+
+def _next_polls(text: str) -> list[float]:
+    return [float(seconds) for seconds in re.findall(r"next poll in ([\d.]+) s, at \d\d:\d\d:\d\d UTC", text)]
+
+
+def test_a_poke_hands_the_steps_delay_to_airflow(long_server, running_job, capfd):
+    sensor = _sensor(running_job, "poke", poll_interval=10)
+    inject_fault(long_server, "status", "status", count=1, status_code=503, retry_after=7)
+    assert sensor.poke({}) is False
+    assert sensor.poke_interval == 7.0  # what the service asked, not the poll interval
+    assert sensor.poke({}) is False
+    assert sensor.poke_interval == 10.0  # running: one poll interval
+    out, err = capfd.readouterr()
+    assert _next_polls(out + err) == [7.0, 10.0]
+    assert "the service answers again after" in out + err
+
+
+def test_a_rescheduled_sensor_is_rescheduled_when_the_step_says_and_remembers_the_outage(
+    long_server, running_job, capfd
+):
+    sensor = _sensor(running_job, "reschedule", poll_interval=10)
+    context = {"ti": FirstPoke(), "task_state_store": Store()}
+    inject_fault(long_server, "status", "status", count=2, status_code=503, retry_after=7)
+    for failed_polls in (1, 2):
+        before = datetime.datetime.now(datetime.UTC)
+        with pytest.raises(AirflowRescheduleException) as rescheduled:
+            sensor.execute(context)  # Airflow's sensor loop: one poke, then a reschedule
+        after = datetime.datetime.now(datetime.UTC)
+        seconds = datetime.timedelta(seconds=7)
+        assert before + seconds <= rescheduled.value.reschedule_date <= after + seconds
+        saved = context["task_state_store"].get(OUTAGE_KEY)
+        assert isinstance(saved, dict) and saved["failed"] == failed_polls
+    with pytest.raises(AirflowRescheduleException) as rescheduled:
+        sensor.execute(context)
+    assert rescheduled.value.reschedule_date >= after + datetime.timedelta(seconds=10)
+    assert context["task_state_store"].get(OUTAGE_KEY) is None  # the outage ended
+    out, err = capfd.readouterr()
+    assert "(2 failed polls in a row)" in out + err
+    assert "the service answers again after" in out + err and "(2 failed polls)." in out + err
+    assert _next_polls(out + err) == [7.0, 7.0, 10.0]
+
+
+def test_a_poking_sensor_times_out_at_its_deadline_naming_what_was_known(long_server, running_job):
+    sensor = _sensor(running_job, "poke", poll_interval=0.2, timeout=1.0)
+    inject_fault(long_server, "status", "status", count=1000, status_code=503)
+    started = time.monotonic()
+    with pytest.raises(AirflowSensorTimeout, match="its state was unknown") as err:
+        sensor.execute({})
+    assert f"Video inference job {running_job} had not been seen to finish" in str(err.value)
+    assert "HTTP 503" in str(err.value)
+    assert time.monotonic() - started < 30  # it stopped at its deadline, not at Airflow's next check
+
+
+def test_airflows_own_exponential_backoff_is_refused():
+    with pytest.raises(VideoInferValidationError, match="drop exponential_backoff=True"):
+        _sensor("job-1", "poke", exponential_backoff=True)
