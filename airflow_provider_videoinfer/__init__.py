@@ -90,6 +90,8 @@ def get_provider_info() -> dict:
                     "airflow_provider_videoinfer.operators.videoinfer",
                     "airflow_provider_videoinfer.operators.results",
                     "airflow_provider_videoinfer.operators.base",
+                    "airflow_provider_videoinfer.operators.resubmit",
+                    "airflow_provider_videoinfer.operators.task_store",
                 ],
             }
         ],

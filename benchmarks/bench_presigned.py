@@ -62,16 +62,6 @@ def _count_received_bytes() -> None:
     counting("recvfrom_into", lambda answer: answer[0])
 
 
-class _TaskInstance:
-    """Enough of a task instance for ``execute``: it keeps what is pushed to XCom."""
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.pushed[key] = value
-
-
 def child(method: str) -> dict:
     """Run one way in this process, as a task would; return its figures."""
     from airflow_provider_videoinfer import storage
@@ -79,7 +69,9 @@ def child(method: str) -> dict:
 
     _count_received_bytes()
     storage.filesystem(S3_URI)  # import the S3 libraries and read the connection before measuring
-    context = {"ti": _TaskInstance()}
+    from helpers import task_context
+
+    context = task_context()
     before = _received[0]
     started = time.time()
     start = time.perf_counter()

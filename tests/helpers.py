@@ -266,3 +266,31 @@ def run_azurite(log: Path):
             stop_process(process, timeout=10)
 
     return running()
+
+
+class FakeTaskStateStore(dict):
+    """Airflow 3.3's ``task_state_store`` as the operators use it, in memory."""
+
+    def set(self, key: str, value: object) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+class FakeTaskInstance:
+    """Enough of a running task instance for ``execute``: what it pushes to XCom is kept in ``pushed``."""
+
+    try_number = 1
+    max_tries = 0
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def task_context() -> dict:
+    """A context for calling an operator's ``execute`` outside a DAG run (a first try, no retries)."""
+    return {"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}

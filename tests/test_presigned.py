@@ -27,6 +27,7 @@ from helpers import (
     server_rows,
     signature_leaks,
     states,
+    task_context,
     xcom,
 )
 
@@ -144,7 +145,7 @@ def test_rendered_fields_and_lineage_name_the_bucket_and_key_only(connections):
 )
 def test_a_missing_object_fails_before_any_job(connections, unreachable_videoinfer, uri, message):
     with pytest.raises((VideoInferValidationError, VideoInferStorageError), match=message):
-        submit_operator(uri).execute(context={"ti": None})
+        submit_operator(uri).execute(context=task_context())
 
 
 def test_refused_credentials_name_the_uri_and_the_fix(monkeypatch, unreachable_videoinfer):
@@ -153,7 +154,7 @@ def test_refused_credentials_name_the_uri_and_the_fix(monkeypatch, unreachable_v
         with pytest.raises(
             VideoInferStorageError, match="cannot read s3://moto_refused@videos/clip.mp4: access denied"
         ) as info:
-            submit_operator("s3://moto_refused@videos/clip.mp4").execute(context={"ti": None})
+            submit_operator("s3://moto_refused@videos/clip.mp4").execute(context=task_context())
     assert "check the credentials of the connection" in str(info.value)
     assert "wrong-secret" not in str(info.value)
 
@@ -166,7 +167,7 @@ def test_a_file_system_that_cannot_sign_names_the_upload_operator(unreachable_vi
     with pytest.raises(
         VideoInferValidationError, match=r"\(MemoryFileSystem\) cannot sign URLs.*VideoInferUploadOperator"
     ):
-        submit_operator("memory://videoinfer-presigned/clip.mp4").execute(context={"ti": None})
+        submit_operator("memory://videoinfer-presigned/clip.mp4").execute(context=task_context())
     with pytest.raises(VideoInferValidationError, match="is a local file.*VideoInferUploadOperator"):
         submit_operator(sample_video.as_uri())  # known at parse time: refused there
 
@@ -191,14 +192,13 @@ def test_sigv4_urls_live_as_long_as_asked_and_the_service_reads_them(connections
         videoinfer_conn_id="videoinfer_remote",
         presigned_url_lifetime=datetime.timedelta(days=7),
     )
-    pushed: dict[str, str] = {}
-    task_instance = type("TI", (), {"xcom_push": lambda self, key, value: pushed.update({key: value})})()
+    context = task_context()
 
-    job_id = operator.execute(context={"ti": task_instance})
+    job_id = operator.execute(context=context)
 
     query = dict(parse_qsl(urlsplit(stored_input_urls(server)[-1]).query))
     assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256" and query["X-Amz-Expires"] == str(7 * 24 * 3600)
-    assert pushed == {"job_id": job_id}
+    assert context["ti"].pushed == {"job_id": job_id}
     assert VideoInferHook("videoinfer_remote").wait_for_job(job_id, poll_interval=0.2, timeout=60).output_url
 
 

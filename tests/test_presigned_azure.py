@@ -7,7 +7,15 @@ import json
 import re
 
 import pytest
-from helpers import API_KEY, azurite_command, connection_json, run_azurite, server_rows, signature_leaks
+from helpers import (
+    API_KEY,
+    azurite_command,
+    connection_json,
+    run_azurite,
+    server_rows,
+    signature_leaks,
+    task_context,
+)
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
@@ -57,11 +65,6 @@ def blob_requests(log_text: str, path: str) -> list[tuple[str, bool, str]]:
     return found
 
 
-class _TaskInstance:
-    def xcom_push(self, key: str, value: object) -> None:
-        pass
-
-
 def test_a_blob_is_read_by_the_service_through_a_sas_url(azurite, remote):
     _, log = azurite
     operator = VideoInferSubmitJobOperator(
@@ -72,7 +75,7 @@ def test_a_blob_is_read_by_the_service_through_a_sas_url(azurite, remote):
         videoinfer_conn_id="videoinfer_remote",
     )
 
-    job_id = operator.execute(context={"ti": _TaskInstance()})
+    job_id = operator.execute(context=task_context())
 
     assert VideoInferHook("videoinfer_remote").wait_for_job(job_id, poll_interval=0.2, timeout=60).output_url
     ((stored,),) = server_rows(remote, "SELECT input_url FROM jobs")
@@ -93,5 +96,5 @@ def test_a_missing_blob_fails_before_any_job(remote):
         videoinfer_conn_id="videoinfer_remote",
     )
     with pytest.raises(VideoInferValidationError, match="'abfs://azurite@videos/in/missing.mp4' does not exist"):
-        operator.execute(context={"ti": _TaskInstance()})
+        operator.execute(context=task_context())
     assert server_rows(remote, "SELECT COUNT(*) FROM jobs") == [(0,)]
