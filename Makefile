@@ -117,7 +117,7 @@ system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts
+	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts constraints
 	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
 
 docs: $(BIN)/.installed

@@ -30,18 +30,24 @@ from videoinfer_contract.redaction import redact
 from videoinfer_contract.validation import (
     INFERENCE_TYPES,
     MAX_INFER_FPS,
+    MAX_POLL_INTERVAL,
     MAX_PRESIGNED_URL_LIFETIME,
+    MAX_WAIT_SECONDS,
     VIDEO_EXTENSIONS,
+    VIDEO_HEADER_BYTES,
 )
 
 __all__ = [
     "INFERENCE_TYPES",
     "JOB_STATUS_ENDPOINT",
     "MAX_INFER_FPS",
+    "MAX_POLL_INTERVAL",
     "MAX_PRESIGNED_URL_LIFETIME",
+    "MAX_WAIT_SECONDS",
     "SUBMIT_JOB_ENDPOINT",
     "UPLOAD_URL_ENDPOINT",
     "VIDEO_EXTENSIONS",
+    "VIDEO_HEADER_BYTES",
     "WORKSPACE_ENDPOINT",
     "JobRequest",
     "JobState",
@@ -51,6 +57,7 @@ __all__ = [
     "job_fingerprint",
     "plain_models",
     "redact",
+    "validate_flag",
     "validate_infer_fps",
     "validate_inference_types",
     "validate_input_url",
@@ -58,7 +65,10 @@ __all__ = [
     "validate_models",
     "validate_output_url",
     "validate_presigned_url_lifetime",
+    "validate_seconds",
     "validate_video_file_name",
+    "validate_video_header",
+    "validate_wait",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -87,3 +97,7 @@ job_fingerprint = _raising_provider_errors(jobs.job_fingerprint)
 validate_job_id = _raising_provider_errors(validation.validate_job_id)
 validate_video_file_name = _raising_provider_errors(validation.validate_video_file_name)
 validate_inference_types = _raising_provider_errors(validation.validate_inference_types)
+validate_video_header = _raising_provider_errors(validation.validate_video_header)
+validate_flag = _raising_provider_errors(validation.validate_flag)
+validate_seconds = _raising_provider_errors(validation.validate_seconds)
+validate_wait = _raising_provider_errors(validation.validate_wait)

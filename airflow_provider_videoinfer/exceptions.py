@@ -142,3 +142,18 @@ class VideoInferJobFailedFatalError(VideoInferJobFailedError, VideoInferFatalErr
 
 class VideoInferTimeoutError(VideoInferError):
     """A job did not finish before the caller's deadline."""
+
+
+class VideoInferStorageError(VideoInferError):
+    """A file location (a video, a result file, a destination) cannot be read or written.
+
+    The message names the location and what to check. This class keeps the task's retries: it is
+    raised for failures that may pass (a bucket or network file system briefly unreachable, a full
+    disk); :class:`VideoInferStorageFatalError` for those a retry cannot fix.
+    """
+
+
+class VideoInferStorageFatalError(VideoInferStorageError, VideoInferFatalError):
+    """A file location cannot be used as given: it does not exist, access is denied, a file stands where
+    a folder must be (or a folder where a file must be), the file system is read-only, or no file
+    system serves its scheme. A retry cannot fix it: the task fails without its retries."""

@@ -10,8 +10,12 @@ location here, so that they accept the same locations and fail the same way:
   plain fsspec;
 - an ``ObjectStoragePath`` (or another universal_pathlib path).
 
-Files are written whole or not at all (:func:`atomic_write`), and storage failures become a
-:class:`VideoInferStorageError` that names the location.
+Files are written whole or not at all (:func:`atomic_write`), checked before they replace
+anything, with the mode any file the user writes gets (their umask); a destination is checked
+before a download (:func:`check_writable`); storage failures become a
+:class:`~airflow_provider_videoinfer.exceptions.VideoInferStorageError` that names the location
+and what to check (:class:`~airflow_provider_videoinfer.exceptions.VideoInferStorageFatalError`
+when a retry cannot fix it).
 
 A job's input may be a storage URI too: :func:`presigned_url` checks the object and has its file
 system sign a GET URL for it (fsspec's ``sign()``), so that the service reads the video straight
@@ -21,15 +25,23 @@ from the bucket and no byte of it crosses the worker.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.contract import redact
-from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
+from airflow_provider_videoinfer.exceptions import (
+    VideoInferError,
+    VideoInferStorageError,
+    VideoInferStorageFatalError,
+    VideoInferValidationError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -39,17 +51,40 @@ Location = Union[str, "os.PathLike[str]", "ObjectStoragePath"]
 #: Bytes fetched per request when streaming from object storage; the file system keeps about
 #: this much in its cache (s3fs's default is 50 MiB, read ahead: 155 MiB of RSS for an upload).
 STREAM_BLOCK_SIZE = 8 << 20
+#: Bytes fetched to read a remote video's first bytes (its container's signature).
+HEADER_BLOCK_SIZE = 64 << 10
 
+__all__ = [
+    "Location",
+    "VideoInferStorageError",
+    "VideoInferStorageFatalError",
+    "asset_uri",
+    "atomic_write",
+    "can_presign",
+    "check_presignable",
+    "check_video_header",
+    "check_writable",
+    "describe_location",
+    "filesystem",
+    "in_folder",
+    "is_folder",
+    "is_storage_uri",
+    "local_path",
+    "open_location",
+    "open_video_source",
+    "overlaps",
+    "presigned_url",
+    "require_regular_file",
+    "resolve",
+    "storage_error",
+    "upload_file",
+]
 
 #: Where to turn when the service cannot read a video from where it is.
 UPLOAD_HINT = (
     "Copy it to the service with VideoInferUploadOperator(video=...) instead, and pass its return value as "
     "input_url."
 )
-
-
-class VideoInferStorageError(VideoInferError):
-    """A file location cannot be read or written: missing bucket or object, no access, no file system."""
 
 
 def _text(location: Location) -> str:
@@ -155,29 +190,155 @@ def filesystem(location: Location) -> tuple[Any, str]:
         ) from None
 
 
+def storage_error(location: Location, action: str, err: BaseException) -> VideoInferStorageError:
+    """The provider's error for a failed storage call: names the location, the cause and what to check.
+
+    Fatal (:class:`VideoInferStorageFatalError`) when a retry cannot fix it; else the task keeps its retries.
+
+    :param location: the location concerned.
+    :param action: what was being done, e.g. ``"write to"``.
+    :param err: the file system's exception.
+    """
+    where = describe_location(location)
+    local = local_path(location) is not None
+    fatal, transient = VideoInferStorageFatalError, VideoInferStorageError
+    code = getattr(err, "errno", None)
+    if isinstance(err, FileNotFoundError):
+        check = "the path" if local else "the bucket and the path"
+        return fatal(f"cannot {action} {where}: it does not exist ({err}); check {check}.")
+    if isinstance(err, PermissionError):
+        if local:
+            check = "the permissions of the file and of its folder (ls -ld), and the user the task runs as"
+        else:
+            check = "the credentials of the connection named in the URI (s3://conn_id@bucket/key) and its permissions"
+        return fatal(f"cannot {action} {where}: access denied ({err}); check {check}.")
+    if isinstance(err, IsADirectoryError):
+        example = f"{where.rstrip('/')}/result.json"
+        return fatal(f"cannot {action} {where}: it is a folder ({err}); give a file name, e.g. {example}.")
+    if isinstance(err, (NotADirectoryError, FileExistsError)):
+        return fatal(
+            f"cannot {action} {where}: a file stands where a folder of the path must be ({err}); move that file "
+            "away or choose another location."
+        )
+    if code == errno.EROFS:
+        return fatal(f"cannot {action} {where}: the file system is read-only ({err}); choose a writable location.")
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return transient(f"cannot {action} {where}: no space left ({err}); free some space or choose another location.")
+    if isinstance(err, (OSError, ValueError)):
+        return transient(f"cannot {action} {where}: {err}")
+    if type(err).__name__ in ("NoCredentialsError", "PartialCredentialsError"):  # botocore's, no OSError
+        return fatal(
+            f"cannot {action} {where}: {type(err).__name__}: {err}; set the credentials of the connection named in "
+            "the URI (s3://conn_id@bucket/key)."
+        )
+    return transient(
+        f"cannot {action} {where}: {type(err).__name__}: {err}; check the connection named in the URI "
+        "(s3://conn_id@bucket/key)."
+    )
+
+
 def _guard(location: Location, action: str, call: Callable[[], Any]) -> Any:
     """Run one storage call; turn its failure into a :class:`VideoInferStorageError` naming ``location``."""
     try:
         return call()
     except VideoInferError:
         raise
-    except FileNotFoundError as err:
-        raise VideoInferStorageError(
-            f"cannot {action} {describe_location(location)}: it does not exist ({err}); check the bucket "
-            "and the path."
-        ) from None
-    except PermissionError as err:
-        raise VideoInferStorageError(
-            f"cannot {action} {describe_location(location)}: access denied ({err}); check the credentials of "
-            "the connection named in the URI (s3://conn_id@bucket/key) and its permissions."
-        ) from None
-    except (OSError, ValueError) as err:
-        raise VideoInferStorageError(f"cannot {action} {describe_location(location)}: {err}") from None
-    except Exception as err:  # botocore's NoCredentialsError and the like are no OSError
-        raise VideoInferStorageError(
-            f"cannot {action} {describe_location(location)}: {type(err).__name__}: {err}; check the connection "
-            "named in the URI (s3://conn_id@bucket/key)."
-        ) from None
+    except Exception as err:
+        raise storage_error(location, action, err) from None
+
+
+def overlaps(output: Location, source: Location) -> bool:
+    """Whether writing ``output`` would overwrite ``source``, or write inside it: the same file or below it.
+
+    Local paths are compared after resolving symbolic links; storage URIs without their connection id.
+    """
+    written, read = asset_uri(output), asset_uri(source)
+    return written == read or written.startswith(read.rstrip("/") + "/")
+
+
+def check_writable(location: Location) -> None:
+    """Check, before a download, that a file can be written at ``location``.
+
+    A local location is probed for real (a temporary file is created and deleted in the nearest
+    folder that exists): the folders of the path must be folders, the file not a folder nor a
+    FIFO or device, and the folder writable by this user. A remote one is probed as far as reading
+    allows: its bucket exists and can be listed.
+
+    :raises VideoInferStorageFatalError: it cannot be written, saying why.
+    """
+    where = describe_location(location)
+    path = local_path(location)
+    if path is None:
+        is_folder(location)
+        return
+    if not path.strip():
+        raise VideoInferValidationError("the destination is empty: pass a file path such as /data/result.json.")
+    target = Path(path)
+    if target.is_dir():
+        raise VideoInferStorageFatalError(
+            f"cannot write to {where}: it is a folder; give a file name, e.g. {str(target).rstrip('/')}/result.json."
+        )
+    if target.exists() and not target.is_file():
+        raise VideoInferStorageFatalError(
+            f"cannot write to {where}: it is not a regular file ({_file_kind(target)}); choose a file path."
+        )
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise VideoInferStorageFatalError(
+            f"cannot write to {where}: {folder} is a file, where a folder of the path must be; move it away or "
+            "choose another destination."
+        )
+
+    def probe() -> None:
+        handle, name = tempfile.mkstemp(prefix=".videoinfer-check-", dir=folder)
+        os.close(handle)
+        os.unlink(name)
+
+    _guard(location, "write to", probe)
+
+
+def _file_kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a FIFO, a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def require_regular_file(location: Location) -> None:
+    """Refuse a local location that is not a regular file (a folder, a FIFO, a device) before opening it.
+
+    Reading a FIFO blocks until someone writes to it; a device may never end.
+
+    :raises VideoInferStorageFatalError: it exists and is not a regular file.
+    """
+    path = local_path(location)
+    if path is None:
+        return
+    mode = _guard(location, "read", lambda: os.stat(path)).st_mode
+    if not stat.S_ISREG(mode):
+        raise VideoInferStorageFatalError(
+            f"cannot read {describe_location(location)}: it is {_file_kind(Path(path))}, not a regular file; "
+            "pass the path of a file."
+        )
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where the system allows."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly visible to other threads)
+    os.umask(mask)
+    return mask
 
 
 def open_location(location: Location, mode: str = "rb", block_size: int = STREAM_BLOCK_SIZE) -> IO[bytes]:
@@ -219,29 +380,42 @@ def upload_file(local: str | os.PathLike[str], location: Location) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(location: Location) -> Iterator[IO[bytes]]:
+def atomic_write(location: Location, verify: Callable[[str], None] | None = None) -> Iterator[IO[bytes]]:
     """Open ``location`` for writing bytes; it appears complete when the block ends, or not at all.
 
     A local file is written beside its final name, then renamed (its folder is created if need
-    be); a remote one is written to a local temporary file, then uploaded once complete. Nothing
-    is left behind when the block raises.
+    be), with the mode a file the user creates gets (``0666`` less the umask); a remote one is
+    written to a local temporary file, then uploaded once complete. Nothing is left behind, and
+    nothing replaced, when the block or ``verify`` raises.
+
+    :param verify: called with the path of the complete temporary file before it replaces
+        anything; raises to keep the location as it was.
     """
     path = local_path(location)
     if path is None:
         with tempfile.NamedTemporaryFile(prefix="videoinfer-", suffix=".part") as temp:
             yield temp  # type: ignore[misc]
             temp.flush()
+            if verify is not None:
+                verify(temp.name)
             upload_file(temp.name, location)
         return
     target = Path(path)
-    _guard(location, "create the folder of", lambda: target.parent.mkdir(parents=True, exist_ok=True))
     if target.is_dir():
-        raise VideoInferValidationError(f"{path} is a folder: give a file name, e.g. {path.rstrip('/')}/result.json.")
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        raise VideoInferStorageFatalError(
+            f"cannot write to {path}: it is a folder; give a file name, e.g. {path.rstrip('/')}/result.json."
+        )
+    _guard(location, "create the folder of", lambda: target.parent.mkdir(parents=True, exist_ok=True))
+    handle, temp_name = _guard(
+        location, "write to", lambda: tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    )
     try:
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as out:
             yield out
-        os.replace(temp_name, target)
+        if verify is not None:
+            verify(temp_name)
+        _guard(location, "write to", lambda: os.replace(temp_name, target))
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
@@ -251,14 +425,20 @@ def atomic_write(location: Location) -> Iterator[IO[bytes]]:
 def open_video_source(source: Location) -> tuple[Callable[[], IO[bytes]], int, str]:
     """Check an upload source before any network call; return (opener, size, name).
 
-    Remote sources are read in blocks of :data:`STREAM_BLOCK_SIZE` (see :func:`open_location`).
+    The source must be a non-empty regular file (its first bytes are checked by
+    :func:`check_video_header`). Remote sources are read in blocks of :data:`STREAM_BLOCK_SIZE`
+    (see :func:`open_location`).
     """
     if not isinstance(source, (str, os.PathLike)) and not hasattr(source, "open") or not str(source).strip():
         raise VideoInferValidationError(f"video must be a file path or storage URI, got {source!r}.")
     name = describe_location(source)
     path = local_path(source)
+    kind = "a folder"
     if path is not None:
-        exists, is_file = os.path.exists(path), os.path.isfile(path)
+        exists = os.path.exists(path)
+        is_file = exists and stat.S_ISREG(os.stat(path).st_mode)
+        if exists and not is_file:
+            kind = _file_kind(Path(path))
         size = os.path.getsize(path) if is_file else 0
         file_name = os.path.basename(path)
     else:
@@ -271,10 +451,20 @@ def open_video_source(source: Location) -> tuple[Callable[[], IO[bytes]], int, s
     if not exists:
         raise VideoInferValidationError(f"video {name!r} does not exist: check the path or URI.")
     if not is_file:
-        raise VideoInferValidationError(f"video {name!r} is not a file (a directory?): pass one video file.")
+        raise VideoInferValidationError(f"video {name!r} is not a file (it is {kind}): pass one video file.")
     if size == 0:
         raise VideoInferValidationError(f"video {name!r} is empty (0 bytes): nothing to upload.")
     return (lambda: open_location(source)), size, file_name
+
+
+def check_video_header(source: Location) -> str:
+    """Check that a video source's first bytes are those of a video container; return the container.
+
+    :raises VideoInferValidationError: they are not (an image, a web page, random bytes named .mp4).
+    """
+    with open_location(source, block_size=HEADER_BLOCK_SIZE) as handle:
+        head = _guard(source, "read", lambda: handle.read(contract.VIDEO_HEADER_BYTES))
+    return contract.validate_video_header(head, f"video {describe_location(source)!r}")  # type: ignore[no-any-return]
 
 
 def is_storage_uri(value: Any) -> bool:

@@ -6,6 +6,8 @@ detections, a classification and a gaze model with two faces per frame). Then me
 fresh subprocess so that peak RSS is its own, side by side in one run:
 
 - ``streaming``: :func:`airflow_provider_videoinfer.results.summarize_result` (msgspec in batches);
+- ``check streaming``: opening a ``ResultReader`` (the index of the lists), which a download does
+  before the file may replace a kept one;
 - ``json.load``: ``json.load`` of the whole file, then a naive count (predictions per class);
 - ``msgspec``: ``msgspec.json.decode`` of the whole file, then the same naive count;
 - ``ijson``: ijson's C backend (yajl2_c) streaming each model's list, one pass per model, same count;
@@ -130,6 +132,14 @@ def run_streaming(path: str) -> int:
     )
 
 
+def run_check_streaming(path: str) -> int:
+    """What a download costs before it may replace a kept file: the reader's index of the lists."""
+    from airflow_provider_videoinfer.results import ResultReader
+
+    with ResultReader(path) as reader:
+        return len(reader)
+
+
 def run_json_load(path: str) -> int:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
@@ -195,6 +205,7 @@ def run_rows_json_load(path: str) -> int:
 
 MODES = {
     "streaming": run_streaming,
+    "check streaming": run_check_streaming,
     "json.load": run_json_load,
     "msgspec": run_msgspec,
     "ijson": run_ijson,
@@ -203,6 +214,7 @@ MODES = {
 }
 NAMES = {
     "streaming": "`summarize_result` (streaming, msgspec in batches)",
+    "check streaming": "`ResultReader` opened: the download's check before it replaces a file (index only)",
     "json.load": "`json.load` + naive count",
     "msgspec": "`msgspec.json.decode` (whole file) + naive count",
     "ijson": "ijson `items` (yajl2_c, one pass per model) + naive count",
@@ -277,7 +289,8 @@ def main() -> None:
             write_result_file(path, args.frames, args.detections, models)
             size = path.stat().st_size / 2**20
             title = f"**{models} model{'s' if models > 1 else ''}**: {args.frames:,} frames, {size:,.0f} MiB"
-            table(title, path, ["streaming", "json.load", "msgspec", "ijson"], "json.load", args.repeat)
+            modes = ["streaming", "check streaming", "json.load", "msgspec", "ijson"]
+            table(title, path, modes, "json.load", args.repeat)
             table(f"{title}, rows export", path, ["rows streaming", "rows json.load"], "rows json.load", args.repeat)
             for leftover in Path(temp).glob("*.jsonl"):
                 leftover.unlink()

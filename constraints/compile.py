@@ -20,11 +20,10 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import tomllib
 import venv
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +28,16 @@ if TYPE_CHECKING:
     from airflow_provider_videoinfer.results.summary import ResultSummary
 
 ROOT = Path(__file__).resolve().parent.parent
+# The airflow command; on Airflow 3.0 without debug lines, which would show the API key (see
+# airflow_provider_videoinfer.compat.DAGS_TEST_PRINTS_DEBUG).
+AIRFLOW_CLI = (
+    "import sys; from airflow_provider_videoinfer import compat; "
+    "compat.DAGS_TEST_PRINTS_DEBUG and compat.filter_debug_logs(); "
+    "from airflow.__main__ import main; sys.exit(main())"
+)
 WORK = ROOT / ".demo"
+# One Airflow home per Airflow release: a database migrated by a newer Airflow cannot be used by an older one.
+AIRFLOW_HOME = WORK / f"airflow-{metadata.version('apache-airflow')}"
 STEPS = 5
 
 
@@ -34,13 +45,41 @@ def step(number: int, text: str) -> None:
     print(f"[{number}/{STEPS}] {text}", flush=True)
 
 
+# The last line of a Python traceback: "package.module.SomeError: message".
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*(?P<name>[A-Za-z_]\w*(?:Error|Exception)): (?P<message>.*)$")
+_TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(?P<task>\S+)")
+
+
+def task_errors(text: str) -> dict[str, str]:
+    """The error each failed task of an ``airflow dags test`` log ended with: ``{task_id: "SomeError: ..."}``."""
+    errors: dict[str, str] = {}
+    pending: str | None = None
+    for line in text.splitlines():
+        found = _EXCEPTION_LINE.match(line)
+        if found:
+            pending = f"{found['name']}: {found['message']}"
+            continue
+        ended = _TASK_END.search(line)
+        if ended:
+            if pending is not None:
+                errors[ended["task"]] = pending  # a retried task keeps its last error
+            pending = None
+    return errors
+
+
 def run_logged(command: list[str], env: dict[str, str], log: Path) -> None:
-    """Run a command with its output in ``log``; on failure show the log's end and stop."""
+    """Run a command with its output in ``log``; on failure say why (each failed task's error) and stop."""
     with log.open("w") as out:
         code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        tail = log.read_text(errors="replace").splitlines()[-40:]
-        sys.exit("\n".join(["", *tail, "", f"FAILED: {' '.join(command[:4])} ... (full log: {log})"]))
+    if code == 0:
+        return
+    text = log.read_text(errors="replace")
+    errors = task_errors(text)
+    if errors:
+        lines = ["", "The DAG run failed:", *(f"  task {task}: {error}" for task, error in errors.items())]
+    else:
+        lines = ["", *text.splitlines()[-40:]]
+    sys.exit("\n".join([*lines, "", f"FAILED: {' '.join(command[:4])} ... (full log: {log})"]))
 
 
 def print_table(summary: ResultSummary) -> None:
@@ -101,7 +140,7 @@ def main() -> None:
         step(2, f"Local server running at {base_url} (data in {WORK / 'server'})")
         env = {
             **os.environ,
-            "AIRFLOW_HOME": str(WORK / "airflow"),
+            "AIRFLOW_HOME": str(AIRFLOW_HOME),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_VIDEOINFER_DEFAULT": json.dumps(
@@ -109,8 +148,8 @@ def main() -> None:
             ),
             "VIDEOINFER_POLL_INTERVAL": "1",  # the local server is not rate limited
         }
-        airflow = [sys.executable, "-m", "airflow"]
-        step(3, f"Preparing a throwaway Airflow home in {WORK / 'airflow'}")
+        airflow = [sys.executable, "-c", AIRFLOW_CLI]
+        step(3, f"Preparing a throwaway Airflow home in {AIRFLOW_HOME}")
         run_logged([*airflow, "db", "migrate"], env, WORK / "db-migrate.log")
         conf = {"video": str(video), "infer_fps": args.infer_fps, "results_dir": str(WORK / "results")}
         step(4, "airflow dags test videoinfer_quickstart: upload -> submit -> deferrable sensor -> results")
@@ -127,8 +166,8 @@ def main() -> None:
     if sheet.is_file():
         print(f"\nContact sheet of the busiest frames: {sheet}")
     print(
-        f"To browse the run in Airflow's UI (its 'Video inference' tab on the results task): "
-        f"AIRFLOW_HOME={WORK / 'airflow'} {Path(sys.executable).parent / 'airflow'} api-server"
+        f"To browse the run in Airflow's UI (its 'Video inference' tab on the results task, Airflow 3.1+): "
+        f"AIRFLOW_HOME={AIRFLOW_HOME} {Path(sys.executable).parent / 'airflow'} api-server"
     )
     print(f"\nDone in {time.perf_counter() - started:.0f} s; the local server is stopped. DAG log: {WORK / 'dag.log'}")
 

@@ -32,6 +32,10 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
     }
 )
+from airflow_provider_videoinfer import compat  # noqa: E402 (after AIRFLOW_HOME is set)
+
+if compat.DAGS_TEST_PRINTS_DEBUG:
+    compat.filter_debug_logs()  # Airflow 3.0's dag.test() would print each password in a debug line
 
 
 def pytest_collection_modifyitems(items):

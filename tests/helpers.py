@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import requests
@@ -15,6 +18,9 @@ import requests
 from videoinfer_contract.results import RECORD_TYPES, Embedding, encode_frame_result
 
 API_KEY = "vi-test-key-7f3a9c1e5b"  # distinctive, so leak checks can search for it
+#: A corrupt video: an MP4's first bytes (so the upload's check of the container passes), then nothing a
+#: decoder can read, so that its job fails on the service (status 3 on the local server).
+CORRUPT_MP4 = b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 5000
 #: (where, text) of every log, output and failure text the test session captured (filled by conftest).
 CAPTURED: list[tuple[str, str]] = []
 _COLOURS = re.compile(r"\x1b\[[0-9;]*m")
@@ -74,6 +80,37 @@ def server_jobs(server) -> list[dict]:
 def stored_digests(server) -> set[str]:
     """SHA-256 of every file the local server keeps in its data directory (uploads included)."""
     return {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.data_dir.rglob("*") if p.is_file()}
+
+
+@contextlib.contextmanager
+def on_task_failure(callback: Callable[[Any, BaseException | str | None], None]) -> Iterator[None]:
+    """Call ``callback(task_instance, error)`` each time a try of a task fails (retried or not).
+
+    An Airflow listener, called by the task runner in the task's own process (``dag.test()`` runs
+    tasks in the test process), right when the try ends: tests drive a recovery from that event
+    instead of a timer, so they hold however slow the machine is.
+    """
+    import pluggy
+
+    try:
+        from airflow.sdk.listener import get_listener_manager  # the task runner's, Airflow 3.1+
+    except ImportError:
+        from airflow.listeners.listener import get_listener_manager  # type: ignore[no-redef]
+
+    hookimpl = pluggy.HookimplMarker("airflow")
+
+    class Listener:
+        @hookimpl
+        def on_task_instance_failed(self, previous_state, task_instance, error):
+            callback(task_instance, error)
+
+    listener = Listener()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    try:
+        yield
+    finally:
+        manager.pm.unregister(listener)
 
 
 def dag_bag(folder: str | os.PathLike[str] | None = None):

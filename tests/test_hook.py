@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow.sdk import Connection, ObjectStoragePath
+from airflow.models.connection import Connection
+from airflow.sdk import ObjectStoragePath
 from helpers import API_KEY, connection_json, server_jobs
 
 from airflow_provider_videoinfer import contract
@@ -185,7 +186,7 @@ def test_http_library_logs_never_show_the_key(videoinfer_conn, caplog):
 
 
 def test_uri_form_of_the_connection():
-    conn = Connection.from_uri("videoinfer://:SECRETKEY@127.0.0.1:9050?scheme=http&read_timeout=30", conn_id="x")
+    conn = Connection(conn_id="x", uri="videoinfer://:SECRETKEY@127.0.0.1:9050?scheme=http&read_timeout=30")
     settings = ClientSettings.from_connection(conn)
     assert (settings.base_url, settings.read_timeout, settings.api_key) == ("http://127.0.0.1:9050", 30.0, "SECRETKEY")
 

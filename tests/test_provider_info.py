@@ -124,3 +124,23 @@ def test_the_version_has_one_source():
 def test_documentation_url_is_the_readme():
     urls = dict(entry.split(", ", 1) for entry in metadata("airflow-provider-videoinfer").get_all("Project-URL"))
     assert urls["Documentation"].endswith("#readme")
+
+
+def test_connection_form_as_this_airflow_builds_it():
+    """The form the UI gets (``/ui/connections/hook_meta``): from ``conn-fields`` on Airflow 3.2+, from
+    the hook's ``get_connection_form_widgets`` and ``get_ui_field_behaviour`` before (WTForms installed)."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    form = next(meta for meta in HookMetaService.hook_meta_data() if meta.connection_type == "videoinfer")
+    assert form.hook_name == "Video Inference"
+    fields = form.standard_fields
+    assert fields.login.hidden and fields.url_schema.hidden
+    assert (fields.password.title, fields.host.title) == ("API Key", "Base URL")
+    assert "https://api.roboflow.com" in fields.host.placeholder
+    extra = form.extra_fields
+    assert set(extra) == set(_CONNECTION_FIELDS)
+    for name, (label, description, kind, _) in _CONNECTION_FIELDS.items():
+        schema = extra[name]["schema"]
+        assert schema["title"] == label and description in extra[name]["description"], name
+        assert kind in schema["type"] or "string" in schema["type"], name  # seconds: text before 3.2
+    assert "integer" in extra["retry_max_attempts"]["schema"]["type"]

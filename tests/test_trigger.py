@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from helpers import API_KEY, connection_json, inject_fault
+from helpers import API_KEY, clear_faults, connection_json, inject_fault
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
@@ -59,17 +59,23 @@ async def test_forced_failure_status_is_reported(slow_conn, sample_video):
     assert (event["kind"], event["code"], event["message"]) == ("failed", 7, "GPU on fire")
 
 
-async def test_deadline_gives_a_timeout_event(slow_conn, sample_video):
+async def test_deadline_gives_a_timeout_event(videoinfer_conn, sample_video):
     job_id = _submit(sample_video)
+    # No poll can see the job end (every status read fails until the faults are cleared): the
+    # deadline ends the wait, whatever the job and the machine's load do meanwhile.
+    inject_fault(videoinfer_conn, "status", "status", count=100_000, status_code=503)
     (event,) = await _events(VideoInferJobTrigger(job_id, poll_interval=0.2, deadline=time.time() + 0.5))
     assert event["kind"] == "timeout" and event["job_id"] == job_id
 
 
-async def test_rebuilt_from_serialize_mid_job_finishes_with_the_same_deadline(slow_conn, sample_video):
+async def test_rebuilt_from_serialize_mid_job_finishes_with_the_same_deadline(videoinfer_conn, sample_video):
     job_id = _submit(sample_video)
-    first = VideoInferJobTrigger(job_id, "videoinfer_slow", poll_interval=0.3, deadline=time.time() + 60)
-    with pytest.raises(asyncio.TimeoutError):  # the triggerer dies while the job runs
+    # The first trigger cannot see the job end (every status read fails) before its triggerer dies.
+    inject_fault(videoinfer_conn, "status", "status", count=100_000, status_code=503)
+    first = VideoInferJobTrigger(job_id, poll_interval=0.3, deadline=time.time() + 120)
+    with pytest.raises(asyncio.TimeoutError):  # the triggerer dies while the job's state is unknown
         await asyncio.wait_for(_events(first), timeout=1.0)
+    clear_faults(videoinfer_conn)
     rebuilt = _rebuild(first)
     assert rebuilt.deadline == first.deadline and rebuilt.serialize() == first.serialize()
     (event,) = await _events(rebuilt)

@@ -122,6 +122,7 @@ def error_for_status(
     retry_after: float | None = None,
     *,
     signed_url: bool = False,
+    base_url: str | None = None,
 ) -> VideoInferError:
     """Return the provider exception for an HTTP error answer.
 
@@ -131,6 +132,7 @@ def error_for_status(
     :param retry_after: seconds from the answer's ``Retry-After`` header, if any.
     :param signed_url: the request went to a signed upload or result URL, which carries no API
         key: a refusal then means the URL expired or was altered, not that the key is wrong.
+    :param base_url: the connection's Base URL, named in the hint of a 404 from an API endpoint.
     """
     detail = redact(body_text or "").strip()[:300] or "no details"
     if status_code in (401, 403) and signed_url:
@@ -145,7 +147,13 @@ def error_for_status(
             "password of the videoinfer connection and that the key's workspace has access."
         )
     if status_code == 404:
-        return VideoInferNotFoundError(f"{what}: not found (HTTP 404: {detail}).")
+        hint = ""
+        if base_url and not signed_url:
+            hint = (
+                f" If this is unexpected, check the connection's Base URL ({redact(base_url)}): the API's paths "
+                "are appended to it, so a wrong host or path prefix answers 404 to every call."
+            )
+        return VideoInferNotFoundError(f"{what}: not found (HTTP 404: {detail}).{hint}")
     if status_code == 429:
         return VideoInferRateLimitError(
             f"{what}: rate limited (HTTP 429: {detail}); poll a job at most once a minute.",
@@ -174,6 +182,7 @@ def decode_response(
     secret: str | None = None,
     *,
     signed_url: bool = False,
+    base_url: str | None = None,
 ) -> Any:
     """Turn one HTTP answer into its JSON value, or raise the provider's exception for it.
 
@@ -185,10 +194,13 @@ def decode_response(
     :param what: what was being done, named in error messages.
     :param secret: the API key, masked in any message.
     :param signed_url: see :func:`error_for_status`.
+    :param base_url: see :func:`error_for_status`.
     """
     if status_code >= 400:
         retry_after = parse_retry_after(headers.get("retry-after"))
-        raise error_for_status(status_code, redact(text, secret), what, retry_after, signed_url=signed_url)
+        raise error_for_status(
+            status_code, redact(text, secret), what, retry_after, signed_url=signed_url, base_url=base_url
+        )
     try:
         return json.loads(text)
     except ValueError:

@@ -1,7 +1,7 @@
 """The retry policy of one call, configured once with tenacity and shared by the sync hook and the async client.
 
 Which answers are worth sending again is decided where answers are decoded
-(:func:`airflow_provider_videoinfer.api.error_for_status`: 429, 500, 502, 503, 504 and lost
+(:func:`airflow_provider_videoinfer.hooks.responses.error_for_status`: 429, 500, 502, 503, 504 and lost
 connections become :class:`~airflow_provider_videoinfer.exceptions.VideoInferTransientError`);
 this module decides how often and how long. Waiting for a job through an outage is
 :mod:`airflow_provider_videoinfer.hooks.waiting`'s concern, not a call's.

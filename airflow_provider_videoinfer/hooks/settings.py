@@ -6,6 +6,8 @@ Reads any object with a connection's attributes (``conn_id``, ``host``, ``port``
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -14,12 +16,29 @@ from urllib.parse import urlsplit
 
 from airflow_provider_videoinfer.exceptions import VideoInferConfigError
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
+from videoinfer_contract.redaction import redact
 
 DEFAULT_BASE_URL = "https://api.roboflow.com"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 # A large upload or result is answered only once the whole body is through; allow longer.
 DEFAULT_TRANSFER_TIMEOUT = 300.0
+#: The largest timeout an extra may set (a day): any more is a typo, and too large a number
+#: breaks the socket layer only once a call is made.
+MAX_TIMEOUT = 24 * 3600.0
+#: The keys a videoinfer connection's extra may hold (the connection form's fields).
+EXTRA_KEYS = (
+    "connect_timeout",
+    "read_timeout",
+    "transfer_timeout",
+    "retry_max_attempts",
+    "retry_max_elapsed",
+    "retry_initial_wait",
+    "retry_max_wait",
+    "scheme",
+)
+# The most each retry setting may be, so that a typo cannot make a call wait for ever.
+_RETRY_MAXIMUMS = {"max_attempts": 100, "max_elapsed": 7 * 24 * 3600.0, "initial_wait": 3600.0, "max_wait": MAX_TIMEOUT}
 
 
 class ConnectionLike(Protocol):
@@ -71,20 +90,75 @@ class ClientSettings:
                 f"Connection {conn.conn_id!r} has no API key: set its password (field 'API Key') "
                 "to your workspace API key."
             )
-        extra = conn.extra_dejson or {}
         where = f"connection {conn.conn_id!r}"
+        extra = read_extra(conn, where)
         return cls(
             base_url=base_url(conn.host, conn.port, extra.get("scheme"), where),
             api_key=conn.password,
-            connect_timeout=extra_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, where),
-            read_timeout=extra_number(extra, "read_timeout", DEFAULT_READ_TIMEOUT, where),
-            transfer_timeout=extra_number(extra, "transfer_timeout", DEFAULT_TRANSFER_TIMEOUT, where),
+            connect_timeout=extra_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, where, maximum=MAX_TIMEOUT),
+            read_timeout=extra_number(extra, "read_timeout", DEFAULT_READ_TIMEOUT, where, maximum=MAX_TIMEOUT),
+            transfer_timeout=extra_number(
+                extra, "transfer_timeout", DEFAULT_TRANSFER_TIMEOUT, where, maximum=MAX_TIMEOUT
+            ),
             retry=retry_policy(extra, where),
         )
 
     def url(self, endpoint: tuple[str, str]) -> str:
-        """The absolute URL of an endpoint of :mod:`~airflow_provider_videoinfer.api`."""
+        """The absolute URL of an endpoint of :mod:`~videoinfer_contract.jobs`."""
         return self.base_url + endpoint[1]
+
+
+def read_extra(conn: ConnectionLike, where: str = "connection") -> dict[str, Any]:
+    """A connection's extra as a dict, checked: a JSON object whose keys are all :data:`EXTRA_KEYS`.
+
+    :param conn: the Airflow connection; its raw ``extra`` text is read when it has one, since
+        Airflow's ``extra_dejson`` turns text that is not JSON into ``{}`` without a word.
+    :param where: names the connection in error messages.
+    :raises VideoInferConfigError: the extra is not JSON, not a JSON object, or holds an unknown key
+        (named with the closest known one).
+    """
+    raw = getattr(conn, "extra", None)
+    extra: Any
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
+        try:
+            extra = json.loads(raw)
+        except ValueError as err:
+            raise VideoInferConfigError(
+                f"{where}: its extra is not valid JSON ({err.args[0] if err.args else err}): write a JSON object "
+                'such as {"read_timeout": 60}, or leave the extra empty.'
+            ) from None
+    else:
+        extra = raw if isinstance(raw, Mapping) else conn.extra_dejson
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping):
+        raise VideoInferConfigError(
+            f"{where}: its extra must be a JSON object such as {{\"read_timeout\": 60}}, got a JSON "
+            f"{_json_kind(extra)}: replace it with an object, or leave the extra empty."
+        )
+    for key in extra:
+        if key not in EXTRA_KEYS:
+            close = difflib.get_close_matches(str(key), EXTRA_KEYS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise VideoInferConfigError(
+                f"{where}: its extra has an unknown key {key!r}{hint}, which would be ignored: rename or remove "
+                f"it. The keys it may hold are {', '.join(EXTRA_KEYS)}."
+            )
+    return dict(extra)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
 
 
 def extra_number(
@@ -95,6 +169,7 @@ def extra_number(
     *,
     minimum: float = 0.0,
     inclusive: bool = False,
+    maximum: float = math.inf,
 ) -> float:
     """Read a finite number from a connection's extra (a number, or a string holding one).
 
@@ -104,6 +179,7 @@ def extra_number(
     :param where: names the connection in error messages.
     :param minimum: the lowest value allowed: excluded (default), or included when ``inclusive``.
     :param inclusive: whether ``minimum`` itself is allowed.
+    :param maximum: the largest value allowed (included); default no bound.
     """
     value = extra.get(key, default)
     try:
@@ -119,6 +195,10 @@ def extra_number(
     if number < minimum or (number == minimum and not inclusive):
         bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
         raise VideoInferConfigError(f"{where}: extra {key!r} must be {bound}, got {value!r}.")
+    if number > maximum:
+        raise VideoInferConfigError(
+            f"{where}: extra {key!r} is {value!r}, above the most allowed, {maximum:g}: set it to at most {maximum:g}."
+        )
     return number
 
 
@@ -137,13 +217,14 @@ def retry_policy(extra: Mapping[str, Any], where: str = "connection") -> RetryPo
         if key not in extra:
             continue
         default = getattr(RetryPolicy, item.name)
+        maximum = _RETRY_MAXIMUMS[item.name]
         if item.name == "max_attempts":
-            number = extra_number(extra, key, default, where, minimum=1, inclusive=True)
+            number = extra_number(extra, key, default, where, minimum=1, inclusive=True, maximum=maximum)
             if not number.is_integer():
                 raise VideoInferConfigError(f"{where}: extra {key!r} must be a whole number, got {extra[key]!r}.")
             values[item.name] = int(number)
         else:
-            values[item.name] = extra_number(extra, key, default, where, minimum=0, inclusive=True)
+            values[item.name] = extra_number(extra, key, default, where, minimum=0, inclusive=True, maximum=maximum)
     return RetryPolicy(**values)
 
 
@@ -156,6 +237,8 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
     :param scheme: ``http`` or ``https`` for a bare host.
     :param where: names the connection in error messages.
     """
+    if (scheme or "").strip() and scheme not in ("http", "https"):
+        raise VideoInferConfigError(f"{where}: extra 'scheme' must be 'http' or 'https', got {scheme!r}.")
     if not host:
         return DEFAULT_BASE_URL
     host = host.strip().rstrip("/")
@@ -168,9 +251,27 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
         parts = parts._replace(netloc="")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise VideoInferConfigError(
-            f"{where}: host {host!r} is not a valid http(s) URL: use e.g. 'https://api.roboflow.com' "
+            f"{where}: host {_shown(host)!r} is not a valid http(s) URL: use e.g. 'https://api.roboflow.com' "
             "or 'http://127.0.0.1:9050'."
+        )
+    if "@" in parts.netloc:
+        raise VideoInferConfigError(
+            f"{where}: host {_shown(host)!r} holds a user name or password (user:password@): the service takes "
+            "no such login, the API key goes in the connection's password field. Remove it from the host."
+        )
+    if parts.query or parts.fragment or host.endswith(("?", "#")):
+        raise VideoInferConfigError(
+            f"{where}: host {_shown(host)!r} holds a query or fragment ('?...' or '#...'): the API's paths are "
+            "appended to the Base URL, so it must end with its host, port or path prefix. Remove it."
         )
     if port and parts.port is None:
         host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
     return host
+
+
+def _shown(host: str) -> str:
+    """A host for messages: any password in it, and any key in its query, masked."""
+    parts = urlsplit(host)
+    if parts.password:
+        host = host.replace(f":{parts.password}@", ":***@", 1)
+    return redact(host)

@@ -181,7 +181,7 @@ class SyncTransport:
     ) -> Any:
         """Call an API endpoint with the key, under the retry policy; return its JSON value.
 
-        :param endpoint: ``(method, path)`` from :mod:`~airflow_provider_videoinfer.api`.
+        :param endpoint: ``(method, path)`` from :mod:`~videoinfer_contract.jobs`.
         :param what: what is being done, named in error messages.
         :param params: query parameters besides the key.
         :param json_body: the JSON request body, if any.
@@ -194,7 +194,12 @@ class SyncTransport:
         def attempt() -> Any:
             response = self.send(method, self.settings.url(endpoint), what, params=query, json=json_body)
             return responses.decode_response(
-                response.status_code, response.headers, response.text, what, self.settings.api_key
+                response.status_code,
+                response.headers,
+                response.text,
+                what,
+                self.settings.api_key,
+                base_url=self.settings.base_url,
             )
 
         return self.retrying(attempt, idempotent=idempotent, policy=policy)
@@ -228,6 +233,7 @@ class SyncTransport:
                     what,
                     self.settings.api_key,
                     signed_url=signed_url,
+                    base_url=None if signed_url else self.settings.base_url,
                 )
         return response
 

@@ -1,7 +1,7 @@
 """The videoinfer connection's two clients: :class:`VideoInferHook` (sync, requests) and
 :class:`VideoInferAsyncClient` (async, httpx, for the trigger).
 
-Both are thin: requests are built and answers decoded by :mod:`airflow_provider_videoinfer.api`,
+Both are thin: requests are built and answers decoded by :mod:`airflow_provider_videoinfer.hooks.responses`,
 retried by :mod:`airflow_provider_videoinfer.hooks.retry`, sent through
 :mod:`airflow_provider_videoinfer.hooks.transport`, and waits paced by
 :mod:`airflow_provider_videoinfer.hooks.waiting`.
@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying
 
 from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.compat import BaseHook, aget_connection, mask_secret
-from airflow_provider_videoinfer.exceptions import VideoInferError
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferMalformedResponseError
 from airflow_provider_videoinfer.hooks import responses, waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
@@ -77,6 +77,29 @@ class VideoInferHook(BaseHook):
         behaviour = connection_type["ui-field-behaviour"]
         return {key.replace("-", "_"): value for key, value in behaviour.items()}
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields for Airflow before 3.2, which reads them here.
+
+        Airflow 3.0 and 3.1 call this (and :meth:`get_ui_field_behaviour`) only when WTForms is
+        installed, as it is with apache-airflow-providers-fab; without it their form shows the
+        generic fields and the Extra box. Airflow 3.2+ reads the fields from
+        :func:`~airflow_provider_videoinfer.get_provider_info`'s ``conn-fields``. Both come from
+        the same declarations; WTForms has no decimal field these Airflow lines accept, so
+        seconds are text fields (the hook reads a number written as text).
+        """
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import Optional
+
+        from airflow_provider_videoinfer import _CONNECTION_FIELDS
+
+        return {
+            name: (IntegerField if kind == "integer" else StringField)(
+                label, validators=[Optional()], description=f"{description} Default: {default:g}."
+            )
+            for name, (label, description, kind, default) in _CONNECTION_FIELDS.items()
+        }
+
     @cached_property
     def settings(self) -> ClientSettings:
         """The connection's settings, read once."""
@@ -119,11 +142,15 @@ class VideoInferHook(BaseHook):
     def upload_video(self, source: str | os.PathLike[str] | ObjectStoragePath, file_name: str | None = None) -> str:
         """Upload a video, streamed with constant memory, and return its ``input_url``.
 
+        Checked before any call: the source is a non-empty file, its name has a video extension,
+        and its first bytes are those of a video container (MP4, AVI, MKV or WebM).
+
         :param source: a local path, or any ``ObjectStoragePath``/fsspec URI (``s3://...``).
         :param file_name: the name to upload it as; defaults to the source's own name.
         """
         opener, size, source_name = storage.open_video_source(source)
         name = contract.validate_video_file_name(file_name or source_name)
+        storage.check_video_header(source)
         signed_url = self.request_upload_url(name)
         what = f"upload of {name!r} ({size} bytes)"
         self.log.info("Starting the %s.", what)
@@ -186,6 +213,10 @@ class VideoInferHook(BaseHook):
         :param timeout: seconds to wait at most; None waits as long as the job runs.
         """
         job_id = contract.validate_job_id(job_id)
+        if timeout is None:
+            poll_interval = contract.validate_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        else:
+            poll_interval, timeout = contract.validate_wait(poll_interval, timeout, "timeout")
         started = time.time()
         deadline = None if timeout is None else started + timeout
         wait = waiting.Wait(job_id, poll_interval, started, deadline, self.settings.retry)
@@ -213,24 +244,45 @@ class VideoInferHook(BaseHook):
     def download_result(self, output_url: str, destination: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """Stream a job's result JSON to a local path or ``ObjectStoragePath``; return the destination.
 
-        The file appears complete or not at all (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
+        The destination is checked before the download (see
+        :func:`~airflow_provider_videoinfer.storage.check_writable`). The file appears complete or
+        not at all, and only once it has been read as a result file (a JSON object with frame
+        lists), so an answer that is no result (a proxy's HTML page, a cut download) never
+        replaces a file kept before (see :func:`~airflow_provider_videoinfer.storage.atomic_write`).
 
         :param output_url: the job's ``output_signed_url`` (no API key is sent with it).
         :param destination: a local path, or any ``ObjectStoragePath``/fsspec URI.
+        :raises VideoInferMalformedResponseError: the answer is not a result file (after the connection's
+            retries); the destination is left as it was.
         """
         contract.validate_output_url(output_url)
+        storage.check_writable(destination)
         what = "download of the job result"
+        where = storage.describe_location(destination)
         transport = self.transport
+
+        def verify(path: str) -> None:
+            from airflow_provider_videoinfer.results.reader import ResultReader, VideoInferResultFileError
+
+            try:
+                ResultReader(path, name="downloaded from the output URL").close()
+            except VideoInferResultFileError as err:
+                # Transient, like any answer that breaks the contract: a proxy's page may pass.
+                raise VideoInferMalformedResponseError(
+                    f"{what}: {err} Nothing was written to {where}; check the output URL (it may lead to a proxy "
+                    "or login page), or read the job's status again for a fresh one.",
+                    http_status=200,
+                ) from None
 
         def attempt() -> None:
             timeout = (self.settings.connect_timeout, self.settings.transfer_timeout)
             response = transport.send("GET", output_url, what, signed_url=True, stream=True, timeout=timeout)
-            with response, storage.atomic_write(destination) as out:
+            with response, storage.atomic_write(destination, verify=verify) as out:
                 transport.copy(response, out, what)
 
         transport.retrying(attempt)
-        self.log.info("Downloaded the job result to %s.", storage.describe_location(destination))
-        return storage.local_path(destination) or storage.describe_location(destination)
+        self.log.info("Downloaded the job result to %s.", where)
+        return storage.local_path(destination) or where
 
 
 def mask_in_logs(secret: str) -> None:
@@ -296,7 +348,12 @@ class VideoInferAsyncClient:
                 sent = not isinstance(exc, httpx.ConnectError)
                 raise connection_error(what, exc, url, settings, request_sent=sent) from None
             return responses.decode_response(
-                response.status_code, response.headers, response.text, what, settings.api_key
+                response.status_code,
+                response.headers,
+                response.text,
+                what,
+                settings.api_key,
+                base_url=settings.base_url,
             )
 
         policy = policy or settings.retry

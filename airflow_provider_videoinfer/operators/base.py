@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -20,6 +19,8 @@ from typing import Any, NoReturn, TypeVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.contract import MAX_WAIT_SECONDS
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
@@ -41,7 +42,7 @@ def validate_if_known(value: Any, validator: Callable[[Any], T], hint: str = "")
     """Validate ``value`` now when it is already known; return the validated value, or None.
 
     :param value: an operator argument, possibly a template or an XComArg.
-    :param validator: a check of :mod:`~airflow_provider_videoinfer.api` (raises
+    :param validator: a check of :mod:`~airflow_provider_videoinfer.contract` (raises
         :class:`~airflow_provider_videoinfer.exceptions.VideoInferValidationError`).
     :param hint: appended to the error's message, e.g. which operator produces a good value.
     """
@@ -64,15 +65,15 @@ def with_hint(validator: Callable[[Any], T], value: Any, hint: str) -> T:
         raise VideoInferValidationError(f"{err} {hint}") from None
 
 
-def positive_seconds(name: str, value: Any) -> float:
-    """Check a duration argument: a finite number of seconds above 0 (not a bool); return it as float.
+def positive_seconds(name: str, value: Any, maximum: float = MAX_WAIT_SECONDS) -> float:
+    """Check a duration argument: a finite number of seconds above 0 and at most ``maximum``; return it as float.
 
     :param name: the argument's name, for the message.
-    :param value: what the user passed.
+    :param value: what the user passed (a number or a ``timedelta``).
+    :param maximum: the largest value allowed (default: the longest wait,
+        :data:`~videoinfer_contract.validation.MAX_WAIT_SECONDS`).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise VideoInferValidationError(f"{name} must be a positive number of seconds, got {value!r}: e.g. {name}=60.")
-    return float(value)
+    return contract.validate_seconds(name, value, maximum)  # type: ignore[no-any-return]
 
 
 def defer_until_done(

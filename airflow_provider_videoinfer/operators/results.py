@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, AssetAlias
 
 from airflow_provider_videoinfer import storage
+from airflow_provider_videoinfer.contract import validate_inference_types
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, is_runtime_value
 from airflow_provider_videoinfer.results.contact_sheet import contact_sheet_location, make_contact_sheet
-from airflow_provider_videoinfer.results.reader import ResultReader, validate_inference_types
+from airflow_provider_videoinfer.results.reader import ResultReader
 from airflow_provider_videoinfer.results.rows import RowsWriter, require_pyarrow, validate_rows_format
 from airflow_provider_videoinfer.results.summarizer import DEFAULT_MAX_TIMELINE_BUCKETS
 from airflow_provider_videoinfer.results.summary import ContactSheet, ResultSummary, RowsExport
@@ -36,17 +37,29 @@ def plan_destinations(
     rows_destination: Location | None,
     rows_format: str,
     probe: bool = True,
+    video: Location | None = None,
 ) -> tuple[Location | None, Location | None]:
-    """Where the kept result and the rows go: folders become files in them, and the two must differ.
+    """Where the kept result and the rows go: folders become files in them, and no two outputs collide.
 
     A destination that ends with ``/`` (or, when ``probe``, is an existing folder) is written
-    inside it as ``result.json``; a rows destination as ``rows.<format>``.
+    inside it as ``result.json``; a rows destination as ``rows.<format>``. No output may be the
+    source ``video`` or lie inside it. When ``probe``, each output is checked writable (see
+    :func:`~airflow_provider_videoinfer.storage.check_writable`), before any download.
 
-    :param probe: ask the file system whether a destination is a folder, and whether its bucket
-        exists (not at parse time).
-    :raises VideoInferValidationError: both name the same file.
-    :raises VideoInferStorageError: a destination's bucket does not exist, or access is denied.
+    :param probe: ask the file system whether a destination is a folder, whether its bucket
+        exists, and whether it can be written (not at parse time).
+    :param video: the job's source video, which no output may overwrite.
+    :raises VideoInferValidationError: a location is empty, two outputs are the same file, or an
+        output would overwrite the video.
+    :raises VideoInferStorageError: a destination cannot be written (its folder is a file, is not
+        writable, its bucket does not exist, access is denied).
     """
+    for name, location in (("destination", destination), ("rows_destination", rows_destination), ("video", video)):
+        if location is not None and not str(location).strip():
+            raise VideoInferValidationError(
+                f"{name} is empty: pass a path or URI such as /data/results/{{{{ ds }}}}.json, or leave it out "
+                f"(None){' to keep no copy' if name == 'destination' else ''}."
+            )
     planned = []
     names = (RESULT_FILE_NAME, ROWS_FILE_NAME.format(format=rows_format))
     for location, name in zip((destination, rows_destination), names, strict=True):
@@ -61,6 +74,19 @@ def plan_destinations(
             "overwrite the kept result. Give rows_destination another name, e.g. one ending in "
             f".{rows_format}."
         )
+    outputs = [("destination", kept), ("rows_destination", rows)]
+    if probe and video is not None and kept is not None:
+        outputs.append(("the contact sheet", contact_sheet_location(kept)))
+    for name, output in outputs:
+        if output is None:
+            continue
+        if video is not None and storage.overlaps(output, video):
+            raise VideoInferValidationError(
+                f"{name} ({describe_location(output)}) would overwrite the source video {describe_location(video)} "
+                "or write inside it: keep the results elsewhere, e.g. beside the video as result.json."
+            )
+        if probe:
+            storage.check_writable(output)
     return kept, rows
 
 
@@ -138,6 +164,7 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
                 None if is_runtime_value(rows_destination) else rows_destination,
                 self.rows_format,
                 probe=False,  # no file system calls at parse time
+                video=None if is_runtime_value(video) else video,
             )
             if kept is not None:
                 asset = Asset(asset_uri(kept))
@@ -163,7 +190,9 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
         before the download.
         """
         url = self._url()
-        destination, rows_destination = plan_destinations(self.destination, self.rows_destination, self.rows_format)
+        destination, rows_destination = plan_destinations(
+            self.destination, self.rows_destination, self.rows_format, video=self.video
+        )
         self._lineage = (url, destination, rows_destination)
         if rows_destination is not None and self.rows_format == "parquet":
             require_pyarrow()  # before a download that may be gigabytes

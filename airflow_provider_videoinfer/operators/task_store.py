@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_videoinfer.compat import HAS_TASK_STATE_STORE, AirflowFailException, AirflowRescheduleException
@@ -120,9 +120,14 @@ def kept_until_the_task_ends(store: TaskStore, key: str, context: Context) -> It
     except AirflowRescheduleException:
         raise
     except Exception as err:
-        ti = context["ti"]
-        if not store.expires and (isinstance(err, AirflowFailException) or ti.try_number > ti.max_tries):
-            store.delete(key)
+        if not store.expires and (isinstance(err, AirflowFailException) or _last_try(context)):
+            with suppress(Exception):  # the task's own error is the one to report
+                store.delete(key)
         raise
     if not store.expires:
         store.delete(key)
+
+
+def _last_try(context: Context) -> bool:
+    ti = context["ti"]
+    return ti.try_number > ti.max_tries

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -187,16 +187,18 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         self.resubmit_failed_jobs = ResubmitPolicy.from_value(resubmit_failed_jobs)
         self.input_url = input_url
         self.infer_fps = infer_fps
-        self.models = models
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = positive_seconds("poll_interval", poll_interval)
+        # Kept as given (execute() builds the request from them); only a one-shot iterator (a generator)
+        # is read into a list first, so that checking it now does not use it up.
+        self.models = list(models) if isinstance(models, Iterator) else models
+        self.wait_for_completion = contract.validate_flag("wait_for_completion", wait_for_completion)
+        self.deferrable = contract.validate_flag("deferrable", deferrable)
+        self.poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
         self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
+        contract.validate_wait(self.poll_interval, self.wait_timeout, "wait_timeout")
         self.presigned_url_lifetime = contract.validate_presigned_url_lifetime(presigned_url_lifetime)
-        # Checked now when already known, kept as given: execute() builds the request from them.
         validate_if_known(input_url, validate_job_input, INPUT_URL_HINT)
         validate_if_known(infer_fps, contract.validate_infer_fps)
-        validate_if_known(models, contract.validate_models)
+        validate_if_known(self.models, contract.validate_models)
         self._job_id: str | None = None
 
     def execute(self, context: Context) -> str:

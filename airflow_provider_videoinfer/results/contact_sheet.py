@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_videoinfer.results.summary import ContactSheet, ContactSheetFrame
-from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location, resolve
+from airflow_provider_videoinfer.storage import (
+    Location,
+    atomic_write,
+    describe_location,
+    local_path,
+    open_location,
+    resolve,
+)
 from videoinfer_contract.results import (
     Classification,
     Detections,
@@ -294,7 +301,7 @@ def make_contact_sheet(
         ok, png = cv2.imencode(".png", sheet)
         if not ok:
             raise ValueError("OpenCV could not encode the PNG")
-        with open_location(target, "wb") as out:
+        with atomic_write(target) as out:
             out.write(png.tobytes())
     except Exception as err:
         log.warning("No contact sheet: it cannot be written to %s (%s).", where, err)

@@ -10,7 +10,7 @@ that fits no type becomes an ``UnknownResult`` (or an error, for a model whose t
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -27,6 +27,7 @@ from videoinfer_contract.results import (
 
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _ANY = msgspec.json.Decoder()
+_AT_LEAST_0 = msgspec.Meta(ge=0)
 
 
 class FrameValueError(Exception):
@@ -151,7 +152,9 @@ class OffsetDecoder:
         self.key = key
         self.integer = integer
         self.count = 0
-        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[int] if integer else list[float | None])
+        # Offsets count from 0: a negative one is refused (by the checked slow path below).
+        kind: Any = list[Annotated[int, _AT_LEAST_0]] if integer else list[Annotated[float, _AT_LEAST_0] | None]
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(kind)
 
     def decode(self, text: bytes) -> list[Any]:
         """Decode the JSON text of a batch of offsets."""
@@ -171,8 +174,12 @@ class OffsetDecoder:
             if value is None and not self.integer:
                 return None
             raise FrameValueError(index, f"{self.key}[{index}] is {value!r}, not a number")
+        if value < 0:
+            raise FrameValueError(
+                index, f"{self.key}[{index}] is {value!r}: offsets count from 0 at the video's start, none is negative"
+            )
         if not self.integer:
             return float(value)
-        if not math.isfinite(value) or value != int(value) or value < 0:
+        if not math.isfinite(value) or value != int(value):
             raise FrameValueError(index, f"{self.key}[{index}] is {value!r}, not a whole number of frames")
         return int(value)

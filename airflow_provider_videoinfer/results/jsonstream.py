@@ -43,6 +43,10 @@ _DEPTH = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _FIRST_KEY = re.compile(rb'\{\s*"(?:[^"\\]|\\.)*"')
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_TOO_DEEP = (
+    "a value is nested too deeply to decode (lists or objects inside each other thousands of levels deep); "
+    "a result file nests a few levels only"
+)
 
 #: Decodes the JSON text of a list (``b"[...]"``) into its elements; raises ``msgspec.DecodeError``
 #: (or ``ValueError``) when the text is not one valid JSON list.
@@ -210,6 +214,8 @@ class _Cursor:
                 self._text = self.buf.decode("latin-1")
             try:
                 value, end = _DECODE(self._text, self.pos)
+            except RecursionError:
+                raise JSONStreamError(_TOO_DEEP, self.offset) from None
             except json.JSONDecodeError as err:
                 # Most often the value runs past the buffer: read on, doubling, and retry.
                 if self.grow():
@@ -228,6 +234,8 @@ class _Cursor:
                     value = json.loads(raw.decode("utf-8"))
                 except UnicodeDecodeError as err:
                     raise JSONStreamError(f"invalid UTF-8: {err.reason}", self.offset + err.start) from None
+                except RecursionError:
+                    raise JSONStreamError(_TOO_DEEP, self.offset) from None
             self.pos = end
             return value, raw
 
@@ -353,7 +361,8 @@ def index_arrays(
 ) -> dict[str, ArrayInfo]:
     """Walk a JSON object once and locate each of its top-level lists.
 
-    Values that are not lists are skipped; of a key given twice, the last value counts.
+    Values that are not lists are skipped; of a key given twice, the last value counts. Anything
+    but blanks after the object is an error.
 
     :param fh: a binary file positioned at the start of the JSON object.
     :param chunk_size: bytes read at a time.
@@ -366,6 +375,8 @@ def index_arrays(
     arrays: dict[str, ArrayInfo] = {}
     cursor.expect(b"{", "a JSON object '{'")
     if cursor.peek() == 125:  # "}"
+        cursor.pos += 1
+        _expect_end(cursor)
         return arrays
     while True:
         if cursor.peek() != 34:  # '"'
@@ -380,7 +391,14 @@ def index_arrays(
         else:
             cursor.value()
         if cursor.expect(b",}", "',' or '}' after a value") == 125:
+            _expect_end(cursor)
             return arrays
+
+
+def _expect_end(cursor: _Cursor) -> None:
+    """Refuse anything but blanks after the object: a second document or a cut-and-pasted tail is no result."""
+    if cursor.peek() >= 0:
+        raise JSONStreamError("unexpected bytes after the end of the JSON object", cursor.offset)
 
 
 def iter_batches(

@@ -32,8 +32,8 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_videoinfer.contract import INFERENCE_TYPES
-from airflow_provider_videoinfer.exceptions import VideoInferResponseError, VideoInferValidationError
+from airflow_provider_videoinfer.contract import validate_inference_types
+from airflow_provider_videoinfer.exceptions import VideoInferResponseError
 from airflow_provider_videoinfer.results.decoding import FrameDecoder, FrameValueError, OffsetDecoder
 from airflow_provider_videoinfer.results.jsonstream import (
     DEFAULT_CHUNK_SIZE,
@@ -42,7 +42,13 @@ from airflow_provider_videoinfer.results.jsonstream import (
     index_arrays,
     iter_batches,
 )
-from airflow_provider_videoinfer.storage import Location, describe_location, local_path, open_location
+from airflow_provider_videoinfer.storage import (
+    Location,
+    describe_location,
+    local_path,
+    open_location,
+    require_regular_file,
+)
 from videoinfer_contract.results import FRAME_OFFSET_KEYS, TIME_OFFSET_KEYS, ResultFrame
 
 if TYPE_CHECKING:
@@ -77,10 +83,13 @@ class ResultReader:
         ``ObjectStoragePath``. A source that cannot seek is first copied, streaming, to a local
         temporary file.
     :param inference_types: optional ``{model_id: inference_type}``; each must be one of
-        :data:`~airflow_provider_videoinfer.api.INFERENCE_TYPES` and each model must be in the file.
+        :data:`~videoinfer_contract.validation.INFERENCE_TYPES` and each model must be in the file.
     :param chunk_size: bytes decoded at a time by each of the file handles (one per list).
+    :param name: how messages name the file; default its location.
     :raises VideoInferResultFileError: the file is not valid JSON, lacks the frame or time offsets,
         or they differ in length.
+    :raises VideoInferStorageError: it cannot be read; a local path that is not a regular file (a
+        folder, a FIFO, a device) is refused before it is opened.
     """
 
     def __init__(
@@ -88,8 +97,10 @@ class ResultReader:
         source: Location,
         inference_types: Mapping[str, str] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        name: str | None = None,
     ) -> None:
-        self.name = describe_location(source)
+        self.name = name or describe_location(source)
         self.chunk_size = chunk_size
         self._inference_types = validate_inference_types(inference_types)
         self._stack = contextlib.ExitStack()
@@ -102,6 +113,7 @@ class ResultReader:
             raise
 
     def _opener(self, source: Location) -> Callable[[], IO[bytes]]:
+        require_regular_file(source)
         path = local_path(source)
         if path is None:
             with open_location(source) as probe:
@@ -230,22 +242,6 @@ class ResultReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def validate_inference_types(inference_types: Mapping[str, str] | None) -> dict[str, str]:
-    """Check an optional ``{model_id: inference_type}`` hint; return it as a dict (empty for None)."""
-    if inference_types is None:
-        return {}
-    if not isinstance(inference_types, Mapping):
-        raise VideoInferValidationError(
-            f"inference_types must be a dict {{model_id: inference_type}}, got {type(inference_types).__name__}."
-        )
-    for model_id, inference_type in inference_types.items():
-        if inference_type not in INFERENCE_TYPES:
-            raise VideoInferValidationError(
-                f"inference_types[{model_id!r}] is {inference_type!r}: use one of {', '.join(INFERENCE_TYPES)}."
-            )
-    return dict(inference_types)
 
 
 def iter_frames(source: Location, inference_types: Mapping[str, str] | None = None) -> Iterator[ResultFrame]:

@@ -79,7 +79,8 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        poll_interval = positive_seconds("poll_interval", poll_interval)
+        poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        deferrable = contract.validate_flag("deferrable", deferrable)
         if kwargs.get("exponential_backoff"):
             raise VideoInferValidationError(
                 "VideoInferJobSensor paces its own polls (poll_interval while the job runs; a backoff of at most "
@@ -89,7 +90,8 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id
-        self.poll_interval = poll_interval
+        # Checked before any call: a deadline past what a date can hold fails only once the job runs.
+        self.poll_interval, self.timeout = contract.validate_wait(poll_interval, self.timeout, "timeout")
         self.deferrable = deferrable
         validate_if_known(job_id, contract.validate_job_id, JOB_ID_HINT)
         self._started: float | None = None

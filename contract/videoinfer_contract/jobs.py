@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from videoinfer_contract.errors import InvalidInputError
 from videoinfer_contract.validation import (
     validate_infer_fps,
+    validate_inference_params,
     validate_input_url,
     validate_model_fields,
 )
@@ -97,6 +98,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         validate_model_fields(self.model_id, self.model_version, self.inference_type, self.inference_params)
+        object.__setattr__(self, "inference_params", validate_inference_params(self.model_id, self.inference_params))
         object.__setattr__(self, "model_version", str(self.model_version).strip())
         object.__setattr__(self, "model_id", self.model_id.strip())
 
@@ -150,6 +152,12 @@ def validate_models(models: Any) -> list[ModelSpec]:
     """
     if isinstance(models, (ModelSpec, Mapping)):
         models = [models]
+    if isinstance(models, str) and _holds_json_models(models):
+        raise InvalidInputError(
+            f"models is a string holding JSON ({models.strip()[:60]!r}...), not a list: a Jinja template renders "
+            "as text. Set render_template_as_native_obj=True on the DAG so that templates render as Python "
+            "values, or pass the list itself."
+        )
     if isinstance(models, (str, bytes)) or not isinstance(models, Iterable):
         raise InvalidInputError(
             f"models must be a list of model dicts or ModelSpec, got {type(models).__name__}."
@@ -167,15 +175,26 @@ def validate_models(models: Any) -> list[ModelSpec]:
     return specs
 
 
+def _holds_json_models(text: str) -> bool:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, (list, dict))
+
+
 def plain_models(models: Any) -> Any:
     """Return ``models`` with every :class:`ModelSpec` turned into its dict, other values unchanged.
 
     Operator fields must serialize with the DAG and render as JSON, so specs are kept as dicts.
+    A generator (or any iterator) is read once into a list, so that checking it does not use it up.
 
     :param models: a spec, a dict, a list of them, or a template.
     """
     if isinstance(models, ModelSpec):
         return models.to_payload()
+    if isinstance(models, Iterator):
+        models = list(models)
     if isinstance(models, (list, tuple)):
         return [model.to_payload() if isinstance(model, ModelSpec) else model for model in models]
     return models

@@ -107,6 +107,8 @@ def api_server(airflow_db, finished_run, folder_run, tmp_path_factory) -> Iterat
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,outsider:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__EXPOSE_CONFIG": "False",
+        # The connection form's Test button (off by default in Airflow 3).
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
     }
     # The trigger forms are built from the serialized DAGs; a DAG processor would write them too.
     subprocess.run([sys.executable, "-m", "airflow", "dags", "reserialize"], env=env, check=True, capture_output=True)

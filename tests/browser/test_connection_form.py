@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
 import requests
 from playwright.sync_api import expect
 
@@ -97,3 +99,31 @@ def test_a_connection_saved_from_the_form_is_one_the_hook_reads(page, api_server
     finally:
         headers = {"Authorization": f"Bearer {api_server.token('admin')}"}
         requests.delete(f"{api_server.base_url}/api/v2/connections/videoinfer_from_form", headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "message"),
+    [
+        ("http://127.0.0.1:9", {"read_timout": 5}, "unknown key 'read_timout' (did you mean 'read_timeout'?)"),
+        ("http://127.0.0.1:9/v1?tenant=a", {}, "holds a query or fragment"),
+        ("http://admin:hunter2@127.0.0.1:9", {}, "holds a user name or password"),
+    ],
+)
+def test_the_test_button_says_what_is_wrong_with_the_connection(api_server, host, extra, message):
+    """What the connection form's Test button sends (POST /api/v2/connections/test) gets a sentence back.
+
+    (An extra that is no JSON object never gets this far: Airflow's API refuses it with a 422.)
+    """
+    headers = {"Authorization": f"Bearer {api_server.token('admin')}"}
+    body = {
+        "connection_id": "videoinfer_test_button",
+        "conn_type": "videoinfer",
+        "host": host,
+        "password": "form-typed-key",
+        "extra": json.dumps(extra),
+    }
+    answer = requests.post(f"{api_server.base_url}/api/v2/connections/test", json=body, headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["status"] is False and message in result["message"], result
+    assert "form-typed-key" not in result["message"] and "hunter2" not in result["message"]

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 from deployment import TIMINGS, Deployment
+from helpers import CORRUPT_MP4
 from object_store import CONN_ID
 from processes import wait_until
 from runs import jobs_of, key_leaks, sample, status_reads, wait_for_running_job, wait_for_states, watch_run
@@ -42,7 +43,7 @@ def put_video(d: Deployment, folder: Path, key: str, corrupt: bool = False) -> s
     """Write a test video (or a corrupt one) to the ``videos`` bucket; return its ``s3://moto_s3@...`` URI."""
     assert d.s3 is not None
     name = key.rsplit("/", 1)[-1]
-    body = b"this is not a video\n" * 5000 if corrupt else sample(folder, name).read_bytes()
+    body = CORRUPT_MP4 if corrupt else sample(folder, name).read_bytes()
     d.s3.client().put_object(Bucket="videos", Key=key, Body=body)
     return f"s3://{CONN_ID}@videos/{key}"
 

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 import requests
 from deployment import TIMINGS, Deployment
+from helpers import CORRUPT_MP4
 from processes import kill_task_process, wait_until
 from runs import jobs_of, key_leaks, sample, status_reads, wait_for_running_job, wait_for_states, watch_run
 
@@ -71,7 +72,7 @@ def folder_example(d: Deployment, folder: Path) -> None:
     videos = folder / "folder-videos"
     videos.mkdir()
     good = [sample(videos, f"folder-good-{index}.mp4").name for index in range(1, 5)]
-    (videos / "folder-corrupt.mp4").write_bytes(b"this is not a video\n" * 5000)
+    (videos / "folder-corrupt.mp4").write_bytes(CORRUPT_MP4)
     results = folder / "results-folder"
     run_id = d.trigger("videoinfer_folder", {"source": videos.as_uri() + "/", "results_dir": results.as_uri()})
     state, seen = watch_run(d, "videoinfer_folder", run_id)
