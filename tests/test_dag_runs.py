@@ -220,8 +220,9 @@ def test_resubmit_failed_jobs_with_statuses_pays_again_only_for_those(slow_conn,
     assert [job["status"] for job in jobs] == [2, 0], f"the failed job, then the one its retry paid for: {jobs}"
     assert run.state == DagRunState.SUCCESS, states(run)
     assert submit_tries(run) == 2
-    out, err = capfd.readouterr()
+    printed = console(*capfd.readouterr())
     first = jobs[0]["job_id"]
-    assert f"Job {first} from a previous try failed with status 2 (injected internal error): submitting a new job" in (
-        out + err
+    assert (
+        f"Job {first} from a previous try failed with status 2 (injected internal error): submitting a new job"
+        in printed
     )
