@@ -31,8 +31,11 @@ DEBIAN_PACKAGES ?= postgresql redis-server chromium
 # operators, sensor, trigger, DAG runs with retries, and the scan for the API key in what they logged.
 CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
 	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py
+# Azurite, the Azure Storage emulator (npm), for the Azure Blob tests; they are skipped without npm.
+AZURITE_VERSION ?= 3.35.0
+AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: install demo demo-down test core-test system-test system-packages lint docs dist bench clean check-version
+.PHONY: install demo demo-down test core-test system-test system-packages azurite lint docs dist bench clean check-version
 
 check-version:
 	@if [ -z "$(PYVER)" ]; then \
@@ -90,8 +93,17 @@ system-packages:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q$$missing </dev/null
 
-test: $(BIN)/.installed system-packages
-	$(BIN)/python -m pytest
+azurite: $(BIN)/.installed
+	@if [ -x "$(AZURITE_BLOB)" ]; then exit 0; fi; \
+	if command -v npm >/dev/null; then \
+		echo "==> Installing Azurite $(AZURITE_VERSION) (npm) into $(VENV)/azurite for the Azure Blob tests"; \
+		npm install --silent --no-audit --no-fund --prefix "$(VENV)/azurite" "azurite@$(AZURITE_VERSION)"; \
+	else \
+		echo "npm not found: the Azure Blob tests (tests/test_presigned_azure.py) will be skipped."; \
+	fi
+
+test: $(BIN)/.installed system-packages azurite
+	AZURITE_BLOB="$(AZURITE_BLOB)" $(BIN)/python -m pytest
 
 # The provider's core tests (CORE_TESTS) on any supported Airflow and Python, e.g.
 # `make core-test AIRFLOW_VERSION=3.0.6` or `make core-test PYTHON=python3.13` (what CI runs on each).
@@ -126,6 +138,7 @@ dist: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_upload.py
+	$(BIN)/python benchmarks/bench_presigned.py
 	$(BIN)/python benchmarks/bench_triggerer.py
 	$(BIN)/python benchmarks/bench_results.py
 	$(BIN)/python benchmarks/bench_server_processing.py

@@ -31,6 +31,7 @@ from videoinfer_contract.validation import (
     INFERENCE_TYPES,
     MAX_INFER_FPS,
     MAX_POLL_INTERVAL,
+    MAX_PRESIGNED_URL_LIFETIME,
     MAX_WAIT_SECONDS,
     VIDEO_EXTENSIONS,
     VIDEO_HEADER_BYTES,
@@ -41,6 +42,7 @@ __all__ = [
     "JOB_STATUS_ENDPOINT",
     "MAX_INFER_FPS",
     "MAX_POLL_INTERVAL",
+    "MAX_PRESIGNED_URL_LIFETIME",
     "MAX_WAIT_SECONDS",
     "SUBMIT_JOB_ENDPOINT",
     "UPLOAD_URL_ENDPOINT",
@@ -52,6 +54,7 @@ __all__ = [
     "JobStatus",
     "ModelSpec",
     "build_job_request",
+    "job_fingerprint",
     "plain_models",
     "redact",
     "validate_flag",
@@ -61,6 +64,7 @@ __all__ = [
     "validate_job_id",
     "validate_models",
     "validate_output_url",
+    "validate_presigned_url_lifetime",
     "validate_seconds",
     "validate_video_file_name",
     "validate_video_header",
@@ -88,6 +92,8 @@ validate_models = _raising_provider_errors(jobs.validate_models)
 validate_infer_fps = _raising_provider_errors(validation.validate_infer_fps)
 validate_input_url = _raising_provider_errors(validation.validate_input_url)
 validate_output_url = _raising_provider_errors(validation.validate_output_url)
+validate_presigned_url_lifetime = _raising_provider_errors(validation.validate_presigned_url_lifetime)
+job_fingerprint = _raising_provider_errors(jobs.job_fingerprint)
 validate_job_id = _raising_provider_errors(validation.validate_job_id)
 validate_video_file_name = _raising_provider_errors(validation.validate_video_file_name)
 validate_inference_types = _raising_provider_errors(validation.validate_inference_types)

@@ -16,6 +16,10 @@ before a download (:func:`check_writable`); storage failures become a
 :class:`~airflow_provider_videoinfer.exceptions.VideoInferStorageError` that names the location
 and what to check (:class:`~airflow_provider_videoinfer.exceptions.VideoInferStorageFatalError`
 when a retry cannot fix it).
+
+A job's input may be a storage URI too: :func:`presigned_url` checks the object and has its file
+system sign a GET URL for it (fsspec's ``sign()``), so that the service reads the video straight
+from the bucket and no byte of it crosses the worker.
 """
 
 from __future__ import annotations
@@ -56,21 +60,31 @@ __all__ = [
     "VideoInferStorageFatalError",
     "asset_uri",
     "atomic_write",
+    "can_presign",
+    "check_presignable",
     "check_video_header",
     "check_writable",
     "describe_location",
     "filesystem",
     "in_folder",
     "is_folder",
+    "is_storage_uri",
     "local_path",
     "open_location",
     "open_video_source",
     "overlaps",
+    "presigned_url",
     "require_regular_file",
     "resolve",
     "storage_error",
     "upload_file",
 ]
+
+#: Where to turn when the service cannot read a video from where it is.
+UPLOAD_HINT = (
+    "Copy it to the service with VideoInferUploadOperator(video=...) instead, and pass its return value as "
+    "input_url."
+)
 
 
 def _text(location: Location) -> str:
@@ -451,3 +465,101 @@ def check_video_header(source: Location) -> str:
     with open_location(source, block_size=HEADER_BLOCK_SIZE) as handle:
         head = _guard(source, "read", lambda: handle.read(contract.VIDEO_HEADER_BYTES))
     return contract.validate_video_header(head, f"video {describe_location(source)!r}")  # type: ignore[no-any-return]
+
+
+def is_storage_uri(value: Any) -> bool:
+    """Whether a job's input names a stored object (``s3://conn_id@bucket/key``, ``gs://``, ``az://``,
+    an ``ObjectStoragePath``...) rather than an http(s) URL or a local path.
+
+    :param value: the ``input_url`` a user gave.
+    """
+    if hasattr(value, "protocol") and hasattr(value, "path"):
+        return True
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    scheme = urlsplit(value.strip()).scheme.lower()
+    return bool(scheme) and scheme not in ("http", "https")
+
+
+def check_presignable(location: Location) -> str:
+    """Check, without any call to the store, that a job's input can be presigned; return its name.
+
+    :raises VideoInferValidationError: it is a local file, or names no object.
+    """
+    name = describe_location(location)
+    if local_path(location) is not None:
+        raise VideoInferValidationError(f"{name} is a local file: the service cannot read it from here. {UPLOAD_HINT}")
+    if not urlsplit(asset_uri(location)).path.strip("/"):
+        raise VideoInferValidationError(f"{name} names no object: give the video's full key, e.g. s3://bucket/clip.mp4.")
+    return name
+
+
+def _can_sign(fs: Any) -> bool:
+    from fsspec import AbstractFileSystem
+
+    sign = getattr(type(fs), "sign", None)
+    return sign is not None and sign is not AbstractFileSystem.sign
+
+
+def can_presign(location: Location) -> bool:
+    """Whether the service can be given a presigned URL of ``location``: it is remote and its file
+    system implements ``sign()``. Makes no call to the store.
+
+    :raises VideoInferStorageError: no file system is installed for its scheme.
+    """
+    return local_path(location) is None and _can_sign(filesystem(location)[0])
+
+
+def presigned_url(location: Location, lifetime: int) -> str:
+    """A URL that lets its holder GET the object at ``location`` for ``lifetime`` seconds.
+
+    One metadata call (no read) checks that the object exists and is a non-empty file; then its
+    file system signs the URL (``sign()``; for S3 a local computation). The URL is a credential:
+    callers keep it out of logs, XCom, rendered fields and lineage.
+
+    :param location: a storage URI (``s3://conn_id@bucket/key``...) or an ``ObjectStoragePath``.
+    :param lifetime: seconds the URL stays valid; see
+        :func:`~videoinfer_contract.validation.validate_presigned_url_lifetime`.
+    :raises VideoInferValidationError: a local file, a file system that cannot sign, an object
+        that does not exist, is a folder or is empty.
+    :raises VideoInferStorageError: access denied, or the store failed.
+    """
+    name = check_presignable(location)
+    fs, fs_path = filesystem(location)
+    if not _can_sign(fs):
+        raise VideoInferValidationError(
+            f"{name}: its file system ({type(fs).__name__}) cannot sign URLs, so the service cannot read the video "
+            f"from there. {UPLOAD_HINT}"
+        )
+
+    def info() -> Any:
+        try:
+            return fs.info(fs_path)
+        except FileNotFoundError:  # info() raises PermissionError when access is denied, unlike exists()
+            return None
+
+    found = _guard(location, "read", info)
+    if found is None:
+        raise VideoInferValidationError(f"video {name!r} does not exist: check the bucket and the key.")
+    if found.get("type") == "directory":
+        raise VideoInferValidationError(f"video {name!r} is a folder, not a file: pass one video's key.")
+    if not found.get("size"):
+        raise VideoInferValidationError(f"video {name!r} is empty (0 bytes): nothing for the service to read.")
+
+    def sign() -> Any:
+        try:
+            return fs.sign(fs_path, expiration=lifetime)
+        except (NotImplementedError, ValueError, TypeError, KeyError) as err:  # e.g. adlfs without an account key
+            return err
+
+    url = _guard(location, "sign a URL for", sign)
+    if isinstance(url, Exception):
+        raise VideoInferValidationError(
+            f"{name}: its file system ({type(fs).__name__}) cannot sign a URL with the connection's credentials "
+            f"({type(url).__name__}: {redact(str(url))}). {UPLOAD_HINT}"
+        )
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise VideoInferValidationError(
+            f"{name}: its file system signed a URL the service cannot fetch (not http or https). {UPLOAD_HINT}"
+        )
+    return url

@@ -1,8 +1,9 @@
-"""Process every video under a folder or bucket prefix: one upload/submit/wait/results chain per video.
+"""Process every video under a folder or bucket prefix: one input/submit/wait/results chain per video.
 
 A mapped task group fans out over the videos found when the run starts. Each video's chain
 depends only on itself, so a corrupt video fails its own chain while the others finish and keep
-their results. Trigger with e.g.::
+their results. Videos in object storage are not uploaded: the service reads them from the
+bucket through a presigned URL. Trigger with e.g.::
 
     {"source": "s3://my-bucket/incoming/", "results_dir": "s3://my-bucket/results"}
 """
@@ -10,14 +11,17 @@ their results. Trigger with e.g.::
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 
 from airflow.sdk import DAG, AssetAlias, ObjectStoragePath, Param, task, task_group
 
+from airflow_provider_videoinfer import storage
 from airflow_provider_videoinfer.contract import VIDEO_EXTENSIONS
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
-from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
+from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
 POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
@@ -34,8 +38,14 @@ DOC_MD = f"""
 ### One chain per video of a folder
 
 **list_videos** lists the videos directly under `source` (mp4, avi, mkv, webm, any case); then,
-for each, the group **video** runs **upload** → **submit** → **wait** → **results**. Mapped
+for each, the group **video** runs **input** → **submit** → **wait** → **results**. Mapped
 tasks are labelled by the video's file name.
+
+- **input** uploads a local video to the service. A video in object storage (`s3://`, `gs://`,
+  `abfs://`...) is not uploaded: **submit** gives the service a presigned URL and the service reads
+  the video from the bucket, so no byte of it goes through the worker. For the same reason only
+  uploaded videos get a contact sheet (drawing one reads the video). The local server reads
+  presigned URLs when started with `--allow-remote-urls`.
 
 - A video the service cannot read fails its own chain only: the other chains go on, keep their
   results under `results_dir/<run id>/<video name>/` and announce them through the asset alias
@@ -129,13 +139,28 @@ with DAG(
             )
         return videos
 
+    # The upload URL it returns is a credential for the uploaded video: kept out of the task log.
+    @task(task_id="input", multiple_outputs=True, show_return_value_in_logs=False, map_index_template=VIDEO_NAME)
+    def video_input(video: str) -> dict[str, str | None]:
+        """The job's ``input_url``, and the video to draw a contact sheet from (None: no sheet).
+
+        A storage URI whose file system can sign URLs goes to the submit task as it is (it
+        presigns it): nothing is uploaded. Anything else is uploaded to the service.
+        """
+        if storage.is_storage_uri(video) and storage.can_presign(video):
+            logging.getLogger("airflow.task").info(
+                "%s stays in its bucket: the service reads it through a presigned URL, no upload.", video
+            )
+            return {"input_url": video, "sheet_video": None}
+        return {"input_url": VideoInferHook().upload_video(video), "sheet_video": video}
+
     @task_group(group_id="video")
     def process(video: str) -> None:
         """One video's chain; each task instance depends only on the same video's upstream."""
-        upload = VideoInferUploadOperator(task_id="upload", video=video, map_index_template=VIDEO_NAME)
+        source = video_input(video)
         submit = VideoInferSubmitJobOperator(
             task_id="submit",
-            input_url=upload.output,
+            input_url=source["input_url"],
             infer_fps="{{ params.infer_fps }}",
             models=MODELS,
             map_index_template=VIDEO_NAME,
@@ -155,7 +180,7 @@ with DAG(
                 "{{ params.results_dir }}/{{ run_id | replace(':', '_') }}/"
                 "{{ ti.xcom_pull(task_ids='list_videos')[ti.map_index] | basename }}/result.json"
             ),
-            video=video,
+            video=source["sheet_video"],
             outlets=[RESULTS],
             map_index_template=VIDEO_NAME,
         )

@@ -40,7 +40,7 @@ worker slot) → **results** (keeps the result file and summarises it).
 """
 
 
-@task
+@task(show_return_value_in_logs=False)  # an uploaded sample's URL is a credential: kept out of the task log
 def input_url(params: dict | None = None) -> str:
     """Return the ``input_url`` param; when it is empty, upload a generated sample video and return its URL."""
     url = ((params or {}).get("input_url") or "").strip()

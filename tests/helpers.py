@@ -171,10 +171,12 @@ def key_leaks_in_airflow(api_key: str) -> list[str]:
     return leaks
 
 
-def run_moto_server(*, authenticate: bool = False):
+def run_moto_server(*, authenticate: bool = False, record_to: Path | None = None):
     """Start moto's standalone S3 server on a free loopback port; a context manager yielding its URL.
 
     :param authenticate: check credentials (moto then knows none, so every key is refused).
+    :param record_to: a file where moto records every request it receives (method, URL, headers;
+        see :func:`moto_requests`).
     """
     import contextlib
     import subprocess
@@ -186,7 +188,9 @@ def run_moto_server(*, authenticate: bool = False):
     @contextlib.contextmanager
     def running():
         port = free_port()
-        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else None
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else {**os.environ}
+        if record_to is not None:
+            env.update({"MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(record_to)})
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
@@ -211,3 +215,119 @@ def aws_connection_json(endpoint_url: str, key_id: str = "testing", secret: str 
     """The ``AIRFLOW_CONN_*`` value of an Airflow ``aws`` connection to an S3 API at ``endpoint_url``."""
     extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1"}
     return json.dumps({"conn_type": "aws", "login": key_id, "password": secret, "extra": extra})
+
+
+def moto_requests(record: Path, path: str) -> list[tuple[str, str]]:
+    """(method, client) of each request moto recorded for ``path`` (``/bucket/key``), in order.
+
+    The client is ``"botocore"`` for the provider's file systems (s3fs and boto3 sign with
+    botocore) and ``"httpx"`` for the local videoinfer server fetching an input URL.
+    """
+    from urllib.parse import urlsplit
+
+    found = []
+    for line in record.read_text().splitlines() if record.exists() else []:
+        entry = json.loads(line)
+        if urlsplit(entry["url"]).path != path:
+            continue
+        agent = {key.lower(): value for key, value in entry["headers"].items()}.get("user-agent", "")
+        client = "httpx" if "httpx" in agent else "botocore" if "botocore" in agent else agent
+        found.append((entry["method"], client))
+    return found
+
+
+def server_rows(server, query: str) -> list[tuple]:
+    """Rows of a query on the local server's own database (what it stores, unredacted)."""
+    with sqlite3.connect(server.data_dir / "jobs.sqlite3") as db:
+        return db.execute(query).fetchall()
+
+
+#: An unmasked credential of a presigned URL (the redaction writes ``name=***``): S3 SigV4 and
+#: SigV2, Google Cloud Storage (and the local server's upload URLs), Azure SAS.
+SIGNATURE_LEAK = re.compile(
+    r"(?<![\w-])(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|AWSAccessKeyId|Signature|"
+    r"X-Goog-Signature|X-Goog-Credential|GoogleAccessId|sig)=(?!\*\*\*)[^&\s'\"]+",
+    re.IGNORECASE,
+)
+
+
+def signature_leaks(text: str) -> list[str]:
+    """Each unmasked presigned-URL credential in ``text`` (``name=value``)."""
+    return [match.group(0) for match in SIGNATURE_LEAK.finditer(text)]
+
+
+#: Azurite's well-known development account (public: Azure's documentation prints it).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_command() -> str | None:
+    """The ``azurite-blob`` command (npm package ``azurite``): ``$AZURITE_BLOB`` (``make test`` sets
+    it), else on the PATH; None when neither exists."""
+    import shutil
+
+    command = os.environ.get("AZURITE_BLOB")
+    return command if command and os.access(command, os.X_OK) else shutil.which("azurite-blob")
+
+
+def run_azurite(log: Path):
+    """Start Azurite's Blob service (in memory) on a free loopback port; a context manager yielding
+    its connection string. Its access log (one line per request, query string included) goes to ``log``.
+    """
+    import contextlib
+    import subprocess
+    import time
+
+    from videoinfer_server.launch import free_port, stop_process
+
+    @contextlib.contextmanager
+    def running():
+        command = azurite_command()
+        assert command, "azurite-blob not found: npm install azurite, or set AZURITE_BLOB"
+        port = free_port()
+        options = ["--blobPort", str(port), "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck"]
+        with log.open("w") as output:
+            process = subprocess.Popen([command, *options], stdout=output, stderr=subprocess.STDOUT)
+        endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+        try:
+            deadline = time.monotonic() + 60
+            while "successfully listens" not in log.read_text():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Azurite did not start: {log.read_text()[-500:]}")
+                time.sleep(0.1)
+            yield (
+                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={endpoint};"
+            )
+        finally:
+            stop_process(process, timeout=10)
+
+    return running()
+
+
+class FakeTaskStateStore(dict):
+    """Airflow 3.3's ``task_state_store`` as the operators use it, in memory."""
+
+    def set(self, key: str, value: object) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+class FakeTaskInstance:
+    """Enough of a running task instance for ``execute``: what it pushes to XCom is kept in ``pushed``."""
+
+    try_number = 1
+    max_tries = 0
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def task_context() -> dict:
+    """A context for calling an operator's ``execute`` outside a DAG run (a first try, no retries)."""
+    return {"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import pickle
 
 import pytest
@@ -265,6 +266,32 @@ def test_job_request_is_built_once_and_fingerprinted():
     same = contract.JobRequest.build("https://h/v.mp4", 5, contract.ModelSpec(**MODEL))
     assert same == request and same.fingerprint == request.fingerprint
     assert contract.JobRequest.build("https://h/v.mp4", 4, [MODEL]).fingerprint != request.fingerprint
+
+
+def test_a_presigned_request_is_fingerprinted_by_its_storage_uri():
+    """Each try signs a new URL; the job is the same as long as the object and the rest are."""
+    source = "s3://aws_default@videos/in/clip.mp4"
+    first = contract.JobRequest.build("https://s3/videos/in/clip.mp4?X-Amz-Signature=aaa", 5, [MODEL], source=source)
+    retry = contract.JobRequest.build("https://s3/videos/in/clip.mp4?X-Amz-Signature=bbb", 5, [MODEL], source=source)
+    assert first.fingerprint == retry.fingerprint == contract.job_fingerprint(source, 5, [MODEL])
+    assert first.to_payload()["input_url"].endswith("=aaa") and "source" not in first.to_payload()
+    other = contract.JobRequest.build(first.input_url, 5, [MODEL], source="s3://aws_default@videos/in/other.mp4")
+    assert other.fingerprint != first.fingerprint
+    assert "Signature" not in repr(first) and source in repr(first)
+    # A request without a source keeps the fingerprint it always had (tasks in flight still reconnect).
+    plain = contract.JobRequest.build("https://h/v.mp4", 5, [MODEL])
+    assert plain.fingerprint == contract.job_fingerprint("https://h/v.mp4", 5, [MODEL])
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "seconds"), [(60, 60), (86400.0, 86400), (datetime.timedelta(days=7), 604800), ("3600", None)]
+)
+def test_presigned_url_lifetime_is_whole_seconds_within_what_s3_signs(lifetime, seconds):
+    if seconds is None:
+        with pytest.raises(VideoInferValidationError, match="presigned_url_lifetime must be whole seconds"):
+            contract.validate_presigned_url_lifetime(lifetime)
+    else:
+        assert contract.validate_presigned_url_lifetime(lifetime) == seconds
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def test_errors_no_retry_can_fix_fail_the_task_without_retries(videoinfer_conn, 
             assert run.get_task_instance(task_id, session=session).try_number == 1, f"{task_id} was retried"
     printed = console(*capfd.readouterr())
     assert "input_url must be an http:// or https:// URL, got '/data/local-video.mp4'" in printed
-    assert "Upload local files with VideoInferUploadOperator first" in printed
+    assert "upload local files with VideoInferUploadOperator first" in printed
     assert "status of job no-such-job: not found (HTTP 404" in printed
     assert len(server_jobs(videoinfer_conn)) == jobs_before
 

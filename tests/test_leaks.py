@@ -1,9 +1,10 @@
-"""The API key never leaks: not in logs, XCom, rendered fields, triggers or exception texts."""
+"""The API key and presigned URLs' signatures never leak: not in logs, XCom, rendered fields,
+triggers or exception texts."""
 
 from __future__ import annotations
 
 import pytest
-from helpers import API_KEY, CAPTURED, console, holds_key, key_leaks_in_airflow, run_dag
+from helpers import API_KEY, CAPTURED, console, holds_key, key_leaks_in_airflow, run_dag, signature_leaks
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -19,12 +20,57 @@ def test_full_dag_runs_leak_no_key(videoinfer_conn, sample_video, caplog, capfd)
 
 
 @pytest.mark.suite_leak_check
-def test_nothing_the_suite_captured_holds_the_key():
-    """Runs last (see conftest): scans every captured log, output and failure text of the session."""
-    leaks = [where for where, text in CAPTURED if holds_key(text)]
+def test_nothing_the_suite_captured_holds_the_key_or_a_signature():
+    """Runs last (see conftest): scans every captured log, output and failure text of the session
+    for the key and for any unmasked presigned-URL credential (``X-Amz-Signature=``, ``sig=``...)."""
     assert CAPTURED, "no captured output was collected"
-    assert leaks == []
+    assert [where for where, text in CAPTURED if holds_key(text)] == []
+    assert {where: signature_leaks(text)[:3] for where, text in CAPTURED if signature_leaks(text)} == {}
     assert key_leaks_in_airflow(API_KEY) == []
+
+
+def test_presigned_urls_keep_their_bucket_and_key_but_lose_their_credentials():
+    """Presigned URLs as S3 (SigV4 and SigV2, with a session token), Google Cloud Storage and Azure make them."""
+    import boto3
+    from botocore.config import Config
+
+    from videoinfer_contract.redaction import redact
+
+    secrets = ["AKIAEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLETOKEN"]
+    urls = []
+    for version in ("s3", "s3v4"):
+        client = boto3.client(
+            "s3",
+            region_name="eu-west-1",
+            aws_access_key_id=secrets[0],
+            aws_secret_access_key="example-secret",
+            aws_session_token=secrets[1],
+            config=Config(signature_version=version),
+        )
+        url = client.generate_presigned_url("get_object", Params={"Bucket": "videos", "Key": "in/clip.mp4"})
+        signature = url.split("Signature=")[1].split("&")[0]
+        urls.append(url)
+        secrets.append(signature)
+    urls.append(
+        "https://storage.googleapis.com/videos/in/clip.mp4?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential="
+        "sa%40project.iam.gserviceaccount.com%2F20240101%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date=20240101T000000Z"
+        "&X-Goog-Expires=86400&X-Goog-SignedHeaders=host&X-Goog-Signature=0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    )
+    urls.append(
+        "https://storage.googleapis.com/videos/in/clip.mp4?GoogleAccessId=sa%40p&Expires=9&Signature=c2lnMg%3D%3D"
+    )
+    urls.append(
+        "https://account.blob.core.windows.net/videos/in/clip.mp4?sp=r&st=2024-01-01T00:00:00Z&se=2024-01-02T00:00:00Z"
+        "&spr=https&sv=2022-11-02&sr=b&sig=c2FzU2lnbmF0dXJlRXhhbXBsZQ%3D%3D"
+    )
+    secrets += ["sa%40project", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "c2lnMg", "c2FzU2lnbmF0dXJlRXhhbXBsZQ"]
+    for url in urls:
+        shown = redact(f"fetching input_url {url} answered HTTP 403")
+        assert "in/clip.mp4?" in shown and "=***" in shown
+        assert [secret for secret in secrets if secret in shown] == [], shown
+        assert signature_leaks(shown) == [], shown
+        assert signature_leaks(url), f"the leak scan misses {url}"
+    assert redact("config=1&design=2&esig=3") == "config=1&design=2&esig=3"
 
 
 def test_local_server_access_log_masks_the_key(tmp_path):

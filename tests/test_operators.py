@@ -88,8 +88,10 @@ def test_a_bare_model_spec_is_kept_and_sent_as_its_payload():
 
 
 def test_operators_add_their_hint_to_the_contract_message():
-    with pytest.raises(VideoInferValidationError, match="Upload local files with VideoInferUploadOperator"):
-        VideoInferSubmitJobOperator(task_id="t", input_url="s3://b/v.mp4", infer_fps=5, models=[MOTION])
+    with pytest.raises(VideoInferValidationError, match="upload local files with VideoInferUploadOperator"):
+        VideoInferSubmitJobOperator(task_id="t", input_url="/videos/v.mp4", infer_fps=5, models=[MOTION])
+    with pytest.raises(VideoInferValidationError, match="v.mp4 is a local file.*VideoInferUploadOperator"):
+        VideoInferSubmitJobOperator(task_id="t", input_url="file:///videos/v.mp4", infer_fps=5, models=[MOTION])
     with pytest.raises(VideoInferValidationError, match="job_id must be .* VideoInferSubmitJobOperator returns"):
         VideoInferJobSensor(task_id="t", job_id="a job")
     VideoInferJobSensor(task_id="t", job_id="{{ ti.xcom_pull('submit') }}")

@@ -64,7 +64,9 @@ def parse_job_state(job_id: str, body: Any) -> JobState:
     """Read a job's state from the status endpoint's answer.
 
     A missing or non-integer ``status`` is an error, never a success; a succeeded job without
-    ``output_signed_url`` is an error too.
+    ``output_signed_url`` is an error too. A failed job's ``error`` is redacted here, once: it may
+    quote its ``input_url``, whose signature is a credential, and it goes on to logs, exceptions
+    and trigger events.
     """
     data = _require_object(body, f"status of job {job_id}")
     code = data.get("status")
@@ -80,7 +82,7 @@ def parse_job_state(job_id: str, body: Any) -> JobState:
     error = None
     if status is JobStatus.FAILED:
         raw = data.get("error") or data.get("message")
-        error = str(raw) if raw else None
+        error = redact(str(raw)) if raw else None
     return JobState(
         job_id=job_id,
         status=status,

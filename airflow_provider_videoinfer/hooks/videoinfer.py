@@ -104,7 +104,7 @@ class VideoInferHook(BaseHook):
     def settings(self) -> ClientSettings:
         """The connection's settings, read once."""
         settings = ClientSettings.from_connection(self.get_connection(self.videoinfer_conn_id))
-        _mask(settings.api_key)
+        mask_in_logs(settings.api_key)
         return settings
 
     @cached_property
@@ -285,12 +285,12 @@ class VideoInferHook(BaseHook):
         return storage.local_path(destination) or where
 
 
-def _mask(secret: str) -> None:
-    """Register the key with Airflow's secrets masker, so task logs never show it."""
+def mask_in_logs(secret: str) -> None:
+    """Register a secret (the API key, a presigned URL) with Airflow's secrets masker, so task logs never show it."""
     try:
         mask_secret(secret)
     except Exception:  # masking is best effort outside a task (e.g. in the triggerer's tests)
-        log.debug("Could not register the API key with the secrets masker.")
+        log.debug("Could not register a secret with the secrets masker.")
 
 
 class VideoInferAsyncClient:

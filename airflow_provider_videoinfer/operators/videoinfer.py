@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+import functools
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.compat import conf
 from airflow_provider_videoinfer.exceptions import (
     VideoInferConfigError,
@@ -17,7 +19,7 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferTransientError,
 )
 from airflow_provider_videoinfer.hooks import responses
-from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook, mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
@@ -41,14 +43,23 @@ __all__ = ["VideoInferSubmitJobOperator", "VideoInferUploadOperator"]
 #: breaks reconnection for tasks already in flight.
 JOB_STATE_KEY = "videoinfer_job"
 DEFAULT_WAIT_TIMEOUT = 7 * 24 * 3600.0
-INPUT_URL_HINT = "Upload local files with VideoInferUploadOperator first and pass its return value."
+#: How long the presigned URL of a storage URI input stays valid by default: the service fetches the
+#: video when the job leaves its queue, so a day leaves room for a long queue while the credential
+#: expires well before S3's seven-day maximum.
+DEFAULT_PRESIGNED_URL_LIFETIME = 24 * 3600
+INPUT_URL_HINT = (
+    "Pass a storage URI (s3://conn_id@bucket/key) for a video in object storage, or upload local files with "
+    "VideoInferUploadOperator first and pass its return value."
+)
 
 
 class VideoInferUploadOperator(VideoInferBaseOperator):
     """Upload one video, streamed, and return its ``input_url`` (the XCom return value).
 
     The source is checked (it exists, is a non-empty file, has a supported extension) before
-    any network call.
+    any network call. Every byte goes through the worker: for a video in object storage whose
+    file system can sign URLs (S3, GCS, Azure Blob), pass its URI straight to
+    :class:`VideoInferSubmitJobOperator` instead, which has the service read it from the bucket.
 
     :param video: a local path, or any ``ObjectStoragePath``/fsspec URI such as
         ``s3://bucket/clip.mp4`` (templated).
@@ -91,6 +102,17 @@ def _base_name(path: str) -> str:
     return PurePosixPath(path.rstrip("/")).name or path
 
 
+def validate_job_input(value: Any) -> Any:
+    """Check a job's ``input_url`` without any call: an http(s) URL, or a storage URI that names a remote object.
+
+    :param value: what the user gave as ``input_url``.
+    """
+    if storage.is_storage_uri(value):
+        storage.check_presignable(value)
+        return value
+    return contract.validate_input_url(value)
+
+
 class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     """Submit a video inference job; return its id, or its output URL when waiting for it.
 
@@ -108,8 +130,18 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     the task without its retries (:class:`VideoInferJobFailedFatalError`): a retry could only read
     the same failure.
 
-    :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value) or any
-        public http(s) video URL (templated).
+    A storage URI as ``input_url`` (``s3://conn_id@bucket/key``, ``gs://``, ``abfs://``, an
+    ``ObjectStoragePath``) is not uploaded: the object is checked to exist, and the service gets a
+    presigned GET URL of it, valid for ``presigned_url_lifetime``, so it reads the video straight
+    from the bucket and no byte of it crosses the worker. That URL is a credential: it is sent to
+    the service only, never logged nor kept in XCom; a retry recognises its job by the storage URI,
+    and signs no new URL when it reconnects. The file system must be able to sign URLs (fsspec's
+    ``sign()``: s3fs, gcsfs with service account credentials, adlfs with an account key); a URL
+    signed with temporary credentials (an assumed role, a session token) stops working when they
+    expire.
+
+    :param input_url: the uploaded video's URL (``VideoInferUploadOperator``'s return value), any
+        public http(s) video URL, or a storage URI (templated).
     :param infer_fps: frames per second to sample, an integer from 1 to 120 and at most the
         video's frame rate (templated).
     :param models: one or more models, as dicts with ``model_id``, ``model_version``,
@@ -127,6 +159,9 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         way, and the hosted service does not say which failures may pass), ``True`` always, or a
         set of failure statuses, e.g. ``{2}`` (the local server's internal error; see
         :mod:`airflow_provider_videoinfer.operators.resubmit`).
+    :param presigned_url_lifetime: for a storage URI input, how long the presigned URL stays valid,
+        in seconds or as a ``timedelta``: from one minute to seven days (S3's limit); default one
+        day. The service must fetch the video within it, queue included.
     """
 
     template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models")
@@ -145,6 +180,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         resubmit_failed_jobs: bool | Collection[int] = False,
+        presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
@@ -159,18 +195,26 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         self.poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
         self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
         contract.validate_wait(self.poll_interval, self.wait_timeout, "wait_timeout")
-        validate_if_known(input_url, contract.validate_input_url, INPUT_URL_HINT)
+        self.presigned_url_lifetime = contract.validate_presigned_url_lifetime(presigned_url_lifetime)
+        validate_if_known(input_url, validate_job_input, INPUT_URL_HINT)
         validate_if_known(infer_fps, contract.validate_infer_fps)
         validate_if_known(self.models, contract.validate_models)
         self._job_id: str | None = None
 
     def execute(self, context: Context) -> str:
         """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
-        with_hint(contract.validate_input_url, self.input_url, INPUT_URL_HINT)
-        request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
+        with_hint(validate_job_input, self.input_url, INPUT_URL_HINT)
+        make_request: Callable[[], contract.JobRequest]
+        if storage.is_storage_uri(self.input_url):
+            source = storage.describe_location(self.input_url)
+            fingerprint = contract.job_fingerprint(source, self.infer_fps, self.models)
+            make_request = functools.partial(self._presigned_request, source)  # signed only when submitting
+        else:
+            request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
+            fingerprint, make_request = request.fingerprint, lambda: request
         store = task_store(context)
         with kept_until_the_task_ends(store, JOB_STATE_KEY, context):
-            job_id, state = self._submit_or_reconnect(store, request)
+            job_id, state = self._submit_or_reconnect(store, fingerprint, make_request)
             self._job_id = job_id
             context["ti"].xcom_push(key="job_id", value=job_id)
             if not self.wait_for_completion:
@@ -184,6 +228,18 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             except VideoInferJobFailedError as err:
                 raise self._job_failure(err) from None
             return done.output_url  # type: ignore[return-value]
+
+    def _presigned_request(self, source: str) -> contract.JobRequest:
+        """The job request of a storage URI input: checks the object, signs its URL (just before submitting)."""
+        url = storage.presigned_url(self.input_url, self.presigned_url_lifetime)
+        mask_in_logs(url)
+        lifetime = datetime.timedelta(seconds=self.presigned_url_lifetime)
+        self.log.info(
+            "The service reads %s from the bucket through a presigned URL valid for %s: nothing is uploaded.",
+            source,
+            lifetime,
+        )
+        return contract.build_job_request(url, self.infer_fps, self.models, source=source)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger: return the output URL, or raise for a failure or timeout."""
@@ -220,28 +276,35 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         return submit_lineage(self.input_url)
 
     def _submit_or_reconnect(
-        self, store: TaskStore, request: contract.JobRequest
+        self, store: TaskStore, fingerprint: str, make_request: Callable[[], contract.JobRequest]
     ) -> tuple[str, contract.JobState | None]:
-        """Reuse the job a previous try of this task submitted, unless it failed; else submit."""
+        """Reuse the job a previous try of this task submitted, unless it failed; else submit.
+
+        :param store: where the job id is kept for the next try.
+        :param fingerprint: the inputs' digest (:func:`~videoinfer_contract.jobs.job_fingerprint`),
+            compared with the saved job's.
+        :param make_request: builds the request, only when a job is submitted (a storage URI input
+            is presigned then, not on a reconnection).
+        """
         saved = store.get(JOB_STATE_KEY)
         if isinstance(saved, dict) and saved.get("job_id"):
-            if saved.get("request") == request.fingerprint:
+            if saved.get("request") == fingerprint:
                 state = self._previous_state(str(saved["job_id"]))
                 if state is not None:
                     self.log.info("Reconnecting to job %s from a previous try (%s).", state.job_id, state.status.value)
                     return state.job_id, state
             else:
                 self.log.info("The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"])
-        self._check_store_writable(store, request)
-        job_id = self.hook.submit(request)
-        store.set(JOB_STATE_KEY, {"job_id": job_id, "request": request.fingerprint})
+        self._check_store_writable(store, fingerprint)
+        job_id = self.hook.submit(make_request())
+        store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
         return job_id, None
 
-    def _check_store_writable(self, store: TaskStore, request: contract.JobRequest) -> None:
+    def _check_store_writable(self, store: TaskStore, fingerprint: str) -> None:
         """Write to the store before paying for a job: a task whose retries could not find the job
         must not submit one. Without retries there is no next try to find it, so it goes on."""
         try:
-            store.set(JOB_STATE_KEY, {"job_id": None, "request": request.fingerprint})
+            store.set(JOB_STATE_KEY, {"job_id": None, "request": fingerprint})
         except Exception as err:
             where = f"{store.name} {err.__class__.__name__}: {redact(str(err))}"
             if self.retries:

@@ -201,30 +201,53 @@ def plain_models(models: Any) -> Any:
 
 
 
+def job_fingerprint(input_id: str, infer_fps: Any, models: Any) -> str:
+    """A digest of a job's inputs: a retry of a task reconnects to its saved job only while this matches.
+
+    :param input_id: what names the video for good: the ``input_url``, or the storage URI a
+        presigned ``input_url`` was made from (a presigned URL changes on every try).
+    :param infer_fps: see :func:`validate_infer_fps` (validated here).
+    :param models: see :func:`validate_models` (validated here).
+    """
+    payload = {
+        "input_url": input_id,
+        "infer_fps": validate_infer_fps(infer_fps),
+        "models": [spec.to_payload() for spec in validate_models(models)],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """One validated job: built once from the user's values, then passed down unchanged.
 
     Build it with :meth:`build`, which validates every field.
 
-    :param input_url: the video's URL.
+    :param input_url: the video's URL; left out of the ``repr``, as a signed URL is a credential.
     :param infer_fps: frames per second to sample.
     :param models: the models to run, in the user's order.
+    :param source: the storage URI (``s3://conn_id@bucket/key``) that ``input_url`` was presigned
+        from; None when the user gave ``input_url`` itself. It names the job's video in
+        :attr:`fingerprint`, and is never sent.
     """
 
-    input_url: str
+    input_url: str = field(repr=False)
     infer_fps: int
     models: tuple[ModelSpec, ...]
+    source: str | None = None
 
     @classmethod
-    def build(cls, input_url: Any, infer_fps: Any, models: Any) -> JobRequest:
+    def build(cls, input_url: Any, infer_fps: Any, models: Any, source: str | None = None) -> JobRequest:
         """Validate a job's inputs (as the user or a template gave them) and return the request.
 
         :param input_url: see :func:`validate_input_url`.
         :param infer_fps: see :func:`validate_infer_fps`.
         :param models: see :func:`validate_models`.
+        :param source: the storage URI ``input_url`` was presigned from, if it was.
         """
-        return cls(validate_input_url(input_url), validate_infer_fps(infer_fps), tuple(validate_models(models)))
+        return cls(
+            validate_input_url(input_url), validate_infer_fps(infer_fps), tuple(validate_models(models)), source
+        )
 
     def to_payload(self) -> dict[str, Any]:
         """The ``/videoinfer`` request body."""
@@ -236,12 +259,11 @@ class JobRequest:
 
     @property
     def fingerprint(self) -> str:
-        """A digest of the request: a retry reconnects to a saved job only when this still matches."""
-        return hashlib.sha256(json.dumps(self.to_payload(), sort_keys=True).encode()).hexdigest()
+        """A digest of the request (see :func:`job_fingerprint`): of its ``source`` when it has one, so
+        that a new presigned URL of the same object is the same job."""
+        return job_fingerprint(self.source or self.input_url, self.infer_fps, self.models)
 
     @property
     def model_names(self) -> str:
         """The model ids, comma-separated, for messages."""
         return ", ".join(spec.model_id for spec in self.models)
-
-

@@ -1,7 +1,10 @@
-"""Keep the API key out of text and logs; free of Airflow, so the local server uses it too.
+"""Keep the API key and presigned URLs' signatures out of text and logs; free of Airflow, so the
+local server uses it too.
 
-:func:`redact` masks ``api_key=...`` query values (and a given secret) in any text.
-:class:`RedactApiKeyFilter` is a :class:`logging.Filter` doing the same to log records.
+:func:`redact` masks ``api_key=...`` query values, the credentials of presigned object storage
+URLs (:data:`SIGNATURE_PARAMETERS`: S3 SigV4 and SigV2, Google Cloud Storage V4 and V2, Azure
+SAS), and a given secret, in any text. :class:`RedactApiKeyFilter` is a :class:`logging.Filter`
+doing the same to log records.
 
 Installation, once per process: :func:`install_log_redaction` adds the filter to the loggers
 that print request lines with their query string (``urllib3.connectionpool`` and ``httpx``).
@@ -17,7 +20,26 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+#: Query parameters of presigned URLs that carry a credential: with them anyone can read the
+#: object until the URL expires. The rest of such a URL (bucket, key, expiry) stays readable.
+SIGNATURE_PARAMETERS = (
+    "X-Amz-Signature",  # S3 SigV4
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",  # SigV4 and SigV2 with temporary credentials
+    "Signature",  # S3 SigV2, Google Cloud Storage V2
+    "AWSAccessKeyId",  # S3 SigV2
+    "X-Goog-Signature",  # Google Cloud Storage V4 (and this project's local server's upload URLs)
+    "X-Goog-Credential",
+    "GoogleAccessId",  # Google Cloud Storage V2
+    "sig",  # Azure shared access signature (SAS)
+)
+
 _SECRET_QUERY = re.compile(r"(api_key=)[^&#\s'\"]+", re.IGNORECASE)
+# A parameter name counts only as a whole word: ``Signature`` inside ``X-Amz-Signature`` or
+# ``sig`` inside ``esig`` do not match on their own.
+_SIGNATURE_QUERY = re.compile(
+    r"((?<![\w-])(?:" + "|".join(map(re.escape, SIGNATURE_PARAMETERS)) + r")=)[^&#\s'\"<>]+", re.IGNORECASE
+)
 
 #: The loggers whose records carry request URLs with the key in their query string.
 HTTP_CLIENT_LOGGERS = ("urllib3.connectionpool", "httpx")
@@ -27,12 +49,14 @@ _lock = threading.Lock()
 
 
 def redact(text: str, secret: str | None = None) -> str:
-    """Return ``text`` with any ``api_key=...`` query value, and ``secret`` itself, masked.
+    """Return ``text`` with any ``api_key=...`` query value, any presigned URL's credentials
+    (:data:`SIGNATURE_PARAMETERS`) and ``secret`` itself masked.
 
     :param text: any text that may hold a URL or a response body.
     :param secret: the API key, masked wherever it appears; optional.
     """
     text = _SECRET_QUERY.sub(r"\1***", text)
+    text = _SIGNATURE_QUERY.sub(r"\1***", text)
     if secret:
         text = text.replace(secret, "***")
     return text
@@ -50,7 +74,7 @@ def _redact_arg(value: Any) -> Any:
 
 
 class RedactApiKeyFilter(logging.Filter):
-    """Mask ``api_key=...`` in a record's message and in each of its arguments.
+    """Mask ``api_key=...`` and presigned URLs' credentials in a record's message and in each of its arguments.
 
     The arguments are masked one by one rather than merged into the message, so formatters
     that unpack them (uvicorn's access log) keep working.

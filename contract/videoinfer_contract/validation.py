@@ -20,6 +20,11 @@ from videoinfer_contract.redaction import redact
 
 VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "webm")
 MAX_INFER_FPS = 120
+#: The longest a presigned input URL may live, in seconds: S3 (SigV4) and Google Cloud Storage (V4)
+#: refuse to sign for more than seven days.
+MAX_PRESIGNED_URL_LIFETIME = 7 * 24 * 3600
+#: The shortest: below a minute, a mistake (minutes or hours given as seconds) is more likely than a wish.
+MIN_PRESIGNED_URL_LIFETIME = 60
 INFERENCE_TYPES = (
     "object-detection",
     "classification",
@@ -214,6 +219,28 @@ def validate_input_url(input_url: Any) -> str:
     return _validate_http_url(
         input_url, "input_url", "the signed URL of an uploaded video, or a public http(s) video URL"
     )
+
+
+def validate_presigned_url_lifetime(lifetime: Any) -> int:
+    """Check how long a presigned input URL stays valid: from one minute to seven days.
+
+    :param lifetime: seconds (an int, or an integral float), or a ``datetime.timedelta``.
+    :return: whole seconds.
+    """
+    value = lifetime.total_seconds() if isinstance(lifetime, datetime.timedelta) else lifetime
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(
+            f"presigned_url_lifetime must be whole seconds or a timedelta, got {lifetime!r}: e.g. 86400 for a day."
+        )
+    if not MIN_PRESIGNED_URL_LIFETIME <= value <= MAX_PRESIGNED_URL_LIFETIME:
+        raise InvalidInputError(
+            f"presigned_url_lifetime must be from {MIN_PRESIGNED_URL_LIFETIME} s to {MAX_PRESIGNED_URL_LIFETIME} s "
+            f"(7 days, the most S3 and Google Cloud Storage sign for), got {value} s: give the service time to "
+            "fetch the video from its queue, and no more."
+        )
+    return value
 
 
 def validate_output_url(output_url: Any) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from videoinfer_contract.redaction import redact
 from videoinfer_contract.results import encode_frame_result
 from videoinfer_server.config import ServerConfig
 from videoinfer_server.frames import Interrupted, VideoReader
@@ -101,14 +102,16 @@ class JobRunner:
             log.info("job %s interrupted by shutdown; it will run again at the next start", job_id)
             return
         except JobFailure as failure:
-            log.info("job %s failed with code %d: %s", job_id, failure.code, failure.message)
-            self._store.finish_job(job_id, int(failure.code), failure.message)
+            # A failure may quote the input_url: redacted, as a presigned URL's signature is a credential.
+            message = redact(failure.message)
+            log.info("job %s failed with code %d: %s", job_id, failure.code, message)
+            self._store.finish_job(job_id, int(failure.code), message)
         except Exception as err:
             log.exception("job %s failed with an internal error", job_id)
             self._store.finish_job(
                 job_id,
                 int(FailureCode.INTERNAL),
-                f"internal error of the local server: {type(err).__name__}: {err}",
+                redact(f"internal error of the local server: {type(err).__name__}: {err}"),
             )
         else:
             log.info("job %s succeeded with %d sampled frames", job_id, frames)

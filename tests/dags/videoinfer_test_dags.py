@@ -6,6 +6,7 @@ import datetime
 
 from airflow.sdk import DAG, Param
 
+from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
@@ -114,6 +115,44 @@ with DAG(
         mode="reschedule",
         poll_interval=0.5,
         timeout=300,
+    )
+
+# A storage URI as the input: no upload, the service reads the video from the bucket through a
+# presigned URL. "videoinfer_remote" is a local server that fetches remote URLs.
+PRESIGNED_PARAMS = {"video": Param("", type="string"), "results": Param("", type="string")}
+with DAG("vi_test_presigned", schedule=None, start_date=START, catchup=False, params=PRESIGNED_PARAMS):
+    submit = VideoInferSubmitJobOperator(
+        task_id="submit",
+        input_url="{{ params.video }}",
+        infer_fps=5,
+        models=[MOTION],
+        videoinfer_conn_id="videoinfer_remote",
+    )
+    wait = VideoInferJobSensor(
+        task_id="wait", job_id=submit.output, videoinfer_conn_id="videoinfer_remote", poll_interval=0.3, timeout=120
+    )
+    VideoInferResultsOperator(
+        task_id="results",
+        output_url=wait.output,
+        destination="{{ params.results }}",
+        videoinfer_conn_id="videoinfer_remote",
+    )
+
+# As vi_test_retry, with a storage URI: each try would sign a new URL, yet every retry must
+# reconnect to the one job ("videoinfer_remote_slow": jobs run at least 4 s).
+with DAG("vi_test_presigned_retry", schedule=None, start_date=START, catchup=False, params=PRESIGNED_PARAMS):
+    VideoInferSubmitJobOperator(
+        task_id="submit",
+        input_url="{{ params.video }}",
+        infer_fps=5,
+        models=[MOTION],
+        videoinfer_conn_id="videoinfer_remote_slow",
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=0.3,
+        wait_timeout=1,
+        retries=30,
+        retry_delay=datetime.timedelta(seconds=0),
     )
 
 # One task submits a job and waits for it, with three retries and no delay between them: how many
