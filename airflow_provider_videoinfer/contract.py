@@ -24,7 +24,6 @@ from videoinfer_contract.jobs import (
     JobState,
     JobStatus,
     ModelSpec,
-    plain_models,
 )
 from videoinfer_contract.redaction import redact
 from videoinfer_contract.validation import (
@@ -55,7 +54,6 @@ __all__ = [
     "ModelSpec",
     "build_job_request",
     "job_fingerprint",
-    "plain_models",
     "redact",
     "validate_flag",
     "validate_infer_fps",

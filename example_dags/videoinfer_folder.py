@@ -141,8 +141,9 @@ with DAG(
 
     # The upload URL it returns is a credential for the uploaded video: kept out of the task log.
     @task(task_id="input", multiple_outputs=True, show_return_value_in_logs=False, map_index_template=VIDEO_NAME)
-    def video_input(video: str) -> dict[str, str | None]:
-        """The job's ``input_url``, and the video to draw a contact sheet from (None: no sheet).
+    def video_input(video: str) -> dict[str, str]:
+        """The job's ``input_url``, and the video to draw a contact sheet from ("": no sheet; Airflow 3.0
+        keeps no None in XCom).
 
         A storage URI whose file system can sign URLs goes to the submit task as it is (it
         presigns it): nothing is uploaded. Anything else is uploaded to the service.
@@ -151,7 +152,7 @@ with DAG(
             logging.getLogger("airflow.task").info(
                 "%s stays in its bucket: the service reads it through a presigned URL, no upload.", video
             )
-            return {"input_url": video, "sheet_video": None}
+            return {"input_url": video, "sheet_video": ""}
         return {"input_url": VideoInferHook().upload_video(video), "sheet_video": video}
 
     @task_group(group_id="video")

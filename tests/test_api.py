@@ -231,14 +231,6 @@ def test_duplicate_model_ids_are_refused_before_any_call():
         contract.validate_models([MODEL, {**MODEL, "model_version": "2"}])
 
 
-def test_a_bare_model_spec_becomes_a_dict():
-    spec = contract.ModelSpec("clip", 1, "clip-embed-image")
-    plain = {"model_id": "clip", "model_version": "1", "inference_type": "clip-embed-image"}
-    assert contract.plain_models(spec) == plain
-    assert contract.plain_models([spec, MODEL]) == [contract.plain_models(spec), MODEL]
-    assert contract.plain_models("{{ params.models }}") == "{{ params.models }}"
-
-
 def test_output_url_gets_its_own_message():
     with pytest.raises(VideoInferValidationError, match="output_url must be an http.*output_signed_url"):
         contract.validate_output_url("s3://bucket/result.json")

@@ -127,6 +127,16 @@ def test_an_unreadable_video_leaves_the_summary_intact(finished_job, tmp_path, c
     assert "No contact sheet: the video" in caplog.text and "broken.mp4" in caplog.text
 
 
+def test_an_empty_video_means_no_contact_sheet(finished_job, tmp_path):
+    """The folder example passes "" for a video left in its bucket (Airflow 3.0 keeps no None in XCom)."""
+    operator = VideoInferResultsOperator(
+        task_id="results", output_url=finished_job, destination=str(tmp_path / "job.json"), video=""
+    )
+    summary = operator.execute(context={})  # type: ignore[arg-type]
+    assert "contact_sheet" not in summary and summary["frames"] > 0
+    assert not (tmp_path / "job.contact-sheet.png").exists()
+
+
 def test_masks_polygons_keypoints_and_gaze_are_drawn():
     from videoinfer_contract.results import (
         Face,

@@ -113,11 +113,11 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
         shape is ambiguous; by default each model's type is read from its results.
     :param max_timeline_buckets: the most timeline buckets per model in the summary (default 600);
         buckets are whole seconds, widened by doubling to stay within it.
-    :param video: the job's source video (templated): a local path or storage URI; optional. With
-        it and ``destination``, a contact sheet of the frames with the most detections, drawn, is
-        kept beside the result as ``<stem>.contact-sheet.png`` and named in the summary under
-        ``contact_sheet`` (needs the ``contact-sheet`` extra; a video that cannot be read is logged
-        and skipped, the summary stays intact).
+    :param video: the job's source video (templated): a local path or storage URI; optional (None or
+        an empty string for none). With it and ``destination``, a contact sheet of the frames with
+        the most detections, drawn, is kept beside the result as ``<stem>.contact-sheet.png`` and
+        named in the summary under ``contact_sheet`` (needs the ``contact-sheet`` extra; a video
+        that cannot be read is logged and skipped, the summary stays intact).
     """
 
     template_fields: Sequence[str] = (
@@ -143,7 +143,7 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
-        self.video = video
+        self.video = video if video != "" else None
         self.output_url = output_url
         self.destination = destination
         self.rows_destination = rows_destination
@@ -164,7 +164,7 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
                 None if is_runtime_value(rows_destination) else rows_destination,
                 self.rows_format,
                 probe=False,  # no file system calls at parse time
-                video=None if is_runtime_value(video) else video,
+                video=None if is_runtime_value(self.video) else self.video,
             )
             if kept is not None:
                 asset = Asset(asset_uri(kept))
@@ -190,6 +190,8 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
         before the download.
         """
         url = self._url()
+        if self.video == "":  # a template or an XCom value that renders empty: no video
+            self.video = None
         destination, rows_destination = plan_destinations(
             self.destination, self.rows_destination, self.rows_format, video=self.video
         )

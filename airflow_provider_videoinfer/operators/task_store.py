@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_videoinfer.compat import HAS_TASK_STATE_STORE, AirflowFailException, AirflowRescheduleException
+from airflow_provider_videoinfer.compat import AirflowFailException, AirflowRescheduleException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -101,9 +101,11 @@ class VariableTaskStore:
 
 
 def task_store(context: Context) -> TaskStore:
-    """The store of the running task instance: ``task_state_store`` (3.3+) or Variables."""
-    if HAS_TASK_STATE_STORE:
-        return _NativeTaskStore(context["task_state_store"])  # type: ignore[typeddict-item]
+    """The store of the running task instance: its ``task_state_store`` where the context has one
+    (Airflow 3.3+ always gives it), else Variables."""
+    accessor = context.get("task_state_store")
+    if accessor is not None:
+        return _NativeTaskStore(accessor)
     return VariableTaskStore(context["ti"])
 
 

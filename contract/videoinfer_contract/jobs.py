@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -181,24 +181,6 @@ def _holds_json_models(text: str) -> bool:
     except ValueError:
         return False
     return isinstance(value, (list, dict))
-
-
-def plain_models(models: Any) -> Any:
-    """Return ``models`` with every :class:`ModelSpec` turned into its dict, other values unchanged.
-
-    Operator fields must serialize with the DAG and render as JSON, so specs are kept as dicts.
-    A generator (or any iterator) is read once into a list, so that checking it does not use it up.
-
-    :param models: a spec, a dict, a list of them, or a template.
-    """
-    if isinstance(models, ModelSpec):
-        return models.to_payload()
-    if isinstance(models, Iterator):
-        models = list(models)
-    if isinstance(models, (list, tuple)):
-        return [model.to_payload() if isinstance(model, ModelSpec) else model for model in models]
-    return models
-
 
 
 def job_fingerprint(input_id: str, infer_fps: Any, models: Any) -> str:
