@@ -240,8 +240,9 @@ class Deployment:
         data_dir = self.folder / f"server-{name}"
         command = [sys.executable, "-m", "videoinfer_server.cli", "--port", str(port)]
         command += ["--host", "127.0.0.1", "--data-dir", str(data_dir), "--enable-faults", "--workers", "4"]
-        # The slow-test model lets each scenario choose how long its jobs run.
-        command += ["--model", TESTING_MODELS]
+        # The slow-test model lets each scenario choose how long its jobs run. Videos in S3 are read by the
+        # server itself, through the presigned URLs the submit tasks give it (no upload).
+        command += ["--model", TESTING_MODELS, "--allow-remote-urls"]
         env = {**self.clean_env(), "VIDEOINFER_API_KEY": self.api_key}
         process = Process(f"server-{name}", command, env, self.logs / f"server-{name}.log")
         server = VideoServer(name, process, f"http://127.0.0.1:{port}", self.api_key)

@@ -3,9 +3,10 @@
 The deployment (``celery_deployment``): Postgres, Redis (the broker), moto's S3 server, Airflow's
 api-server, scheduler and dag-processor, two triggerers and two Celery workers, each with an
 Airflow home, working folder, ``TMPDIR`` and hostname of its own, and the task and trigger logs
-on S3. Videos are read from S3 and results written to S3. The folder example and the triggerer
-kill run at the same time (the folder's waits may move to the surviving triggerer too); then the
-worker kill, alone (it would kill the other scenarios' tasks on its worker); then the leak scan.
+on S3. Videos are read from S3 (the folder example's by the local server, through presigned URLs)
+and results written to S3. The folder example and the triggerer kill run at the same time (the
+folder's waits may move to the surviving triggerer too); then the worker kill, alone (it would kill
+the other scenarios' tasks on its worker); then the leak scan.
 The scenarios assert from Airflow's REST API, the local server's ``GET /_jobs`` and its access
 log, and the buckets.
 """
@@ -76,8 +77,9 @@ def triggerer_of(ti: dict[str, Any]) -> str | None:
 
 
 def folder_example(d: Deployment, folder: Path) -> None:
-    """The folder example over six S3 videos, one corrupt: five results in the bucket, the corrupt
-    chain fails alone, one job per video, tasks on both workers, the failure's log read from S3."""
+    """The folder example over six S3 videos, one corrupt: none uploaded (the server reads them through
+    presigned URLs), five results in the bucket, the corrupt chain fails alone, one job per video, tasks
+    on both workers, the failure's log read from S3."""
     assert d.s3 is not None
     server = d.servers["default"]
     good = [f"celery-good-{n}.mp4" for n in range(1, 6)]
@@ -90,6 +92,9 @@ def folder_example(d: Deployment, folder: Path) -> None:
 
     jobs = {name: jobs_of(server, name) for name in [*good, "celery-corrupt.mp4"]}
     assert all(len(found) == 1 for found in jobs.values()), f"not one job per video: {jobs}"
+    # No upload: the server read every video from the bucket through a presigned URL (signature redacted).
+    inputs = [found[0]["input_url"] for found in jobs.values()]
+    assert all(url.startswith(f"{d.s3.url}/videos/folder/") and "Signature=***" in url for url in inputs), inputs
     assert [jobs[name][0]["status"] for name in good] == [0] * 5, jobs
     assert jobs["celery-corrupt.mp4"][0]["status"] == 3, jobs["celery-corrupt.mp4"]
 
