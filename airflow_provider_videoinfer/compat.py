@@ -37,8 +37,6 @@ AIRFLOW_V_3_1_PLUS = Version("3.1.0") <= AIRFLOW_VERSION
 AIRFLOW_V_3_2_PLUS = Version("3.2.0") <= AIRFLOW_VERSION
 AIRFLOW_V_3_3_PLUS = Version("3.3.0") <= AIRFLOW_VERSION
 
-#: Tasks get a ``task_state_store`` in their context, which survives the task's retries.
-HAS_TASK_STATE_STORE = AIRFLOW_V_3_3_PLUS
 #: The connection form is built from ``get_provider_info()``'s ``conn-fields``; before 3.2 from the
 #: hook's ``get_connection_form_widgets`` and ``get_ui_field_behaviour``, read only when WTForms is
 #: installed (it comes with apache-airflow-providers-fab).
@@ -130,7 +128,6 @@ __all__ = [
     "DAGS_TEST_PRINTS_DEBUG",
     "FORM_FROM_PROVIDER_INFO",
     "HAS_PLUGIN_TABS",
-    "HAS_TASK_STATE_STORE",
     "aget_connection",
     "conf",
     "filter_debug_logs",

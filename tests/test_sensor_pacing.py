@@ -14,7 +14,7 @@ import time
 import pytest
 from helpers import API_KEY, clear_faults, connection_json, inject_fault
 
-from airflow_provider_videoinfer.compat import HAS_TASK_STATE_STORE, AirflowRescheduleException, AirflowSensorTimeout
+from airflow_provider_videoinfer.compat import AirflowRescheduleException, AirflowSensorTimeout
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.sensors.videoinfer import OUTAGE_KEY, VideoInferJobSensor
@@ -82,11 +82,6 @@ def test_a_poke_hands_the_steps_delay_to_airflow(long_server, running_job, capfd
     assert "the service answers again after" in out + err
 
 
-@pytest.mark.skipif(
-    not HAS_TASK_STATE_STORE,
-    reason="the outage is kept in task_state_store (3.3+); below, in a Variable of a real task instance, "
-    "which test_reliability's rescheduled DAG run covers",
-)
 def test_a_rescheduled_sensor_is_rescheduled_when_the_step_says_and_remembers_the_outage(
     long_server, running_job, capfd
 ):
@@ -110,6 +105,26 @@ def test_a_rescheduled_sensor_is_rescheduled_when_the_step_says_and_remembers_th
     assert "(2 failed polls in a row)" in out + err
     assert "the service answers again after" in out + err and "(2 failed polls)." in out + err
     assert _next_polls(out + err) == [7.0, 7.0, 10.0]
+
+
+class Rescheduled:
+    """A task instance whose sensor first poked two hours ago, the date given as Airflow 3.0 may give it
+    (ISO text) or as later versions do (a datetime)."""
+
+    def __init__(self, as_text: bool) -> None:
+        first = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
+        self.first = first.isoformat() if as_text else first
+
+    def get_first_reschedule_date(self, context: object) -> object:
+        return self.first
+
+
+@pytest.mark.parametrize("as_text", [True, False], ids=["iso-text", "datetime"])
+def test_a_rescheduled_sensor_counts_its_timeout_from_its_first_poke(running_job, as_text):
+    sensor = _sensor(running_job, "reschedule", poll_interval=10, timeout=3600)
+    context = {"ti": Rescheduled(as_text), "task_state_store": Store()}
+    with pytest.raises(AirflowSensorTimeout, match=r"was still running after 2:00:0\d, at the deadline"):
+        sensor.execute(context)
 
 
 def test_a_poking_sensor_times_out_at_its_deadline_naming_what_was_known(long_server, running_job):

@@ -201,7 +201,13 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
 
 
 def _first_reschedule_date(context: Context) -> datetime.datetime | None:
-    """When a rescheduled sensor first poked (Airflow measures its timeout from there); None at the first poke."""
+    """When a rescheduled sensor first poked (Airflow measures its timeout from there); None at the first poke.
+
+    Airflow 3.0 may hand the date over as its ISO text rather than a datetime: both are read.
+    """
     ti: Any = context.get("ti")
     getter = getattr(ti, "get_first_reschedule_date", None)
-    return getter(context) if getter is not None else None
+    first = getter(context) if getter is not None else None
+    if isinstance(first, str):
+        first = datetime.datetime.fromisoformat(first)
+    return first
