@@ -217,6 +217,24 @@ def aws_connection_json(endpoint_url: str, key_id: str = "testing", secret: str 
     return json.dumps({"conn_type": "aws", "login": key_id, "password": secret, "extra": extra})
 
 
+def moto_client(endpoint_url: str, key_id: str = "testing", signature_version: str | None = None) -> Any:
+    """A boto3 S3 client of moto's server at ``endpoint_url`` (moto accepts any key unless it authenticates).
+
+    :param signature_version: botocore's ``s3`` (SigV2) or ``s3v4``; botocore's choice when None.
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=key_id,
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        config=Config(signature_version=signature_version) if signature_version else None,
+    )
+
+
 def moto_requests(record: Path, path: str) -> list[tuple[str, str]]:
     """(method, client) of each request moto recorded for ``path`` (``/bucket/key``), in order.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl, urlsplit
 
-import boto3
 import pytest
 import requests
 from airflow.utils.session import create_session
@@ -20,6 +19,7 @@ from helpers import (
     aws_connection_json,
     connection_json,
     key_leaks_in_airflow,
+    moto_client,
     moto_requests,
     run_dag,
     run_moto_server,
@@ -49,13 +49,7 @@ def moto_s3(tmp_path_factory, sample_video):
     """moto's S3 server recording its requests, with the sample video at ``videos/in/sample.mp4``."""
     record = tmp_path_factory.mktemp("moto") / "requests.jsonl"
     with run_moto_server(record_to=record) as url:
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
+        client = moto_client(url)
         client.create_bucket(Bucket="videos")
         client.upload_file(str(sample_video), "videos", VIDEO_KEY)
         client.endpoint = url  # type: ignore[attr-defined]
@@ -227,17 +221,8 @@ def test_a_retried_task_reconnects_to_its_job_though_each_try_would_sign_anew(sl
 def test_the_server_and_the_provider_redact_signatures_in_job_errors(connections, signature_version):
     """A fetch that fails puts the URL in the job's error: the server masks its signature (SigV2
     and SigV4), and the provider masks any error text a service sends (here one forced to quote a URL)."""
-    from botocore.config import Config
-
     moto, server = connections
-    signer = boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        aws_access_key_id="AKIAPRESIGNTEST",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-        config=Config(signature_version=signature_version),
-    )
+    signer = moto_client(moto.endpoint, key_id="AKIAPRESIGNTEST", signature_version=signature_version)
     missing = signer.generate_presigned_url("get_object", Params={"Bucket": "videos", "Key": "gone.mp4"}, ExpiresIn=600)
     hook = VideoInferHook("videoinfer_remote")
     job_id = hook.submit_job(missing, 5, [MOTION])

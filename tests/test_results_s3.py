@@ -11,11 +11,10 @@ import io
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 from airflow.sdk import Asset
-from helpers import API_KEY, aws_connection_json, connection_json, run_moto_server, stored_digests
+from helpers import API_KEY, aws_connection_json, connection_json, moto_client, run_moto_server, stored_digests
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
@@ -32,13 +31,7 @@ MODEL = {"model_id": "motion-detection", "model_version": "1", "inference_type":
 def moto_s3():
     """moto's S3 server with the buckets ``videos`` and ``results``; yields a boto3 client to it."""
     with run_moto_server() as url:
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
+        client = moto_client(url)
         for bucket in ("videos", "results"):
             client.create_bucket(Bucket=bucket)
         client.endpoint = url  # type: ignore[attr-defined]
