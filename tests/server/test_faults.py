@@ -1,6 +1,9 @@
-"""Fault injection: each action on each endpoint, counted, cleared; forced job failures; min_job_seconds."""
+"""Fault injection: each action on each endpoint, counted, cleared; forced job failures; min_job_seconds;
+the request log."""
 
 from __future__ import annotations
+
+import json
 
 import httpx
 import pytest
@@ -64,6 +67,14 @@ def test_status_fault_hits_the_next_n_requests_then_clears(api, requests_by_endp
         assert send(client).status_code == 200
 
 
+@pytest.mark.parametrize("status_code", [408, 429, 500, 502, 503, 504, 520, 522, 524, 529])
+def test_status_fault_answers_any_status_on_status_reads(api, requests_by_endpoint, status_code):
+    api.fault(endpoint="status", count=1, action="status", status_code=status_code)
+    with httpx.Client(timeout=30) as client:
+        assert requests_by_endpoint["status"](client).status_code == status_code
+        assert requests_by_endpoint["status"](client).status_code == 200
+
+
 def test_status_fault_without_retry_after(api, requests_by_endpoint):
     api.fault(endpoint="status", count=1, action="status", status_code=429)
     with httpx.Client() as client:
@@ -80,6 +91,30 @@ def test_drop_fault_closes_the_connection_without_answer(api, requests_by_endpoi
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
             send(client)
         assert send(client).status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_lose_answer_fault_closes_the_connection_without_answer(api, requests_by_endpoint, endpoint):
+    send = requests_by_endpoint[endpoint]
+    api.fault(endpoint=endpoint, count=1, action="lose_answer")
+    with httpx.Client(timeout=30) as client:
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            send(client)
+        assert send(client).status_code == 200
+
+
+def test_lose_answer_fault_on_submit_creates_the_job(api, requests_by_endpoint):
+    """The app processed the submission: the job exists and is counted, though its id never reached the client."""
+    before = set(api.jobs())
+    api.fault(endpoint="submit", count=1, action="lose_answer")
+    with httpx.Client(timeout=30) as client, pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        requests_by_endpoint["submit"](client)
+    created = set(api.jobs()) - before
+    assert len(created) == 1, f"{len(created)} jobs created by the submission whose answer was lost"
+    (job_id,) = created
+    assert api.status(job_id)["job_id"] == job_id
+    logged = api.requests("submit")[-1]
+    assert (logged["fault"], logged["status"]) == ("lose_answer", None), logged  # no answer was sent
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -119,6 +154,35 @@ def test_upload_after_a_dropped_upload_works(api, videos):
     assert api.wait(api.submit(url, 4))["status"] == 0
 
 
+def test_request_log_keeps_each_request_with_its_time_job_and_answer(api, requests_by_endpoint):
+    with httpx.Client(timeout=30) as client:
+        job_id = requests_by_endpoint["submit"](client).json()["job_id"]
+        send_status = lambda: client.get(  # noqa: E731
+            api.server.base_url + "/videoinfer", params={**api.key, "job_id": job_id}
+        )
+        first = send_status()
+        api.fault(endpoint="status", count=1, action="status", status_code=520)
+        faulty = send_status()
+        api.fault(endpoint="status", count=1, action="drop")
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            send_status()
+        last = send_status()
+    assert (first.status_code, faulty.status_code, last.status_code) == (200, 520, 200)
+    logged = api.requests("status", job_id)
+    assert [(entry["fault"], entry["status"]) for entry in logged] == [
+        (None, 200),
+        ("status", 520),
+        ("drop", None),
+        (None, 200),
+    ], logged
+    times = [entry["time"] for entry in logged]
+    assert times == sorted(times) and all(entry["job_id"] == job_id for entry in logged)
+    assert api.server.api_key not in json.dumps(api.requests())
+    assert any(entry["endpoint"] == "submit" for entry in api.requests())
+    assert api.http.get("/_requests", params={**api.key, "endpoint": "nope"}).status_code == 400
+    assert api.http.get("/_requests").status_code == 401
+
+
 def test_delete_clears_every_fault(api, requests_by_endpoint):
     api.fault(endpoint="workspace", count=5, action="status", status_code=500)
     api.fault(endpoint="status", count=5, action="drop")
@@ -133,6 +197,7 @@ def test_delete_clears_every_fault(api, requests_by_endpoint):
     [
         {"endpoint": "nope", "action": "status"},
         {"endpoint": "status", "action": "explode"},
+        {"endpoint": "status", "action": "lose answer"},
         {"endpoint": "status", "action": "status", "count": 0},
         {"endpoint": "status", "status_code": 42},
         {"endpoint": "status", "action": "stall", "stall_seconds": -1},
