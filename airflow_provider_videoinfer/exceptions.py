@@ -53,7 +53,7 @@ class VideoInferNotFoundError(VideoInferFatalError):
 
 
 class VideoInferInvalidRequestError(VideoInferFatalError):
-    """The service refused the request (a 4xx other than 401/403/404/429, or a 5xx no retry can fix)."""
+    """The service refused the request (a 4xx other than 401, 403, 404, 408 and 429)."""
 
 
 class VideoInferTransientError(VideoInferError):
@@ -93,7 +93,7 @@ class VideoInferRateLimitError(VideoInferTransientError):
 
 
 class VideoInferServerError(VideoInferTransientError):
-    """The service answered 500, 502, 503 or 504; raised once the retry policy is spent."""
+    """The service answered a 5xx (any), or 408; raised once the retry policy is spent."""
 
 
 class VideoInferConnectionError(VideoInferTransientError):
