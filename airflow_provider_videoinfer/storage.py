@@ -19,12 +19,14 @@ when a retry cannot fix it).
 
 A job's input may be a storage URI too: :func:`presigned_url` checks the object and has its file
 system sign a GET URL for it (fsspec's ``sign()``), so that the service reads the video straight
-from the bucket and no byte of it crosses the worker.
+from the bucket and no byte of it crosses the worker. :func:`presigned_url_warning` says when such
+a URL dies before its lifetime, with the temporary credentials that signed it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import os
 import stat
@@ -32,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.contract import redact
@@ -51,6 +53,8 @@ Location = Union[str, "os.PathLike[str]", "ObjectStoragePath"]
 #: Bytes fetched per request when streaming from object storage; the file system keeps about
 #: this much in its cache (s3fs's default is 50 MiB, read ahead: 155 MiB of RSS for an upload).
 STREAM_BLOCK_SIZE = 8 << 20
+#: The query parameter of a presigned S3 URL signed with temporary credentials (SigV2 and SigV4).
+SESSION_TOKEN_PARAMETER = "x-amz-security-token"
 #: Bytes fetched to read a remote video's first bytes (its container's signature).
 HEADER_BLOCK_SIZE = 64 << 10
 
@@ -74,6 +78,7 @@ __all__ = [
     "open_video_source",
     "overlaps",
     "presigned_url",
+    "presigned_url_warning",
     "require_regular_file",
     "resolve",
     "storage_error",
@@ -563,3 +568,70 @@ def presigned_url(location: Location, lifetime: int) -> str:
             f"{name}: its file system signed a URL the service cannot fetch (not http or https). {UPLOAD_HINT}"
         )
     return url
+
+
+def credentials_expiry(location: Location) -> datetime.datetime | None:
+    """When the credentials that sign ``location``'s URLs expire, where botocore knows it (refreshable
+    credentials: an assumed role, IRSA, a container's role); None otherwise. Makes no call to the store.
+
+    botocore keeps the time in a private attribute of its credentials: read at best effort.
+    """
+    try:
+        fs, _ = filesystem(location)
+    except VideoInferError:
+        return None
+    signer = getattr(getattr(fs, "s3", None), "_request_signer", None)
+    expiry = getattr(getattr(signer, "_credentials", None), "_expiry_time", None)
+    return expiry if isinstance(expiry, datetime.datetime) and expiry.tzinfo is not None else None
+
+
+def carries_session_token(url: str) -> bool:
+    """Whether a presigned URL was signed with temporary credentials (its query has a session token).
+
+    :param url: the presigned URL.
+    """
+    return any(key.lower() == SESSION_TOKEN_PARAMETER for key, _ in parse_qsl(urlsplit(url).query))
+
+
+def session_token_warning(
+    name: str, url: str, lifetime: int, expiry: datetime.datetime | None, now: datetime.datetime
+) -> str | None:
+    """The warning for a presigned URL signed with temporary credentials, which dies with them; None
+    for a URL without a session token, or whose credentials outlive it. Pure: no I/O, no clock.
+
+    :param name: the video's storage URI, named in the warning (never the signed URL).
+    :param url: the presigned URL.
+    :param lifetime: the seconds it was signed for.
+    :param expiry: when its credentials expire, when known (:func:`credentials_expiry`).
+    :param now: the current time (timezone-aware).
+    """
+    valid = datetime.timedelta(seconds=lifetime)
+    if not carries_session_token(url) or (expiry is not None and expiry >= now + valid):
+        return None
+    if expiry is None:
+        when = "when they expire (botocore does not tell when; an assumed role's last one hour by default)"
+    else:
+        left = datetime.timedelta(seconds=max(0, int((expiry - now).total_seconds())))
+        at = expiry.astimezone(datetime.UTC)
+        when = f"when they expire, at {at:%Y-%m-%d %H:%M:%S} UTC (in {left})"
+    return (
+        f"The presigned URL of {name} is signed with temporary credentials (it carries a session token: an "
+        f"assumed role, role_arn, IRSA, MWAA's execution role): it stops working {when}, whatever its "
+        f"presigned_url_lifetime of {valid} says. A job the service has not started by then cannot read the "
+        "video and fails. Give the storage connection long-lived credentials, or upload the video with "
+        "VideoInferUploadOperator."
+    )
+
+
+def presigned_url_warning(location: Location, url: str, lifetime: int) -> str | None:
+    """:func:`session_token_warning` for a URL :func:`presigned_url` signed for ``location``, with the
+    expiry of the credentials that signed it where botocore knows it.
+
+    :param location: the video's storage URI.
+    :param url: its presigned URL.
+    :param lifetime: the seconds it was signed for.
+    """
+    if not carries_session_token(url):
+        return None
+    now = datetime.datetime.now(datetime.UTC)
+    return session_token_warning(describe_location(location), url, lifetime, credentials_expiry(location), now)

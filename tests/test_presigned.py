@@ -2,12 +2,16 @@
 
 moto's standalone S3 server runs as a process and records every request it receives, so the
 tests see who read the object: the local videoinfer server (httpx) fetching the presigned URL,
-never the worker (botocore), which only asks for the object's metadata and signs locally.
+never the worker's file system (botocore), which only asks for the object's metadata and signs
+locally; the worker reads the first bytes through the presigned URL (one ranged GET).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import logging
+import re
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -34,7 +38,7 @@ from helpers import (
 from airflow_provider_videoinfer.exceptions import VideoInferJobFailedError, VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
-from airflow_provider_videoinfer.storage import VideoInferStorageError
+from airflow_provider_videoinfer.storage import VideoInferStorageError, session_token_warning
 from videoinfer_server.launch import run_server
 
 pytest.importorskip("s3fs", reason="the s3 extra (apache-airflow-providers-amazon[s3fs]) is not installed")
@@ -82,6 +86,17 @@ def submit_operator(input_url, **kwargs) -> VideoInferSubmitJobOperator:
     return VideoInferSubmitJobOperator(task_id="submit", input_url=input_url, infer_fps=5, models=[MOTION], **kwargs)
 
 
+def provider_reads(record, path: str) -> list[str | None]:
+    """The ``Range`` header of each GET of ``path`` the provider's own transport sent to moto."""
+    found = []
+    for line in record.read_text().splitlines():
+        entry = json.loads(line)
+        headers = {key.lower(): value for key, value in entry["headers"].items()}
+        if urlsplit(entry["url"]).path == path and headers.get("user-agent") == "airflow-provider-videoinfer":
+            found.append(headers.get("range"))
+    return found
+
+
 def stored_input_urls(server) -> list[str]:
     """Every job's input_url as the local server stored it: the presigned URLs, signature included."""
     return [url for (url,) in server_rows(server, "SELECT input_url FROM jobs ORDER BY created_at")]
@@ -109,6 +124,7 @@ def test_storage_uri_to_job_to_results_without_upload(connections, tmp_path, cap
     assert ("GET", "httpx") in requests_for_video
     assert ("GET", "botocore") not in requests_for_video, "the worker read the video"
     assert ("HEAD", "botocore") in requests_for_video, "the object was not checked before the submission"
+    assert provider_reads(moto.record, f"/videos/{VIDEO_KEY}") == ["bytes=0-15"], "not one ranged GET of its head"
     # The presigned URL reached the service (SigV4) but nothing else: not XCom, rendered fields, DB, logs.
     (stored,) = [url for url in stored_input_urls(server) if urlsplit(url).path == f"/videos/{VIDEO_KEY}"]
     assert urlsplit(stored).scheme == "http" and signature_of(stored)
@@ -257,3 +273,90 @@ def test_the_folder_example_reads_a_bucket_without_uploading(connections, monkey
     assert server_rows(server, "SELECT COUNT(*) FROM uploads") == [(0,)]
     assert ("GET", "botocore") not in moto_requests(moto.record, "/videos/folder/B.MP4"), "the worker read the video"
     assert ("GET", "httpx") in moto_requests(moto.record, "/videos/folder/B.MP4")
+
+
+def test_an_object_that_is_no_video_fails_before_any_job(connections):
+    """A text file named .mp4: its first bytes, read through the presigned URL, match no container."""
+    moto, server = connections
+    moto.put_object(Bucket="videos", Key="in/notes.mp4", Body=b"meeting notes, not a video\n" * 100)
+    jobs_before = len(server_jobs(server))
+    uri = "s3://moto_presign@videos/in/notes.mp4"
+
+    with pytest.raises(VideoInferValidationError, match=rf"video '{uri}' is not a video"):
+        submit_operator(uri, videoinfer_conn_id="videoinfer_remote", retries=2).execute(context=task_context())
+
+    assert len(server_jobs(server)) == jobs_before, "a job was submitted for a text file"
+    assert provider_reads(moto.record, "/videos/in/notes.mp4") == ["bytes=0-15"]
+    assert ("GET", "httpx") not in moto_requests(moto.record, "/videos/in/notes.mp4"), "the service read it"
+
+
+def test_an_unreadable_presigned_url_names_the_uri_not_the_url(connections, monkeypatch):
+    """A presigned URL the bucket refuses (moto checks the signatures of its URLs only when it
+    authenticates; here the object went away between the check and the read): the error names the URI."""
+    moto, server = connections
+    moto.put_object(Bucket="videos", Key="in/vanishing.mp4", Body=b"x" * 100)
+    from airflow_provider_videoinfer import storage
+
+    presign = storage.presigned_url
+
+    def presign_then_delete(location, lifetime):
+        url = presign(location, lifetime)
+        moto.delete_object(Bucket="videos", Key="in/vanishing.mp4")
+        return url
+
+    monkeypatch.setattr(storage, "presigned_url", presign_then_delete)
+    with pytest.raises(Exception, match=r"s3://moto_presign@videos/in/vanishing.mp4") as info:
+        submit_operator("s3://moto_presign@videos/in/vanishing.mp4", videoinfer_conn_id="videoinfer_remote").execute(
+            context=task_context()
+        )
+    assert signature_leaks(str(info.value)) == [] and "Signature=" not in str(info.value), str(info.value)
+    assert "X-Amz-Security-Token" not in str(info.value)
+
+
+#: The warning's expiry: unknown for static temporary credentials, an hour ahead for an assumed role.
+UNKNOWN_EXPIRY = "botocore does not tell when"
+ASSUMED_ROLE_EXPIRY = r"at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in 0:5\d:\d\d\)"
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "extra", "expiry"),
+    [
+        # Static temporary credentials: a session token whose expiry botocore does not know.
+        ("moto_session_token", {"aws_session_token": "FQoGZXIvYXdzEXAMPLESESSIONTOKEN"}, UNKNOWN_EXPIRY),
+        # An assumed role (moto's STS): refreshable credentials that expire in an hour.
+        ("moto_assumed_role", {"role_arn": "arn:aws:iam::123456789012:role/reader"}, ASSUMED_ROLE_EXPIRY),
+    ],
+)
+def test_temporary_credentials_warn_that_the_url_dies_with_them(
+    connections, monkeypatch, caplog, capfd, conn_id, extra, expiry
+):
+    moto, server = connections
+    conn = json.loads(aws_connection_json(moto.endpoint))
+    conn["extra"] = {**conn["extra"], **extra, "service_config": {"sts": {"endpoint_url": moto.endpoint}}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    uri = f"s3://{conn_id}@videos/{VIDEO_KEY}"
+
+    with caplog.at_level(logging.WARNING):
+        job_id = submit_operator(uri, videoinfer_conn_id="videoinfer_remote").execute(context=task_context())
+
+    out, err = capfd.readouterr()
+    logged = caplog.text + out + err
+    assert f"The presigned URL of {uri} is signed with temporary credentials" in logged, logged
+    assert re.search(expiry, logged), logged
+    assert "presigned_url_lifetime of 1 day, 0:00:00" in logged
+    stored = stored_input_urls(server)[-1]
+    assert "x-amz-security-token=" in stored.lower() and signature_of(stored) not in logged
+    assert VideoInferHook("videoinfer_remote").wait_for_job(job_id, poll_interval=0.2, timeout=60).output_url
+
+
+def test_no_warning_without_a_session_token_or_when_the_credentials_outlive_the_url():
+    now = datetime.datetime(2026, 1, 1, 12, tzinfo=datetime.UTC)
+    signed = "https://b.s3.amazonaws.com/k.mp4?X-Amz-Expires=86400&X-Amz-Signature=abc"
+    temporary = signed + "&X-Amz-Security-Token=TOKEN"
+    day = 86400
+    assert session_token_warning("s3://b/k.mp4", signed, day, None, now) is None
+    assert session_token_warning("s3://b/k.mp4", temporary, day, now + datetime.timedelta(days=2), now) is None
+    warning = session_token_warning("s3://b/k.mp4", temporary, day, now + datetime.timedelta(minutes=42), now)
+    assert warning is not None and "at 2026-01-01 12:42:00 UTC (in 0:42:00)" in warning
+    assert "s3://b/k.mp4" in warning and "TOKEN" not in warning and "abc" not in warning
+    assert "botocore does not tell when" in str(session_token_warning("s3://b/k.mp4", temporary, day, None, now))

@@ -237,6 +237,26 @@ class SyncTransport:
                 )
         return response
 
+    def read_head(self, url: str, size: int, what: str) -> bytes:
+        """The first ``size`` bytes of a signed URL's object, read with one ranged ``GET`` (a server that
+        ignores ``Range`` sends more, which is not read); fewer for a shorter object. Not retried.
+
+        :param url: a signed URL (no key is sent with it).
+        :param size: how many bytes.
+        :param what: what is being done, named in error messages.
+        """
+        headers = {"Range": f"bytes=0-{size - 1}"}
+        head = b""
+        with self.send("GET", url, what, signed_url=True, stream=True, headers=headers) as response:
+            try:
+                for chunk in response.iter_content(size):
+                    head += chunk
+                    if len(head) >= size:
+                        break
+            except requests.RequestException as exc:
+                raise connection_error(what, exc, url, self.settings, request_sent=True) from None
+        return head[:size]
+
     def copy(self, response: requests.Response, out: IO[bytes], what: str) -> None:
         """Stream an answer's body to ``out``; a broken stream is a connection error."""
         try:

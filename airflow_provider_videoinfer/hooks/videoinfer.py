@@ -165,6 +165,21 @@ class VideoInferHook(BaseHook):
         )
         return signed_url
 
+    def check_video_url(self, url: str, name: str) -> str:
+        """Check that a video URL's first bytes are those of a video container, as an upload's are;
+        return the container. One ranged ``GET`` (retried under the connection's policy), through the
+        connection's transport, so that its errors name ``name`` and never the URL.
+
+        :param url: the video's (presigned) URL; no key is sent with it.
+        :param name: what to call the video in messages (its storage URI), never the signed URL.
+        :raises VideoInferValidationError: the bytes match no video container (a text file named .mp4).
+        """
+        size = contract.VIDEO_HEADER_BYTES
+        what = f"read of the first {size} bytes of {name} through its presigned URL"
+        transport = self.transport
+        head = transport.retrying(lambda: transport.read_head(url, size, what))
+        return contract.validate_video_header(head, f"video {name!r}")  # type: ignore[no-any-return]
+
     def submit(self, request: JobRequest) -> str:
         """Schedule one validated job and return its id.
 

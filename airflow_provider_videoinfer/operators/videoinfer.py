@@ -230,7 +230,8 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             return done.output_url  # type: ignore[return-value]
 
     def _presigned_request(self, source: str) -> contract.JobRequest:
-        """The job request of a storage URI input: checks the object, signs its URL (just before submitting)."""
+        """The job request of a storage URI input: checks the object, signs its URL (just before submitting),
+        warns when temporary credentials cut its lifetime, and checks its first bytes through it."""
         url = storage.presigned_url(self.input_url, self.presigned_url_lifetime)
         mask_in_logs(url)
         lifetime = datetime.timedelta(seconds=self.presigned_url_lifetime)
@@ -239,6 +240,9 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             source,
             lifetime,
         )
+        if warning := storage.presigned_url_warning(self.input_url, url, self.presigned_url_lifetime):
+            self.log.warning(warning)
+        self.hook.check_video_url(url, source)  # a text file named .mp4 fails here, not as a paid job
         return contract.build_job_request(url, self.infer_fps, self.models, source=source)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
