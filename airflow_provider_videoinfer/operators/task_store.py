@@ -15,7 +15,9 @@ Three rules hold on every Airflow line:
   entry written under another ``max_tries`` is from before a clear and reads as absent
   (``task_state_store`` keeps its values through a clear).
 - **An entry goes when the task ends**: success (once recorded, from the success callback), a
-  fatal failure, a failure on the last try, a skip, a sensor timeout, a kill on the last try.
+  fatal failure, a failure on the last try, a skip, a sensor timeout, a kill on the last try. The
+  one exception is a submission whose answer was lost: its entry stays as the record that a job may
+  exist, until a clear's next success.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from airflow_provider_videoinfer.compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
 )
-from airflow_provider_videoinfer.exceptions import VideoInferStoreError
+from airflow_provider_videoinfer.exceptions import VideoInferStoreError, VideoInferSubmissionUnknownError
 from videoinfer_contract.redaction import redact
 
 if TYPE_CHECKING:
@@ -161,6 +163,10 @@ def kept_until_the_task_ends(store: TaskStore, key: str, context: Context) -> It
     except AirflowRescheduleException:
         raise
     except Exception as err:
+        # A lost submission's entry stays: it records that a job may exist, should the task run again
+        # without a clear (a clear ignores it; the next success removes it).
+        if isinstance(err, VideoInferSubmissionUnknownError):
+            raise
         if isinstance(err, _ENDS_THE_TASK) or last_try(context):
             forget(store, key)
         raise

@@ -2,7 +2,9 @@
 
 ``POST /_faults`` with ``{"endpoint", "count", "action", "status_code", "retry_after",
 "stall_seconds"}``; see :data:`ENDPOINTS` and :data:`ACTIONS`. The faults are applied by an ASGI
-middleware in front of the whole app, before authentication.
+middleware in front of the whole app, before authentication. The same middleware notes when each
+request to a named endpoint arrived: ``GET /_requests?endpoint=status`` lists the times, so a test
+can check a client's pacing from the server's side.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result")
-ACTIONS = ("status", "stall", "drop", "malformed")
+ACTIONS = ("status", "stall", "drop", "malformed", "lose_answer")
 
 _ROUTES = (
     ("GET", re.compile(r"^/$"), "workspace"),
@@ -35,7 +38,8 @@ _ROUTES = (
 class Fault:
     """One armed fault.
 
-    :param action: ``status``, ``stall``, ``drop`` or ``malformed``.
+    :param action: ``status``, ``stall``, ``drop``, ``malformed``, or ``lose_answer`` (the request is
+        served in full, e.g. a job is created, then the connection is closed before the answer).
     :param remaining: how many more requests it hits.
     :param status_code: the HTTP status of a ``status`` fault.
     :param retry_after: seconds put in ``Retry-After`` of a ``status`` fault; none when None.
@@ -80,6 +84,17 @@ class FaultRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = {}
+        self._seen: deque[tuple[float, str]] = deque(maxlen=100_000)
+
+    def record(self, endpoint: str) -> None:
+        """Note a request to ``endpoint`` (its arrival time), for tests that check a client's pacing."""
+        with self._lock:
+            self._seen.append((time.time(), endpoint))
+
+    def seen(self, endpoint: str | None = None) -> list[float]:
+        """The arrival times (UNIX seconds) of the requests noted, to ``endpoint`` or to any."""
+        with self._lock:
+            return [at for at, name in self._seen if endpoint is None or name == endpoint]
 
     def add(self, endpoint: str, fault: Fault) -> None:
         """Arm a fault."""
@@ -144,6 +159,10 @@ async def _drop(receive: Any) -> None:
         await asyncio.sleep(0)
 
 
+async def _discard(message: Any) -> None:
+    """An ASGI ``send`` that sends nothing: the answer of a ``lose_answer`` fault never leaves."""
+
+
 class FaultMiddleware:
     """ASGI middleware applying the faults of a :class:`FaultRegistry`."""
 
@@ -156,6 +175,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         endpoint = endpoint_of(scope["method"], scope["path"])
+        if endpoint:
+            self.faults.record(endpoint)
         fault = self.faults.take(endpoint) if endpoint else None
         if fault is None:
             await self.app(scope, receive, send)
@@ -167,6 +188,9 @@ class FaultMiddleware:
         elif fault.action == "drop":
             if endpoint == "upload":
                 await _drain(receive, limit=1)  # read part of the body, then hang up
+            await _drop(receive)
+        elif fault.action == "lose_answer":
+            await self.app(scope, receive, _discard)
             await _drop(receive)
         elif fault.action == "malformed":
             await _drain(receive)
