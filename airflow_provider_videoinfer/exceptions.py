@@ -140,6 +140,17 @@ class VideoInferJobFailedFatalError(VideoInferJobFailedError, VideoInferFatalErr
     """A failed job that no retry of the task would pay for again: the task fails without its retries."""
 
 
+class VideoInferSubmissionUnknownError(VideoInferFatalError):
+    """A job submission was sent but its answer was lost: a job may exist and be paid for, with an id
+    nobody knows. No try of the task submits again on its own (clearing the task, or
+    ``resubmit_unknown_outcome=True``, does); the task fails without its retries."""
+
+
+class VideoInferStoreError(VideoInferConfigError):
+    """The task cannot keep what its next try must find (the job id) in its task store: a write failed,
+    or did not land when read back."""
+
+
 class VideoInferTimeoutError(VideoInferError):
     """A job did not finish before the caller's deadline."""
 

@@ -46,7 +46,7 @@ def create_app(config: ServerConfig, registry: ModelRegistry | None = None) -> F
         redirect_slashes=False,
     )
     app.state.runtime = runtime
-    app.add_middleware(FaultMiddleware, faults=runtime.faults, requests=runtime.requests)
+    app.add_middleware(FaultMiddleware, faults=runtime.faults)
     app.add_exception_handler(ApiError, api_error_answer)
     app.include_router(contract.router)
     app.include_router(local.router)

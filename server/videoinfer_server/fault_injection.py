@@ -2,19 +2,9 @@
 
 ``POST /_faults`` with ``{"endpoint", "count", "action", "status_code", "retry_after",
 "stall_seconds"}``; see :data:`ENDPOINTS` and :data:`ACTIONS`. The faults are applied by an ASGI
-middleware in front of the whole app, before authentication. The actions:
-
-- ``status``: answer ``status_code`` (any HTTP status: 429, 503, a CDN's 520 to 530, 408...), with
-  ``Retry-After: retry_after`` when given; the app never sees the request.
-- ``stall``: wait ``stall_seconds``, then let the app answer.
-- ``drop``: close the connection without an answer; the app never sees the request.
-- ``malformed``: answer 200 with a body that is not JSON; the app never sees the request.
-- ``lose_answer``: the app processes the request in full (a submission creates its job), then the
-  connection is closed without its answer, as when a proxy or the network loses it on the way back.
-
-The same middleware keeps a :class:`RequestLog` of every request to an endpoint: when it arrived,
-what it asked for, how it was answered (``GET /_requests``), so that a test can check how a client
-paced its requests.
+middleware in front of the whole app, before authentication. The same middleware notes when each
+request to a named endpoint arrived: ``GET /_requests?endpoint=status`` lists the times, so a test
+can check a client's pacing from the server's side.
 """
 
 from __future__ import annotations
@@ -26,16 +16,13 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 log = logging.getLogger(__name__)
 
 ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result")
 ACTIONS = ("status", "stall", "drop", "malformed", "lose_answer")
-#: How many requests the :class:`RequestLog` keeps (the oldest are forgotten first).
-REQUEST_LOG_SIZE = 10_000
 
 _ROUTES = (
     ("GET", re.compile(r"^/$"), "workspace"),
@@ -51,7 +38,8 @@ _ROUTES = (
 class Fault:
     """One armed fault.
 
-    :param action: one of :data:`ACTIONS` (see the module's docstring).
+    :param action: ``status``, ``stall``, ``drop``, ``malformed``, or ``lose_answer`` (the request is
+        served in full, e.g. a job is created, then the connection is closed before the answer).
     :param remaining: how many more requests it hits.
     :param status_code: the HTTP status of a ``status`` fault.
     :param retry_after: seconds put in ``Retry-After`` of a ``status`` fault; none when None.
@@ -96,6 +84,17 @@ class FaultRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = {}
+        self._seen: deque[tuple[float, str]] = deque(maxlen=100_000)
+
+    def record(self, endpoint: str) -> None:
+        """Note a request to ``endpoint`` (its arrival time), for tests that check a client's pacing."""
+        with self._lock:
+            self._seen.append((time.time(), endpoint))
+
+    def seen(self, endpoint: str | None = None) -> list[float]:
+        """The arrival times (UNIX seconds) of the requests noted, to ``endpoint`` or to any."""
+        with self._lock:
+            return [at for at, name in self._seen if endpoint is None or name == endpoint]
 
     def add(self, endpoint: str, fault: Fault) -> None:
         """Arm a fault."""
@@ -118,67 +117,6 @@ class FaultRegistry:
             if fault.remaining <= 0:
                 armed.popleft()
             return fault
-
-
-@dataclass
-class LoggedRequest:
-    """One request to an endpoint, as :class:`RequestLog` keeps it (no key, no signature).
-
-    :param time: when it arrived, in seconds since the epoch.
-    :param endpoint: its endpoint name (see :data:`ENDPOINTS`).
-    :param job_id: the job it asked about (status and result requests), else None.
-    :param fault: the action of the fault that hit it, else None.
-    :param status: the HTTP status of its answer; None while none was sent, or when none was (a
-        ``drop`` or ``lose_answer`` fault, a client that went away).
-    """
-
-    time: float
-    endpoint: str
-    job_id: str | None
-    fault: str | None
-    status: int | None = None
-
-
-class RequestLog:
-    """The last :data:`REQUEST_LOG_SIZE` requests to an endpoint, oldest first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: deque[LoggedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
-
-    def record(self, endpoint: str, scope: dict[str, Any], fault: str | None, send: Any) -> Any:
-        """Log a request as it arrives; return the ``send`` to answer it with, which notes the answer's status."""
-        job_id: str | None = None
-        if endpoint == "status":
-            job_id = next(iter(parse_qs(scope.get("query_string", b"").decode("latin-1")).get("job_id", [])), None)
-        elif endpoint == "result":
-            job_id = scope["path"].rstrip("/").rsplit("/", 1)[-1]
-        entry = LoggedRequest(time.time(), endpoint, job_id, fault)
-        with self._lock:
-            self._requests.append(entry)
-
-        async def noting(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry.status = int(message["status"])
-            await send(message)
-
-        return noting
-
-    def list(self, endpoint: str | None = None, job_id: str | None = None) -> list[dict[str, Any]]:
-        """The logged requests, oldest first, as JSON objects; only those to ``endpoint`` or about
-        ``job_id`` when given."""
-        with self._lock:
-            entries = list(self._requests)
-        return [
-            asdict(entry)
-            for entry in entries
-            if (endpoint is None or entry.endpoint == endpoint) and (job_id is None or entry.job_id == job_id)
-        ]
-
-    def clear(self) -> None:
-        """Forget every logged request."""
-        with self._lock:
-            self._requests.clear()
 
 
 def endpoint_of(method: str, path: str) -> str | None:
@@ -221,22 +159,25 @@ async def _drop(receive: Any) -> None:
         await asyncio.sleep(0)
 
 
-class FaultMiddleware:
-    """ASGI middleware applying the faults of a :class:`FaultRegistry` and logging requests in a :class:`RequestLog`."""
+async def _discard(message: Any) -> None:
+    """An ASGI ``send`` that sends nothing: the answer of a ``lose_answer`` fault never leaves."""
 
-    def __init__(self, app: Any, faults: FaultRegistry, requests: RequestLog | None = None) -> None:
+
+class FaultMiddleware:
+    """ASGI middleware applying the faults of a :class:`FaultRegistry`."""
+
+    def __init__(self, app: Any, faults: FaultRegistry) -> None:
         self.app = app
         self.faults = faults
-        self.requests = requests
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         endpoint = endpoint_of(scope["method"], scope["path"])
+        if endpoint:
+            self.faults.record(endpoint)
         fault = self.faults.take(endpoint) if endpoint else None
-        if endpoint is not None and self.requests is not None:
-            send = self.requests.record(endpoint, scope, fault.action if fault else None, send)
         if fault is None:
             await self.app(scope, receive, send)
             return
@@ -249,7 +190,7 @@ class FaultMiddleware:
                 await _drain(receive, limit=1)  # read part of the body, then hang up
             await _drop(receive)
         elif fault.action == "lose_answer":
-            await self.app(scope, receive, _swallow)
+            await self.app(scope, receive, _discard)
             await _drop(receive)
         elif fault.action == "malformed":
             await _drain(receive)
@@ -265,7 +206,3 @@ class FaultMiddleware:
                     (b"retry-after", str(int(retry) if float(retry).is_integer() else retry).encode())
                 )
             await _send(send, fault.status_code, json.dumps({"message": "injected fault"}).encode(), headers)
-
-
-async def _swallow(message: dict[str, Any]) -> None:
-    """The ``send`` of a ``lose_answer`` fault: the app's answer goes nowhere."""

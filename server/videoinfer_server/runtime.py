@@ -9,7 +9,7 @@ import threading
 import time
 
 from videoinfer_server.config import ServerConfig
-from videoinfer_server.fault_injection import FaultRegistry, RequestLog
+from videoinfer_server.fault_injection import FaultRegistry
 from videoinfer_server.models.registry import ModelRegistry, build_registry
 from videoinfer_server.paths import Paths
 from videoinfer_server.signing import Signer, load_or_create_secret
@@ -56,8 +56,6 @@ class ServerRuntime:
         self.store = Store(self.paths.database)
         self.runner = JobRunner(config, self.store, self.registry, self.signer, self.paths)
         self.faults = FaultRegistry()
-        #: Every request to an endpoint, kept only for fault injection's ``GET /_requests``.
-        self.requests = RequestLog() if config.enable_faults else None
         self.polls = PollLimiter(config.poll_min_interval)
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None

@@ -75,12 +75,11 @@ class Api:
         assert result.status_code == 200, result.text
         return result.json()
 
-    def requests(self, endpoint: str | None = None, job_id: str | None = None) -> list[dict[str, Any]]:
-        """The server's request log (``GET /_requests``), oldest first."""
-        params = {**self.key, **({"endpoint": endpoint} if endpoint else {}), **({"job_id": job_id} if job_id else {})}
-        answer = self.http.get("/_requests", params=params)
+    def arrivals(self, endpoint: str | None = None) -> list[float]:
+        """When each request to ``endpoint`` (or to any named endpoint) arrived (``GET /_requests``)."""
+        answer = self.http.get("/_requests", params={**self.key, **({"endpoint": endpoint} if endpoint else {})})
         answer.raise_for_status()
-        return list(answer.json()["requests"])
+        return list(answer.json()["times"])
 
     def fault(self, **body: Any) -> None:
         answer = self.http.post("/_faults", params=self.key, json=body)
