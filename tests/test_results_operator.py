@@ -15,19 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from helpers import API_KEY, connection_json
 
 from airflow_provider_videoinfer.exceptions import (
+    VideoInferError,
+    VideoInferJobFailedFatalError,
     VideoInferNotFoundError,
     VideoInferResponseError,
     VideoInferValidationError,
 )
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
+from videoinfer_server.launch import run_server
 
 SIGNATURE = "X-Goog-Signature=secret-signature-0b1d"
+MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
 
 
 def result_bytes() -> bytes:
@@ -213,6 +218,19 @@ def test_parquet_without_pyarrow_fails_before_the_download(storage, monkeypatch,
     assert _Files.requests == []
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "give the job's output_url or its job_id, not neither"),
+        ({"output_url": "https://example.com/r.json", "job_id": "j1"}, "output_url or its job_id, not both"),
+        ({"job_id": "two words"}, "job_id must be a non-empty string without spaces"),
+    ],
+)
+def test_exactly_one_of_output_url_and_job_id_is_checked_at_init(kwargs, message):
+    with pytest.raises(VideoInferValidationError, match=message):
+        VideoInferResultsOperator(task_id="results", **kwargs)
+
+
 @pytest.mark.parametrize("output_url", [{"output_url": "https://example.com/r.json"}, {"job_id": "j1"}, "  "])
 def test_output_url_must_render_to_a_url(output_url):
     operator = VideoInferResultsOperator(task_id="results", output_url=output_url)
@@ -223,11 +241,21 @@ def test_output_url_must_render_to_a_url(output_url):
 def test_template_fields():
     assert set(VideoInferResultsOperator.template_fields) == {
         "output_url",
+        "job_id",
         "destination",
         "rows_destination",
         "video",
         "videoinfer_conn_id",
     }
+
+
+@pytest.mark.parametrize("job_id", [None, 42, "  "])
+def test_a_job_id_that_renders_to_no_id_fails_before_any_call(storage, job_id):
+    operator = VideoInferResultsOperator(task_id="results", job_id="{{ ti.xcom_pull('submit') }}")
+    operator.job_id = job_id  # as rendered
+    with pytest.raises(VideoInferValidationError, match="job_id must be a non-empty string"):
+        operator.execute(context={})
+    assert _Files.requests == []
 
 
 def test_a_real_job_of_the_local_server(videoinfer_conn, sample_video, tmp_path):
@@ -250,6 +278,51 @@ def test_a_real_job_of_the_local_server(videoinfer_conn, sample_video, tmp_path)
     assert model_summary["null_frames"] == sum(frame is None for frame in frames)
     assert model_summary["predictions"] == sum(len(frame["predictions"]) for frame in frames if frame)
     assert model_summary["predictions"] > 0
+
+
+def status_reads(server) -> int:
+    """How many job status requests the local server received."""
+    answer = requests.get(f"{server.base_url}/_requests", params={"api_key": API_KEY, "endpoint": "status"}, timeout=5)
+    answer.raise_for_status()
+    return len(answer.json()["times"])
+
+
+def test_a_job_id_reads_a_fresh_output_url_of_the_local_server(videoinfer_conn, sample_video, tmp_path):
+    """Given the job's id, the operator reads the job's status once for its output URL, then the results."""
+    hook = VideoInferHook()
+    job_id = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+    handed = hook.wait_for_job(job_id, poll_interval=0.2, timeout=60).output_url
+    reads = status_reads(videoinfer_conn)
+    operator = VideoInferResultsOperator(task_id="results", job_id=job_id, destination=str(tmp_path / "job.json"))
+
+    summary = operator.execute(context={})
+
+    assert status_reads(videoinfer_conn) == reads + 1
+    assert summary["frames"] == 10 and summary["models"]["motion-detection"]["predictions"] > 0
+    with_url = VideoInferResultsOperator(task_id="results", output_url=handed).execute(context={})
+    assert summary["models"] == with_url["models"]
+
+
+def test_a_job_id_of_a_failed_or_running_job_fails_with_its_state(videoinfer_conn, sample_video, tmp_path, monkeypatch):
+    hook = VideoInferHook()
+    failed = hook.submit_job(hook.upload_video(sample_video), 5, [MOTION])
+    requests.post(
+        f"{videoinfer_conn.base_url}/_faults/jobs/{failed}", params={"api_key": API_KEY}, json={"status": 3}, timeout=5
+    ).raise_for_status()
+    with pytest.raises(VideoInferError, match="status 3"):
+        hook.wait_for_job(failed, poll_interval=0.2, timeout=60)  # it ends, failed
+    with pytest.raises(VideoInferJobFailedFatalError, match=f"{failed}.*status 3") as info:
+        VideoInferResultsOperator(task_id="results", job_id=failed).execute(context={})
+    assert "a retry of this task would read the same failure" in str(info.value)
+
+    with run_server(tmp_path / "slow", API_KEY, min_job_seconds=600) as slow:  # its jobs report "running"
+        monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_SLOW", connection_json(slow.base_url))
+        slow_hook = VideoInferHook("videoinfer_slow")
+        running = slow_hook.submit_job(slow_hook.upload_video(sample_video), 5, [MOTION])
+        operator = VideoInferResultsOperator(task_id="results", job_id=running, videoinfer_conn_id="videoinfer_slow")
+        with pytest.raises(VideoInferError, match=f"Job {running} has not finished") as info:
+            operator.execute(context={})
+    assert not isinstance(info.value, VideoInferJobFailedFatalError)  # a retry may find it done
 
 
 # --- destinations: never a lost or half-written file ---------------------------------------------

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias
 
-from airflow_provider_videoinfer import storage
+from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.contract import validate_inference_types
-from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
+from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, is_runtime_value
 from airflow_provider_videoinfer.results.contact_sheet import contact_sheet_location, make_contact_sheet
@@ -102,7 +103,11 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
     ``destination`` the file goes to a temporary file, deleted when the task ends.
 
     :param output_url: the job's ``output_signed_url`` (templated), e.g. the return value of
-        ``VideoInferSubmitJobOperator(wait_for_completion=True)``.
+        ``VideoInferSubmitJobOperator(wait_for_completion=True)``. Give it or ``job_id``, not both.
+    :param job_id: the job's id instead (templated), e.g. the return value of
+        ``VideoInferSubmitJobOperator``: the operator reads the job's status for a fresh output URL
+        (a signed URL handed from task to task may expire between them). The job must have
+        succeeded: a failed one fails the task without its retries, a running one fails the try.
     :param destination: where to keep the result file (templated): a local path, an
         ``ObjectStoragePath`` or a URI such as ``s3://bucket/results/{{ ds }}.json``; optional.
     :param rows_destination: where to export one row per prediction (templated), same forms;
@@ -123,6 +128,7 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
     template_fields: Sequence[str] = (
         *VideoInferBaseOperator.template_fields,
         "output_url",
+        "job_id",
         "destination",
         "rows_destination",
         "video",
@@ -132,7 +138,8 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
     def __init__(
         self,
         *,
-        output_url: Any,
+        output_url: Any = None,
+        job_id: Any = None,
         destination: Location | None = None,
         rows_destination: Location | None = None,
         rows_format: str = "jsonl",
@@ -144,7 +151,18 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
         self.video = video if video != "" else None
+        if (output_url is None) == (job_id is None):
+            given = "both" if output_url is not None else "neither"
+            raise VideoInferValidationError(
+                f"task {self.task_id}: give the job's output_url or its job_id, not {given}: output_url=wait.output "
+                "(a sensor's or a waiting submit's return value), or job_id=submit.output (the submitted job's id; "
+                "the operator then reads a fresh output URL)."
+            )
+        if job_id is not None and not is_runtime_value(job_id):
+            contract.validate_job_id(job_id)
         self.output_url = output_url
+        self.job_id = job_id
+        self._by_job_id = job_id is not None  # what job_id renders to is checked at run time
         self.destination = destination
         self.rows_destination = rows_destination
         self.rows_format = validate_rows_format(rows_format)
@@ -172,14 +190,34 @@ class VideoInferResultsOperator(VideoInferBaseOperator):
                     self.outlets = [*self.outlets, asset]
 
     def _url(self) -> str:
+        if self._by_job_id:
+            return self._fresh_url(contract.validate_job_id(self.job_id))
         url: Any = self.output_url
         if not isinstance(url, str) or not url.strip():
             raise VideoInferValidationError(
                 f"task {self.task_id}: output_url must be the job's output URL (a non-empty string), got "
                 f"{type(url).__name__}; pass the return value of VideoInferSubmitJobOperator with "
-                "wait_for_completion=True."
+                "wait_for_completion=True, or the job's id as job_id."
             )
         return url.strip()
+
+    def _fresh_url(self, job_id: str) -> str:
+        """The output URL of a succeeded job, read from its status now (one read, under the connection's
+        retry policy)."""
+        state = self.hook.get_job(job_id)
+        if state.status is contract.JobStatus.FAILED:
+            raise responses.job_failed(state).final(
+                "It has no results to read, and a retry of this task would read the same failure: fix the input, "
+                "then clear the task that submitted the job to pay for a new one."
+            )
+        if state.status is not contract.JobStatus.SUCCEEDED or not state.output_url:
+            raise VideoInferError(
+                f"Job {job_id} has not finished (status {state.code}): its results do not exist yet. Wait for it "
+                "first (VideoInferJobSensor, or VideoInferSubmitJobOperator with wait_for_completion=True); a retry "
+                "of this task reads its status again."
+            )
+        self.log.info("Job %s succeeded: reading its results through a fresh output URL.", job_id)
+        return state.output_url
 
     def execute(self, context: Context) -> ResultSummary:
         """Download, keep and summarise the result file; return the summary.
