@@ -178,3 +178,21 @@ for dag_id, options in (
             retry_delay=datetime.timedelta(seconds=0),
             **options,
         )
+
+# A submit task with retries over an uploaded video (params.input_url), for the task store's tests:
+# its store's writes fail in the database (tests/test_task_store.py).
+with DAG(
+    "vi_test_store_writes",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"input_url": Param("", type="string")},
+):
+    VideoInferSubmitJobOperator(
+        task_id="submit",
+        input_url="{{ params.input_url }}",
+        infer_fps=5,
+        models=[MOTION],
+        retries=2,
+        retry_delay=datetime.timedelta(seconds=0),
+    )
