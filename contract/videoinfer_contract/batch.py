@@ -114,6 +114,17 @@ STATUS_FAILED = "error"
 #: ``type`` of the webhook a job sends when it ends [DOC-INTEG].
 JOB_NOTIFICATION_TYPE = "roboflow-batch-job-notification-v1"
 
+#: The first columns of every row of a video job's results, one row per sampled frame: the video's
+#: file name in its input batch, the frame's index in the video and its time in seconds. One column
+#: per Workflow output follows, holding that output's value for the frame as JSON (CSV: JSON text).
+#: Choice: the sources do not document the video layout (section 8, item 10); this is the local
+#: server's, and the provider reads the columns by name.
+ROW_COLUMNS = ("video", "frame_index", "time_offset")
+#: Choice: part names of a job's output batches (undocumented): ``results`` of the processing
+#: stage (one CSV or JSONL file per video) and ``archives`` of the export stage (one ``.tar.gz``).
+PROCESSING_PART = "results"
+EXPORT_PART = "archives"
+
 MAX_STAGING_BATCH_ID_LENGTH = 64
 MAX_BATCH_JOB_ID_LENGTH = 20
 _ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
@@ -478,6 +489,83 @@ class VideoJobDefinition:
     def fingerprint(self) -> str:
         """A digest of the body (see :func:`definition_fingerprint`)."""
         return definition_fingerprint(self.to_payload())
+
+
+@dataclass(frozen=True)
+class RestartOverride:
+    """The body of ``POST /jobs/{job_id}/restart``: what a restart changes; None keeps the job's value.
+
+    :param processing_timeout_seconds: a new runtime cap.
+    :param max_parallel_tasks: a new task parallelism.
+    :param machine_type: ``"cpu"`` or ``"gpu"``.
+    :param workers_per_machine: workers per machine.
+    """
+
+    processing_timeout_seconds: int | None = None
+    max_parallel_tasks: int | None = None
+    machine_type: str | None = None
+    workers_per_machine: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        processing_timeout_seconds: Any = None,
+        max_parallel_tasks: Any = None,
+        machine_type: Any = None,
+        workers_per_machine: Any = None,
+        names: Mapping[str, str] | None = None,
+    ) -> RestartOverride:
+        """Validate the overrides with the rules of :meth:`VideoJobDefinition.build`."""
+        checked = VideoJobDefinition.build(
+            "workspace",
+            "batch",
+            "workflow",
+            processing_timeout_seconds=processing_timeout_seconds,
+            max_parallel_tasks=max_parallel_tasks,
+            machine_type=machine_type,
+            workers_per_machine=workers_per_machine,
+            names=names,
+        )
+        return cls(
+            checked.processing_timeout_seconds,
+            checked.max_parallel_tasks,
+            checked.machine_type,
+            checked.workers_per_machine,
+        )
+
+    @classmethod
+    def from_payload(cls, body: Any) -> RestartOverride:
+        """Read a restart body as it comes over the wire; an absent (None) body overrides nothing."""
+        if body is None:
+            return cls()
+        top = _object(body, "the restart body", InvalidInputError)
+        if top.get("type", RESTART_OVERRIDE_TYPE) != RESTART_OVERRIDE_TYPE:
+            raise InvalidInputError(f"type must be {RESTART_OVERRIDE_TYPE!r}, got {top.get('type')!r}.")
+        compute = _object(top.get("computeConfiguration") or {}, "computeConfiguration", InvalidInputError)
+        return cls.build(
+            top.get("processingTimeoutSeconds"),
+            top.get("maxParallelTasks"),
+            compute.get("machineType"),
+            compute.get("workersPerMachine"),
+            names={
+                "processing_timeout_seconds": "processingTimeoutSeconds",
+                "max_parallel_tasks": "maxParallelTasks",
+                "machine_type": "computeConfiguration.machineType",
+                "workers_per_machine": "computeConfiguration.workersPerMachine",
+            },
+        )
+
+    def to_payload(self) -> dict[str, Any] | None:
+        """The JSON body; None when nothing is overridden (the CLI then sends no body)."""
+        compute = _without_none({"machineType": self.machine_type, "workersPerMachine": self.workers_per_machine})
+        body = _without_none(
+            {
+                "processingTimeoutSeconds": self.processing_timeout_seconds,
+                "maxParallelTasks": self.max_parallel_tasks,
+                "computeConfiguration": {"type": COMPUTE_CONFIGURATION_TYPE, **compute} if compute else None,
+            }
+        )
+        return {"type": RESTART_OVERRIDE_TYPE, **body} if body else None
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

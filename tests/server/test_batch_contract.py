@@ -180,3 +180,18 @@ def test_datetimes_go_out_aware_and_naive_ones_read_as_utc() -> None:
     assert batch.parse_datetime("2026-01-02T03:04:05", "x") == moment
     with pytest.raises(InvalidAnswerError, match="ISO 8601"):
         batch.parse_datetime("yesterday", "x")
+
+
+def test_a_restart_override_round_trips_and_is_absent_when_empty() -> None:
+    assert batch.RestartOverride().to_payload() is None
+    assert batch.RestartOverride.from_payload(None) == batch.RestartOverride()
+    override = batch.RestartOverride.build(processing_timeout_seconds=120, machine_type="gpu")
+    body = override.to_payload()
+    assert body == {
+        "type": "parameters-override-v1",
+        "processingTimeoutSeconds": 120,
+        "computeConfiguration": {"type": "compute-configuration-v2", "machineType": "gpu"},
+    }
+    assert batch.RestartOverride.from_payload(body) == override
+    with pytest.raises(InvalidInputError, match="maxParallelTasks must be from 1"):
+        batch.RestartOverride.from_payload({"type": "parameters-override-v1", "maxParallelTasks": 0})
