@@ -603,7 +603,7 @@ class BatchRunner:
             )
         if ended:
             severity = "info" if state == SUCCEEDED else "error"
-            self._store.add_log(run.job_id, severity, note["type"], {"message": note["message"]})
+            self._store.add_log(run.job_id, severity, note["type"], {k: v for k, v in note.items() if k != "type"})
             self._end_notification(run.job_id, succeeded=state == SUCCEEDED)
 
     def _fail(self, run: JobRun, kind: str, message: str, extra: dict[str, Any]) -> None:
