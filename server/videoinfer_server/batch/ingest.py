@@ -116,6 +116,7 @@ class IngestFetcher:
         if failed and ok:
             name = "partially-ingested"
         self._store.finish_shard(shard_id, name, status, {"ingestedFiles": ok, "failedFiles": failed})
+        log.info("ingest %s of batch %s: %d of %d videos fetched", shard.ingest_id, shard.batch_id, ok, len(files))
         if shard.notifications_url:
             self._notify(
                 shard.notifications_url,

@@ -602,6 +602,7 @@ class BatchRunner:
                 only_if=(RUNNING,),
             )
         if ended:
+            log.info("batch job %s ended %s: %s", run.job_id, state, note["message"])
             severity = "info" if state == SUCCEEDED else "error"
             self._store.add_log(run.job_id, severity, note["type"], {k: v for k, v in note.items() if k != "type"})
             self._end_notification(run.job_id, succeeded=state == SUCCEEDED)
