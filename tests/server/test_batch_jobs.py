@@ -286,3 +286,19 @@ def test_batches_expire_seven_days_after_their_creation(client: BatchClient, vid
         )
     )
     assert "expiring" in {item.batch_id for item in listed}
+
+
+def test_a_job_running_when_the_server_stops_runs_again_when_it_comes_back(tmp_path: Path, videos: list[Path]) -> None:
+    with run_server(tmp_path, API_KEY, batch_frame_delay_seconds=FRAME_DELAY) as first:
+        client = BatchClient(first.base_url, API_KEY)
+        client.stage("resumed", videos[0])
+        assert client.create("resumed-job", client.definition("resumed", max_video_fps=5)).status_code == 200
+        wait_for(lambda: client.job("resumed-job").current_stage == "processing", what="the job to start")
+        client.close()
+    with run_server(tmp_path, API_KEY) as second:
+        client = BatchClient(second.base_url, API_KEY)
+        job = client.wait_ended("resumed-job")
+        assert job.state is batch.BatchJobState.SUCCEEDED
+        assert [entry.log_type for entry in client.logs("resumed-job")].count("stage-started") >= 3  # ran twice
+        assert len(client.files("resumed-job-processing")) == 1
+        client.close()

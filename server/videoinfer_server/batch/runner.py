@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from videoinfer_contract import batch as contract
+from videoinfer_contract.errors import InvalidInputError
 from videoinfer_contract.redaction import redact
 from videoinfer_contract.results import encode_frame_result
 from videoinfer_server.batch.store import (
@@ -300,7 +301,12 @@ class BatchRunner:
             job_id, state=RUNNING, runs=job.runs + 1, stages=[], current_stage=None, only_if=(QUEUED,)
         ):
             return
-        definition = contract.VideoJobDefinition.from_payload(job.definition)
+        try:
+            definition = contract.VideoJobDefinition.from_payload(job.definition)
+        except InvalidInputError as err:  # checked at creation; only a hand-edited database gets here
+            note = {"type": "job-failed", "message": f"the job's definition is invalid: {err}"}
+            self._store.update_job(job_id, state=FAILED, error=True, notification=note, only_if=(RUNNING,))
+            return
         cap, parallel = definition.processing_timeout_seconds, definition.max_parallel_tasks
         for override in job.overrides:
             cap = override.get("processingTimeoutSeconds", cap)
