@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import queue
 import shutil
 import tarfile
 import threading
@@ -54,6 +53,7 @@ from videoinfer_server.frames import Interrupted, VideoReader, exact_fps
 from videoinfer_server.job_failures import FailureCode, JobFailure
 from videoinfer_server.models.base import VideoContext, VideoFrame
 from videoinfer_server.models.registry import ModelRegistry
+from videoinfer_server.queue_workers import QueueWorkers
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,8 @@ class BatchRunner:
         self._file_path = file_path
         self._work = work_dir
         self._notify = notify
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers = QueueWorkers("videoinfer-batch", config.workers, self.run)
+        self._stop = self._workers.stopping
         self._runs: dict[str, JobRun] = {}
         self._runs_lock = threading.Lock()
 
@@ -228,34 +227,16 @@ class BatchRunner:
             self._store.update_job(job.job_id, state=QUEUED, only_if=(RUNNING,))
         for job in self._store.jobs_in(QUEUED):
             log.info("batch job %s queued again", job.job_id)
-            self._queue.put(job.job_id)
-        for n in range(self._config.workers):
-            thread = threading.Thread(target=self._loop, name=f"videoinfer-batch-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._workers.submit(job.job_id)
+        self._workers.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the workers; running jobs stay running in the store and run again at the next start."""
-        self._stop.set()
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        self._workers.stop(timeout)
 
     def submit(self, job_id: str) -> None:
         """Queue a job recorded in the store as queued."""
-        self._queue.put(job_id)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            job_id = self._queue.get()
-            if job_id is None or self._stop.is_set():
-                return
-            try:
-                self.run(job_id)
-            except Exception:  # never let a worker die
-                log.exception("batch worker failed on job %s", job_id)
+        self._workers.submit(job_id)
 
     # -- abort ------------------------------------------------------------------------------------
 
