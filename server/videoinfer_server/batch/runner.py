@@ -392,7 +392,11 @@ class BatchRunner:
             }
             stage.last_event_at = time.time()
             self._save(run)
-        run.check(self._stop)
+        # Every video is done: the export runs even if the last frames took the runtime to its cap.
+        if self._stop.is_set():
+            raise Interrupted()
+        if run.abort.is_set():
+            raise JobAborted()
         self._export(run, processing, export, work)
         results = [processing, export]
         if failed:
