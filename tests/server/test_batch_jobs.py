@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from batch_client import BatchClient, wait_for
-from helpers import API_KEY
+from helpers import API_KEY, CORRUPT_MP4
 
 from videoinfer_contract import batch
 from videoinfer_server.launch import RunningServer, run_server
@@ -302,3 +302,22 @@ def test_a_job_running_when_the_server_stops_runs_again_when_it_comes_back(tmp_p
         assert [entry.log_type for entry in client.logs("resumed-job")].count("stage-started") >= 3  # ran twice
         assert len(client.files("resumed-job-processing")) == 1
         client.close()
+
+
+def test_a_video_that_does_not_decode_fails_its_task_and_the_others_are_still_exported(
+    client: BatchClient, videos: list[Path], tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(CORRUPT_MP4)
+    client.stage("partly", videos[0], corrupt)
+    assert client.create("partly-job", client.definition("partly", max_video_fps=5)).status_code == 200
+    job = client.wait_ended("partly-job")
+    assert job.state is batch.BatchJobState.FAILED and "1 of 2 videos failed" in (job.message or "")
+    by_video = {task.notification["video"]: task for task in client.tasks("partly-job", "processing")}  # type: ignore[index]
+    assert (by_video["one.mp4"].status_type, by_video["broken.mp4"].status_type) == ("success", "error")
+    assert [
+        entry.payload["video"] for entry in client.logs("partly-job", "error") if entry.log_type == "task-failed"
+    ] == ["broken.mp4"]
+    (archive,) = client.files("partly-job-export")
+    with tarfile.open(fileobj=io.BytesIO(httpx.get(archive.download_url).content), mode="r:gz") as tar:
+        assert tar.getnames() == ["one.mp4.csv"]
