@@ -897,6 +897,31 @@ class StagedFile:
         return self.file_name.endswith((".tar", ".tar.gz"))
 
 
+@dataclass(frozen=True)
+class ShardStatus:
+    """The status of one shard of a bulk ingest (``ShardDetails``).
+
+    :param shard_id: ``shardId``.
+    :param status_name: ``statusName``.
+    :param status_type: ``statusType``; one holding ``error`` is a failure (as the CLI reads it).
+    :param event_at: ``eventTimestamp``.
+    :param objects: ``shardObjectsCount``.
+    :param metadata: ``statusMetadata``, if any.
+    """
+
+    shard_id: str
+    status_name: str
+    status_type: str
+    event_at: datetime.datetime
+    objects: int
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the shard's ingest failed."""
+        return STATUS_FAILED in self.status_type.lower()
+
+
 _Item = TypeVar("_Item")
 
 
@@ -1081,6 +1106,25 @@ def _parse_file(entry: Any) -> StagedFile:
 def parse_files_page(body: Any) -> Page[StagedFile]:
     """Read the answer of ``GET /batches/{batch_id}/list``."""
     return _page(body, "filesMetadata", "file list", _parse_file)
+
+
+def _parse_shard(entry: Any) -> ShardStatus:
+    what = "shard"
+    shard = _object(entry, what)
+    metadata = _optional_field(shard, "statusMetadata", dict, what)
+    return ShardStatus(
+        shard_id=_field(shard, "shardId", str, what),
+        status_name=_field(shard, "statusName", str, what),
+        status_type=_field(shard, "statusType", str, what),
+        event_at=parse_datetime(shard.get("eventTimestamp"), "shard's eventTimestamp"),
+        objects=_field(shard, "shardObjectsCount", int, what),
+        metadata=None if metadata is None else dict(metadata),
+    )
+
+
+def parse_shards_page(body: Any) -> Page[ShardStatus]:
+    """Read the answer of ``GET /batches/{batch_id}/shards``."""
+    return _page(body, "shards", "shard list", _parse_shard)
 
 
 def parse_upload_details(body: Any) -> tuple[str, dict[str, str]]:

@@ -106,8 +106,8 @@ def test_video_references_are_fetched_in_the_background_once_and_no_secret_reach
     again = client.ok(batch.VIDEO_REFERENCES_ENDPOINT, json=body, batch_id="by-ref")
     assert again == {"ingestId": "ingest-1", "duplicated": True}
     assert client.count("by-ref") == 2
-    (shard,) = client.ok(batch.BATCH_SHARDS_ENDPOINT, batch_id="by-ref")["shards"]
-    assert (shard["statusName"], shard["statusType"], shard["shardObjectsCount"]) == ("ingested", "success", 2)
+    (shard,) = batch.parse_shards_page(client.ok(batch.BATCH_SHARDS_ENDPOINT, batch_id="by-ref")).items
+    assert (shard.status_name, shard.status_type, shard.objects, shard.failed) == ("ingested", "success", 2, False)
     metadata = batch.parse_batch(client.ok(batch.BATCH_METADATA_ENDPOINT, batch_id="by-ref"))
     assert (metadata.batch_type, metadata.display_name) == ("sharded-batch", "By reference")
     fetched = {item.file_name: httpx.get(item.download_url).content for item in client.files("by-ref")}
