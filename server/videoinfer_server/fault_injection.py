@@ -2,8 +2,10 @@
 
 ``POST /_faults`` with ``{"endpoint", "count", "action", "status_code", "retry_after",
 "stall_seconds"}``; see :data:`ENDPOINTS` and :data:`ACTIONS`. The faults are applied by an ASGI
-middleware in front of the whole app, before authentication. The same middleware counts the
-requests to each endpoint (``GET /_requests``), so that tests wait for requests, not for time.
+middleware in front of the whole app, before authentication. The same middleware notes when each
+request to a named endpoint arrived: ``GET /_requests?endpoint=status`` lists the times, so a test
+can check a client's pacing from the server's side, and counts them per endpoint, so that a test
+waits for requests, not for time.
 
 Actions: ``status`` answers ``status_code`` (with ``Retry-After`` when given) without running the
 request; ``stall`` waits ``stall_seconds`` then runs it; ``drop`` closes the connection without
@@ -18,7 +20,8 @@ import json
 import logging
 import re
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +75,8 @@ _ROUTES = (
 class Fault:
     """One armed fault.
 
-    :param action: one of :data:`ACTIONS`.
+    :param action: ``status``, ``stall``, ``drop``, ``malformed``, or ``lose_answer`` (the request is
+        served in full, e.g. a job is created, then the connection is closed before the answer).
     :param remaining: how many more requests it hits.
     :param status_code: the HTTP status of a ``status`` fault.
     :param retry_after: seconds put in ``Retry-After`` of a ``status`` fault; none when None.
@@ -117,17 +121,22 @@ class FaultRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = {}
-        self._counts: dict[str, int] = {}
+        self._seen: deque[tuple[float, str]] = deque(maxlen=100_000)
 
-    def count(self, endpoint: str) -> None:
-        """Count one request to ``endpoint``."""
+    def record(self, endpoint: str) -> None:
+        """Note a request to ``endpoint`` (its arrival time), for tests that check a client's pacing."""
         with self._lock:
-            self._counts[endpoint] = self._counts.get(endpoint, 0) + 1
+            self._seen.append((time.time(), endpoint))
+
+    def seen(self, endpoint: str | None = None) -> list[float]:
+        """The arrival times (UNIX seconds) of the requests noted, to ``endpoint`` or to any."""
+        with self._lock:
+            return [at for at, name in self._seen if endpoint is None or name == endpoint]
 
     def counts(self) -> dict[str, int]:
-        """Requests so far per endpoint (faulted ones included)."""
+        """How many requests were noted per endpoint."""
         with self._lock:
-            return dict(self._counts)
+            return dict(Counter(name for _, name in self._seen))
 
     def add(self, endpoint: str, fault: Fault) -> None:
         """Arm a fault."""
@@ -192,6 +201,10 @@ async def _drop(receive: Any) -> None:
         await asyncio.sleep(0)
 
 
+async def _discard(message: Any) -> None:
+    """An ASGI ``send`` that sends nothing: the answer of a ``lose_answer`` fault never leaves."""
+
+
 class FaultMiddleware:
     """ASGI middleware applying the faults of a :class:`FaultRegistry`."""
 
@@ -205,7 +218,7 @@ class FaultMiddleware:
             return
         endpoint = endpoint_of(scope["method"], scope["path"])
         if endpoint:
-            self.faults.count(endpoint)
+            self.faults.record(endpoint)
         fault = self.faults.take(endpoint) if endpoint else None
         if fault is None:
             await self.app(scope, receive, send)
@@ -219,11 +232,7 @@ class FaultMiddleware:
                 await _drain(receive, limit=1)  # read part of the body, then hang up
             await _drop(receive)
         elif fault.action == "lose_answer":
-
-            async def swallow(_message: Any) -> None:
-                return None
-
-            await self.app(scope, receive, swallow)
+            await self.app(scope, receive, _discard)
             await _drop(receive)
         elif fault.action == "malformed":
             await _drain(receive)

@@ -116,7 +116,7 @@ class BatchClient:
         return batch.parse_count(self.ok(batch.BATCH_COUNT_ENDPOINT, batch_id=batch_id))
 
     def requests(self) -> dict[str, int]:
-        """Requests per endpoint so far (``GET /_requests``)."""
+        """Requests per endpoint so far (``GET /_requests``, served with faults enabled)."""
         answer = self.http.get("/_requests", params=self.key)
         assert answer.status_code == 200, answer.text
         counts: dict[str, int] = answer.json()["requests"]

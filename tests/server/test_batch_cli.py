@@ -50,9 +50,12 @@ def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory, server_log: Path) -> Iterator[str]:
-    """The local server in a process of its own, its output in ``server_log``."""
+    """The local server in its own process (faults on, for ``GET /_requests``), its output in ``server_log``."""
     assert CLI.is_file(), f"{CLI} does not exist: run `make inference-cli`"
-    with open(server_log, "wb") as log, run_server_process(tmp_path_factory.mktemp("data"), API_KEY, output=log) as url:
+    with (
+        open(server_log, "wb") as log,
+        run_server_process(tmp_path_factory.mktemp("data"), API_KEY, "--enable-faults", output=log) as url,
+    ):
         yield url
 
 

@@ -1,4 +1,4 @@
-"""Routes only the local server has: its models, the jobs and requests it received, and fault injection.
+"""Routes only the local server has: its models, the jobs it received, and fault injection.
 
 ``/_faults`` is served only when the server runs with ``enable_faults`` (``--enable-faults``):
 :data:`faults_router` is then included by :func:`~videoinfer_server.app.create_app`.
@@ -32,13 +32,6 @@ async def jobs(runtime: Authenticated) -> dict[str, Any]:
     return {"jobs": [_job_summary(runtime, job) for job in runtime.store.list_jobs()]}
 
 
-@route(router, "/_requests", ["GET"])
-async def requests_seen(runtime: Authenticated) -> dict[str, Any]:
-    """``GET /_requests``: how many requests each endpoint received (names of the fault injection's
-    :data:`~videoinfer_server.fault_injection.ENDPOINTS`), for tests that wait for requests."""
-    return {"requests": runtime.faults.counts()}
-
-
 def _job_summary(runtime: ServerRuntime, job: Job) -> dict[str, Any]:
     return {
         "job_id": job.job_id,
@@ -65,6 +58,14 @@ async def add_fault(request: Request, runtime: Authenticated) -> dict[str, Any]:
         raise ApiError(400, str(err)) from None
     runtime.faults.add(endpoint, fault)
     return {"ok": True}
+
+
+@route(faults_router, "/_requests", ["GET"])
+async def seen_requests(runtime: Authenticated, endpoint: str | None = None) -> dict[str, Any]:
+    """``GET /_requests[?endpoint=status]``: when each request to a named endpoint arrived (UNIX seconds),
+    and how many requests each endpoint received (``requests``, by the names of
+    :data:`~videoinfer_server.fault_injection.ENDPOINTS`), for tests that wait for requests."""
+    return {"times": runtime.faults.seen(endpoint), "requests": runtime.faults.counts()}
 
 
 @route(faults_router, "/_faults", ["DELETE"])
