@@ -99,3 +99,13 @@ validate_video_header = _raising_provider_errors(validation.validate_video_heade
 validate_flag = _raising_provider_errors(validation.validate_flag)
 validate_seconds = _raising_provider_errors(validation.validate_seconds)
 validate_wait = _raising_provider_errors(validation.validate_wait)
+
+# Batch Processing (the second backend): the same wrapping, for its ids and its job definition.
+from videoinfer_contract import batch as batch  # noqa: E402 -- kept beside its wrappers
+
+build_batch_job_definition = _raising_provider_errors(batch.VideoJobDefinition.build)
+validate_batch_job_id = _raising_provider_errors(batch.validate_batch_job_id)
+validate_staging_batch_id = _raising_provider_errors(batch.validate_staging_batch_id)
+validate_workflow_id = _raising_provider_errors(batch.validate_workflow_id)
+validate_workflow_parameters = _raising_provider_errors(batch.validate_workflow_parameters)
+validate_max_video_fps = _raising_provider_errors(batch.validate_max_video_fps)
