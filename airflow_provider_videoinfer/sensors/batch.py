@@ -159,7 +159,7 @@ class VideoInferBatchJobSensor(BaseSensorOperator):
     def _finish(self, outcome: waiting.Outcome, job: wire.BatchJob | None) -> str:
         if isinstance(outcome, waiting.TimedOut):
             raise AirflowSensorTimeout(
-                timeout_message(outcome.job_id, outcome.reason).replace(", so it was aborted", "")
+                f"Batch job {outcome.job_id} {outcome.reason}; the sensor leaves it running: raise its timeout."
             )
         assert not isinstance(outcome, waiting.PollAgain)
         try:
