@@ -136,7 +136,7 @@ class VideoInferBatchJobOperator(VideoInferBaseOperator):
     :param max_video_fps: frames per second sampled for prediction; None for every frame (fewer cost less).
     :param aggregation_format: ``"jsonl"`` (default, keeps nested detections) or ``"csv"``.
     :param notifications_url: a webhook the service posts the job's end to (templated).
-    :param max_runtime_seconds: the cap of cumulative machine time (default 3600).
+    :param max_runtime_seconds: the cap of cumulative machine time (default 3600) (templated).
     :param part_name: a part of a multipart input batch; None for the whole batch.
     :param job_name: the job's display name; default the task's ``dag_id.task_id``.
     :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
@@ -154,6 +154,7 @@ class VideoInferBatchJobOperator(VideoInferBaseOperator):
         "workflow_parameters",
         "notifications_url",
         "job_name",
+        "max_runtime_seconds",
     )
     ui_color = "#f0e4d4"
 
@@ -203,7 +204,9 @@ class VideoInferBatchJobOperator(VideoInferBaseOperator):
         contract.validate_wait(self.poll_interval, self.wait_timeout, "wait_timeout")
         # Every value known now is checked now (a placeholder workspace and batch stand in for those
         # known only at run time), so that a typo fails the DAG's parse, not a paid run.
-        if not any(map(is_runtime_value, (batch_id, workflow_id, workflow_parameters, notifications_url))):
+        if not any(
+            map(is_runtime_value, (batch_id, workflow_id, workflow_parameters, notifications_url, max_runtime_seconds))
+        ):
             self._definition("parse-time-check")
         else:
             validate_if_known(workflow_id, contract.validate_workflow_id)
