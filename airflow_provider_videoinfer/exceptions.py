@@ -53,7 +53,7 @@ class VideoInferNotFoundError(VideoInferFatalError):
 
 
 class VideoInferInvalidRequestError(VideoInferFatalError):
-    """The service refused the request (a 4xx other than 401/403/404/429, or a 5xx no retry can fix)."""
+    """The service refused the request (a 4xx other than 401, 403, 404, 408 and 429)."""
 
 
 class VideoInferTransientError(VideoInferError):
@@ -93,7 +93,7 @@ class VideoInferRateLimitError(VideoInferTransientError):
 
 
 class VideoInferServerError(VideoInferTransientError):
-    """The service answered 500, 502, 503 or 504; raised once the retry policy is spent."""
+    """The service answered a 5xx (any), or 408; raised once the retry policy is spent."""
 
 
 class VideoInferConnectionError(VideoInferTransientError):
@@ -138,6 +138,17 @@ class VideoInferJobFailedError(VideoInferError):
 
 class VideoInferJobFailedFatalError(VideoInferJobFailedError, VideoInferFatalError):
     """A failed job that no retry of the task would pay for again: the task fails without its retries."""
+
+
+class VideoInferSubmissionUnknownError(VideoInferFatalError):
+    """A job submission was sent but its answer was lost: a job may exist and be paid for, with an id
+    nobody knows. No try of the task submits again on its own (clearing the task, or
+    ``resubmit_unknown_outcome=True``, does); the task fails without its retries."""
+
+
+class VideoInferStoreError(VideoInferConfigError):
+    """The task cannot keep what its next try must find (the job id) in its task store: a write failed,
+    or did not land when read back."""
 
 
 class VideoInferTimeoutError(VideoInferError):

@@ -17,6 +17,7 @@ from helpers import API_KEY, clear_faults, connection_json, inject_fault
 from airflow_provider_videoinfer.compat import AirflowRescheduleException, AirflowSensorTimeout
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.operators.task_store import task_store
 from airflow_provider_videoinfer.sensors.videoinfer import OUTAGE_KEY, VideoInferJobSensor
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
@@ -72,13 +73,13 @@ def _next_polls(text: str) -> list[float]:
 
 def test_a_poke_hands_the_steps_delay_to_airflow(long_server, running_job, capfd):
     sensor = _sensor(running_job, "poke", poll_interval=10)
-    inject_fault(long_server, "status", "status", count=1, status_code=503, retry_after=7)
+    inject_fault(long_server, "status", "status", count=1, status_code=503, retry_after=17)
     assert sensor.poke({}) is False
-    assert sensor.poke_interval == 7.0  # what the service asked, not the poll interval
+    assert sensor.poke_interval == 17.0  # what the service asked, longer than the poll interval
     assert sensor.poke({}) is False
     assert sensor.poke_interval == 10.0  # running: one poll interval
     out, err = capfd.readouterr()
-    assert _next_polls(out + err) == [7.0, 10.0]
+    assert _next_polls(out + err) == [17.0, 10.0]
     assert "the service answers again after" in out + err
 
 
@@ -87,24 +88,24 @@ def test_a_rescheduled_sensor_is_rescheduled_when_the_step_says_and_remembers_th
 ):
     sensor = _sensor(running_job, "reschedule", poll_interval=10)
     context = {"ti": FirstPoke(), "task_state_store": Store()}
-    inject_fault(long_server, "status", "status", count=2, status_code=503, retry_after=7)
+    inject_fault(long_server, "status", "status", count=2, status_code=503, retry_after=27)
     for failed_polls in (1, 2):
         before = datetime.datetime.now(datetime.UTC)
         with pytest.raises(AirflowRescheduleException) as rescheduled:
             sensor.execute(context)  # Airflow's sensor loop: one poke, then a reschedule
         after = datetime.datetime.now(datetime.UTC)
-        seconds = datetime.timedelta(seconds=7)
+        seconds = datetime.timedelta(seconds=27)  # above the backoff of one and two poll intervals
         assert before + seconds <= rescheduled.value.reschedule_date <= after + seconds
-        saved = context["task_state_store"].get(OUTAGE_KEY)
+        saved = task_store(context).get(OUTAGE_KEY)  # type: ignore[arg-type]
         assert isinstance(saved, dict) and saved["failed"] == failed_polls
     with pytest.raises(AirflowRescheduleException) as rescheduled:
         sensor.execute(context)
     assert rescheduled.value.reschedule_date >= after + datetime.timedelta(seconds=10)
-    assert context["task_state_store"].get(OUTAGE_KEY) is None  # the outage ended
+    assert task_store(context).get(OUTAGE_KEY) is None  # type: ignore[arg-type]  # the outage ended
     out, err = capfd.readouterr()
     assert "(2 failed polls in a row)" in out + err
     assert "the service answers again after" in out + err and "(2 failed polls)." in out + err
-    assert _next_polls(out + err) == [7.0, 7.0, 10.0]
+    assert _next_polls(out + err) == [27.0, 27.0, 10.0]
 
 
 class Rescheduled:

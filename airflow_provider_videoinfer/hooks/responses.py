@@ -27,8 +27,16 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferServerError,
 )
 
-#: HTTP statuses that may pass if the same request is sent again (anything else 4xx/5xx will not).
-RETRYABLE_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
+#: 4xx statuses that may pass if the same request is sent again: a request timeout and the rate limit.
+#: Every 5xx may pass too, whatever its number (520, 522, 524 and 529 are what CDNs and proxies in front
+#: of a hosted API answer): it leaves the state of what was asked unknown, never a definite answer.
+RETRYABLE_CLIENT_STATUS_CODES = frozenset({408, 429})
+
+
+def is_retryable_status(status_code: int) -> bool:
+    """Whether an HTTP error answer leaves the outcome unknown (408, 429, any 5xx), so that sending the
+    same request again may pass; any other 4xx is a definite refusal."""
+    return status_code >= 500 or status_code in RETRYABLE_CLIENT_STATUS_CODES
 
 
 def status_request(job_id: str) -> tuple[tuple[str, str], dict[str, str]]:
@@ -163,16 +171,11 @@ def error_for_status(
             http_status=status_code,
             retry_after=retry_after,
         )
-    if status_code in RETRYABLE_STATUS_CODES:
+    if is_retryable_status(status_code):
         return VideoInferServerError(
             f"{what}: the service failed (HTTP {status_code}: {detail}).",
             http_status=status_code,
             retry_after=retry_after,
-        )
-    if status_code >= 500:
-        return VideoInferInvalidRequestError(
-            f"{what}: the service cannot serve this request (HTTP {status_code}: {detail}); sending it "
-            "again will not help. Check the connection's Base URL."
         )
     return VideoInferInvalidRequestError(f"{what}: the service refused the request (HTTP {status_code}: {detail}).")
 

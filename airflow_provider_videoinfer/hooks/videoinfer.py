@@ -201,7 +201,14 @@ class VideoInferHook(BaseHook):
         body = self.transport.call(endpoint, f"status of job {job_id}", params=params, policy=policy)
         return responses.parse_job_state(job_id, body)
 
-    def wait_for_job(self, job_id: str, poll_interval: float = 60.0, timeout: float | None = None) -> JobState:
+    def wait_for_job(
+        self,
+        job_id: str,
+        poll_interval: float = 60.0,
+        timeout: float | None = None,
+        *,
+        last_poll: JobState | VideoInferError | None = None,
+    ) -> JobState:
         """Poll a job in this process until it stops; raise if it fails or outlasts ``timeout``.
 
         Each poll is one attempt; :func:`~airflow_provider_videoinfer.hooks.waiting.step` decides
@@ -211,6 +218,9 @@ class VideoInferHook(BaseHook):
         :param job_id: the job to wait for.
         :param poll_interval: seconds between polls (the hosted API allows one a minute).
         :param timeout: seconds to wait at most; None waits as long as the job runs.
+        :param last_poll: what the caller has just read of the job (its state, or the error the read
+            got); the wait starts from it, so the first poll comes as the wait step says rather than at
+            once. None polls at once.
         """
         job_id = contract.validate_job_id(job_id)
         if timeout is None:
@@ -221,14 +231,16 @@ class VideoInferHook(BaseHook):
         deadline = None if timeout is None else started + timeout
         wait = waiting.Wait(job_id, poll_interval, started, deadline, self.settings.retry)
         outage: waiting.Outage | None = None
+        poll = last_poll
         while True:
-            poll = self.poll_job(job_id)
+            if poll is None:
+                poll = self.poll_job(job_id)
             now = time.time()
             outcome = waiting.step(wait, outage, poll, now, random.random())
             waiting.report(self.log, outcome, now)
             if not isinstance(outcome, waiting.PollAgain):
                 return outcome.result()
-            outage = outcome.outage
+            outage, poll = outcome.outage, None
             time.sleep(outcome.delay)
 
     def poll_job(self, job_id: str) -> JobState | VideoInferError:
