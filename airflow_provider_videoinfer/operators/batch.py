@@ -39,7 +39,12 @@ from airflow_provider_videoinfer.operators.base import (
     positive_seconds,
     validate_if_known,
 )
-from airflow_provider_videoinfer.operators.task_store import TaskStore, kept_until_the_task_ends, task_store
+from airflow_provider_videoinfer.operators.task_store import (
+    TaskStore,
+    forget_on_success,
+    kept_until_the_task_ends,
+    task_store,
+)
 from airflow_provider_videoinfer.triggers.batch import VideoInferBatchJobTrigger
 from airflow_provider_videoinfer.triggers.events import EventKind, JobEvent
 from videoinfer_contract import batch as wire
@@ -212,6 +217,7 @@ class VideoInferBatchJobOperator(VideoInferBaseOperator):
             validate_if_known(workflow_id, contract.validate_workflow_id)
             validate_if_known(batch_id, contract.validate_staging_batch_id)
         self._job_id: str | None = None
+        forget_on_success(self, JOB_STATE_KEY)
 
     def _definition(self, workspace: str) -> wire.VideoJobDefinition:
         return contract.build_batch_job_definition(  # type: ignore[no-any-return]
