@@ -1,0 +1,209 @@
+"""The Batch Processing run operator on the local server: created once, reconnected, aborted when stopped, capped."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+import requests
+from helpers import API_KEY, FakeTaskStateStore, clear_faults, connection_json, inject_fault
+
+from airflow_provider_videoinfer.exceptions import (
+    VideoInferBatchJobFailedFatalError,
+    VideoInferBatchTimeoutError,
+)
+from airflow_provider_videoinfer.hooks.batch import VideoInferBatchHook
+from airflow_provider_videoinfer.operators.batch import VideoInferBatchJobOperator
+from airflow_provider_videoinfer.triggers.batch import VideoInferBatchJobTrigger
+from videoinfer_contract import batch as wire
+
+#: The local server's Workflow of its motion models.
+WORKFLOW = "detect-motion"
+#: The fault-injection name of ``POST /jobs/{job_id}`` on the local server.
+CREATE_ENDPOINT = "batch_create_job"
+
+
+class TaskInstance:
+    """The part of a running task instance the operator reads: its identity, its try group, its XCom pushes."""
+
+    def __init__(self, run_id: str, max_tries: int = 1, try_number: int = 1) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = "batch_dag", run_id, "run", -1
+        self.max_tries, self.try_number = max_tries, try_number
+        self.pushed: dict[str, object] = {}
+        self.job_pushed = threading.Event()
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+        if key == "job_id":
+            self.job_pushed.set()
+
+
+def _context(ti: TaskInstance, store: FakeTaskStateStore | None = None) -> dict:
+    return {"ti": ti, "task_state_store": store if store is not None else FakeTaskStateStore()}
+
+
+def _server(tmp_path_factory, name: str, **options):
+    from videoinfer_server.launch import run_server
+
+    return run_server(tmp_path_factory.mktemp(name), API_KEY, enable_faults=True, **options)
+
+
+@pytest.fixture(scope="module")
+def batch_server(tmp_path_factory):
+    """A local server whose batch jobs run at full speed."""
+    with _server(tmp_path_factory, "batch") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def slow_batch_server(tmp_path_factory):
+    """A local server whose batch jobs take a while on each frame (so a job is seen running)."""
+    with _server(tmp_path_factory, "slow-batch", batch_frame_delay_seconds=0.5) as running:
+        yield running
+
+
+def _connect(server, monkeypatch) -> VideoInferBatchHook:
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(server.base_url))
+    clear_faults(server)
+    return VideoInferBatchHook()
+
+
+def _stage(hook: VideoInferBatchHook, video, batch_id: str) -> str:
+    if not hook.count(batch_id):
+        hook.upload_video(batch_id, video, "sample.mp4")
+    return batch_id
+
+
+def _operator(batch_id: str, **options) -> VideoInferBatchJobOperator:
+    settings = {"poll_interval": 0.2, "wait_timeout": 120, "deferrable": False, "max_runtime_seconds": 600, **options}
+    return VideoInferBatchJobOperator(task_id="run", batch_id=batch_id, workflow_id=WORKFLOW, **settings)
+
+
+def _jobs(hook: VideoInferBatchHook) -> list[wire.BatchJob]:
+    return list(hook.list_jobs())
+
+
+def test_a_retry_reconnects_to_its_job_and_a_clear_runs_a_new_one(batch_server, monkeypatch, sample_video):
+    hook = _connect(batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "reconnect-batch")
+    store = FakeTaskStateStore()
+    first = _operator(batch_id).execute(_context(TaskInstance("run-a"), store))
+    assert hook.get_job(first).state is wire.BatchJobState.SUCCEEDED
+    assert len(first) <= 20 and first.startswith("af-")
+    before = len(_jobs(hook))
+
+    retry = _operator(batch_id).execute(_context(TaskInstance("run-a", try_number=2), store))
+    assert retry == first
+    assert len(_jobs(hook)) == before  # read, not created again
+
+    cleared = _operator(batch_id).execute(_context(TaskInstance("run-a", max_tries=3, try_number=2), store))
+    assert cleared != first
+    assert len(_jobs(hook)) == before + 1
+
+
+def test_a_creation_whose_answer_is_lost_makes_one_job(batch_server, monkeypatch, sample_video, caplog):
+    hook = _connect(batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "lost-answer-batch")
+    before = {job.job_id for job in _jobs(hook)}
+    inject_fault(batch_server, CREATE_ENDPOINT, action="lose_answer")
+    job_id = _operator(batch_id).execute(_context(TaskInstance("run-lost")))
+    created = [job for job in _jobs(hook) if job.job_id not in before]
+    assert [job.job_id for job in created] == [job_id]
+    assert hook.get_job(job_id).state is wire.BatchJobState.SUCCEEDED
+    assert "creation's lost answer is resolved" in caplog.text
+
+
+def _run_until_running(operator: VideoInferBatchJobOperator, ti: TaskInstance, hook: VideoInferBatchHook, pool):
+    waiting = pool.submit(operator.execute, _context(ti))
+    if not ti.job_pushed.wait(timeout=60):
+        waiting.result(timeout=1)
+        raise AssertionError("the operator never pushed its job id")
+    job_id = str(ti.pushed["job_id"])
+    while hook.get_job(job_id).state is not wire.BatchJobState.RUNNING:
+        assert not waiting.done(), waiting.result()
+        threading.Event().wait(0.05)
+    return job_id, waiting
+
+
+def test_a_killed_task_aborts_its_job_at_the_server(slow_batch_server, monkeypatch, sample_video, caplog):
+    hook = _connect(slow_batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "kill-batch")
+    operator = _operator(batch_id)
+    ti = TaskInstance("run-kill")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        job_id, waiting = _run_until_running(operator, ti, hook, pool)
+        operator.on_kill()  # what Airflow calls when the task is killed
+        assert hook.get_job(job_id).state is wire.BatchJobState.ABORTED
+        with pytest.raises(VideoInferBatchJobFailedFatalError, match="aborted"):
+            waiting.result(timeout=60)
+    assert f"Aborted batch job {job_id}: task run was killed" in caplog.text
+
+
+def test_a_wait_that_times_out_aborts_its_job(slow_batch_server, monkeypatch, sample_video, caplog):
+    hook = _connect(slow_batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "timeout-batch")
+    ti = TaskInstance("run-timeout")
+    with pytest.raises(VideoInferBatchTimeoutError, match="so it was aborted") as raised:
+        _operator(batch_id, wait_timeout=1.0).execute(_context(ti))
+    job_id = str(ti.pushed["job_id"])
+    assert job_id in str(raised.value)
+    assert hook.get_job(job_id).state is wire.BatchJobState.ABORTED
+    assert f"Aborted batch job {job_id}: its wait reached wait_timeout=1 s" in caplog.text
+
+
+def test_the_runtime_cap_ends_the_job_and_the_task_says_why(slow_batch_server, monkeypatch, sample_video):
+    hook = _connect(slow_batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "cap-batch")
+    ti = TaskInstance("run-cap")
+    with pytest.raises(VideoInferBatchJobFailedFatalError) as raised:
+        _operator(batch_id, max_runtime_seconds=1).execute(_context(ti))
+    job_id = str(ti.pushed["job_id"])
+    assert hook.get_job(job_id).state is wire.BatchJobState.FAILED
+    message = str(raised.value)
+    assert f"Batch job {job_id} ended failed" in message
+    assert "runtime cap, max_runtime_seconds=1" in message
+
+
+def test_the_trigger_aborts_its_job_when_a_person_kills_the_deferred_task(slow_batch_server, monkeypatch, sample_video):
+    hook = _connect(slow_batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "trigger-kill-batch")
+    ti = TaskInstance("run-trigger-kill")
+    _operator(batch_id, wait_for_completion=False).execute(_context(ti))
+    job_id = str(ti.pushed["job_id"])
+    trigger = VideoInferBatchJobTrigger(job_id=job_id, poll_interval=0.2)
+    classpath, kwargs = trigger.serialize()
+    assert set(kwargs) == {"job_id", "videoinfer_conn_id", "poll_interval", "deadline", "abort_on_kill"}
+    assert API_KEY not in repr(kwargs)
+    asyncio.run(VideoInferBatchJobTrigger(**kwargs).on_kill())  # what Airflow 3.3's triggerer calls
+    assert hook.get_job(job_id).state is wire.BatchJobState.ABORTED
+
+
+def test_the_trigger_ends_with_one_event_for_a_finished_job(batch_server, monkeypatch, sample_video):
+    hook = _connect(batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "trigger-batch")
+    ti = TaskInstance("run-trigger")
+    job_id = _operator(batch_id).execute(_context(ti))
+
+    async def events() -> list:
+        return [event async for event in VideoInferBatchJobTrigger(job_id=job_id, poll_interval=0.05).run()]
+
+    (event,) = asyncio.run(events())
+    assert event.payload["kind"] == "succeeded" and event.payload["job_id"] == job_id
+
+
+def test_a_bad_workflow_parameter_fails_at_parse_time():
+    from airflow_provider_videoinfer.exceptions import VideoInferValidationError
+
+    with pytest.raises(VideoInferValidationError, match="max_runtime_seconds"):
+        VideoInferBatchJobOperator(task_id="run", batch_id="b", workflow_id=WORKFLOW, max_runtime_seconds=0)
+    with pytest.raises(VideoInferValidationError, match="machine_type"):
+        VideoInferBatchJobOperator(task_id="run", batch_id="b", workflow_id=WORKFLOW, machine_type="tpu")
+
+
+def test_the_workspace_is_read_once(batch_server, monkeypatch):
+    hook = _connect(batch_server, monkeypatch)
+    assert hook.workspace == hook.workspace
+    answer = requests.get(batch_server.base_url + "/", params={"api_key": API_KEY}, timeout=5).json()
+    assert hook.workspace == answer["workspace"]
