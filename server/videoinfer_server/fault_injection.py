@@ -2,7 +2,13 @@
 
 ``POST /_faults`` with ``{"endpoint", "count", "action", "status_code", "retry_after",
 "stall_seconds"}``; see :data:`ENDPOINTS` and :data:`ACTIONS`. The faults are applied by an ASGI
-middleware in front of the whole app, before authentication.
+middleware in front of the whole app, before authentication. The same middleware counts the
+requests to each endpoint (``GET /_requests``), so that tests wait for requests, not for time.
+
+Actions: ``status`` answers ``status_code`` (with ``Retry-After`` when given) without running the
+request; ``stall`` waits ``stall_seconds`` then runs it; ``drop`` closes the connection without
+running it; ``malformed`` answers 200 with a body that is not JSON; ``lose_answer`` runs the request
+(its effect happens) and then closes the connection before the answer.
 """
 
 from __future__ import annotations
@@ -16,18 +22,49 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from videoinfer_contract import batch as contract_batch
+
 log = logging.getLogger(__name__)
 
-ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result")
-ACTIONS = ("status", "stall", "drop", "malformed")
+#: Batch Processing's endpoints (both path families and the signed URLs), by name.
+BATCH_ENDPOINTS = {
+    "staging_batches": contract_batch.LIST_BATCHES_ENDPOINT,
+    "staging_batch": contract_batch.BATCH_METADATA_ENDPOINT,
+    "staging_count": contract_batch.BATCH_COUNT_ENDPOINT,
+    "staging_parts": contract_batch.BATCH_PARTS_ENDPOINT,
+    "staging_list": contract_batch.BATCH_LIST_ENDPOINT,
+    "staging_shards": contract_batch.BATCH_SHARDS_ENDPOINT,
+    "staging_upload_video": contract_batch.UPLOAD_VIDEO_ENDPOINT,
+    "staging_video_references": contract_batch.VIDEO_REFERENCES_ENDPOINT,
+    "staging_put": ("PUT", "/staging-uploads/{file_id}"),
+    "staging_download": ("GET", "/staging-downloads/{file_id}/{name}"),
+    "batch_create_job": contract_batch.CREATE_JOB_ENDPOINT,
+    "batch_jobs": contract_batch.LIST_JOBS_ENDPOINT,
+    "batch_job": contract_batch.JOB_METADATA_ENDPOINT,
+    "batch_stages": contract_batch.JOB_STAGES_ENDPOINT,
+    "batch_tasks": contract_batch.STAGE_TASKS_ENDPOINT,
+    "batch_logs": contract_batch.JOB_LOGS_ENDPOINT,
+    "batch_abort": contract_batch.ABORT_JOB_ENDPOINT,
+    "batch_restart": contract_batch.RESTART_JOB_ENDPOINT,
+}
+ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result", *BATCH_ENDPOINTS)
+ACTIONS = ("status", "stall", "drop", "malformed", "lose_answer")
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A path template's regex: each ``{field}`` one path segment."""
+    return re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(template)) + "$")
+
 
 _ROUTES = (
     ("GET", re.compile(r"^/$"), "workspace"),
+    ("POST", re.compile(r"^/$"), "workspace"),
     ("POST", re.compile(r"^/video_upload_signed_url/?$"), "upload_url"),
     ("PUT", re.compile(r"^/uploads/[^/]+/[^/]+$"), "upload"),
     ("POST", re.compile(r"^/videoinfer/?$"), "submit"),
     ("GET", re.compile(r"^/videoinfer/?$"), "status"),
     ("GET", re.compile(r"^/results/[^/]+/?$"), "result"),
+    *((method, _template_pattern(template), name) for name, (method, template) in BATCH_ENDPOINTS.items()),
 )
 
 
@@ -35,7 +72,7 @@ _ROUTES = (
 class Fault:
     """One armed fault.
 
-    :param action: ``status``, ``stall``, ``drop`` or ``malformed``.
+    :param action: one of :data:`ACTIONS`.
     :param remaining: how many more requests it hits.
     :param status_code: the HTTP status of a ``status`` fault.
     :param retry_after: seconds put in ``Retry-After`` of a ``status`` fault; none when None.
@@ -80,6 +117,17 @@ class FaultRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = {}
+        self._counts: dict[str, int] = {}
+
+    def count(self, endpoint: str) -> None:
+        """Count one request to ``endpoint``."""
+        with self._lock:
+            self._counts[endpoint] = self._counts.get(endpoint, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        """Requests so far per endpoint (faulted ones included)."""
+        with self._lock:
+            return dict(self._counts)
 
     def add(self, endpoint: str, fault: Fault) -> None:
         """Arm a fault."""
@@ -156,6 +204,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         endpoint = endpoint_of(scope["method"], scope["path"])
+        if endpoint:
+            self.faults.count(endpoint)
         fault = self.faults.take(endpoint) if endpoint else None
         if fault is None:
             await self.app(scope, receive, send)
@@ -167,6 +217,13 @@ class FaultMiddleware:
         elif fault.action == "drop":
             if endpoint == "upload":
                 await _drain(receive, limit=1)  # read part of the body, then hang up
+            await _drop(receive)
+        elif fault.action == "lose_answer":
+
+            async def swallow(_message: Any) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
             await _drop(receive)
         elif fault.action == "malformed":
             await _drain(receive)

@@ -1,4 +1,4 @@
-"""Routes only the local server has: its models, the jobs it received, and fault injection.
+"""Routes only the local server has: its models, the jobs and requests it received, and fault injection.
 
 ``/_faults`` is served only when the server runs with ``enable_faults`` (``--enable-faults``):
 :data:`faults_router` is then included by :func:`~videoinfer_server.app.create_app`.
@@ -30,6 +30,13 @@ async def models(runtime: Authenticated) -> dict[str, Any]:
 async def jobs(runtime: Authenticated) -> dict[str, Any]:
     """``GET /_jobs``: every job received, newest last, without secrets."""
     return {"jobs": [_job_summary(runtime, job) for job in runtime.store.list_jobs()]}
+
+
+@route(router, "/_requests", ["GET"])
+async def requests_seen(runtime: Authenticated) -> dict[str, Any]:
+    """``GET /_requests``: how many requests each endpoint received (names of the fault injection's
+    :data:`~videoinfer_server.fault_injection.ENDPOINTS`), for tests that wait for requests."""
+    return {"requests": runtime.faults.counts()}
 
 
 def _job_summary(runtime: ServerRuntime, job: Job) -> dict[str, Any]:
