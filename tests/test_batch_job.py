@@ -25,6 +25,21 @@ WORKFLOW = "detect-motion"
 CREATE_ENDPOINT = "batch_create_job"
 
 
+def _printed(capfd) -> str:
+    """What the test printed so far (task and hook logs go to stdout through Airflow's structlog)."""
+    out, err = capfd.readouterr()
+    _PRINTED.append(out + err)
+    return " ".join("".join(_PRINTED).split())
+
+
+_PRINTED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _fresh_output():
+    _PRINTED.clear()
+
+
 class TaskInstance:
     """The part of a running task instance the operator reads: its identity, its try group, its XCom pushes."""
 
@@ -103,7 +118,7 @@ def test_a_retry_reconnects_to_its_job_and_a_clear_runs_a_new_one(batch_server, 
     assert len(_jobs(hook)) == before + 1
 
 
-def test_a_creation_whose_answer_is_lost_makes_one_job(batch_server, monkeypatch, sample_video, caplog):
+def test_a_creation_whose_answer_is_lost_makes_one_job(batch_server, monkeypatch, sample_video, capfd):
     hook = _connect(batch_server, monkeypatch)
     batch_id = _stage(hook, sample_video, "lost-answer-batch")
     before = {job.job_id for job in _jobs(hook)}
@@ -112,7 +127,7 @@ def test_a_creation_whose_answer_is_lost_makes_one_job(batch_server, monkeypatch
     created = [job for job in _jobs(hook) if job.job_id not in before]
     assert [job.job_id for job in created] == [job_id]
     assert hook.get_job(job_id).state is wire.BatchJobState.SUCCEEDED
-    assert "creation's lost answer is resolved" in caplog.text
+    assert "creation's lost answer is resolved" in _printed(capfd)
 
 
 def _run_until_running(operator: VideoInferBatchJobOperator, ti: TaskInstance, hook: VideoInferBatchHook, pool):
@@ -121,13 +136,13 @@ def _run_until_running(operator: VideoInferBatchJobOperator, ti: TaskInstance, h
         waiting.result(timeout=1)
         raise AssertionError("the operator never pushed its job id")
     job_id = str(ti.pushed["job_id"])
-    while hook.get_job(job_id).state is not wire.BatchJobState.RUNNING:
+    while (job := hook.find_job(job_id)) is None or job.state is not wire.BatchJobState.RUNNING:
         assert not waiting.done(), waiting.result()
         threading.Event().wait(0.05)
     return job_id, waiting
 
 
-def test_a_killed_task_aborts_its_job_at_the_server(slow_batch_server, monkeypatch, sample_video, caplog):
+def test_a_killed_task_aborts_its_job_at_the_server(slow_batch_server, monkeypatch, sample_video, capfd):
     hook = _connect(slow_batch_server, monkeypatch)
     batch_id = _stage(hook, sample_video, "kill-batch")
     operator = _operator(batch_id)
@@ -138,10 +153,10 @@ def test_a_killed_task_aborts_its_job_at_the_server(slow_batch_server, monkeypat
         assert hook.get_job(job_id).state is wire.BatchJobState.ABORTED
         with pytest.raises(VideoInferBatchJobFailedFatalError, match="aborted"):
             waiting.result(timeout=60)
-    assert f"Aborted batch job {job_id}: task run was killed" in caplog.text
+    assert f"Aborted batch job {job_id}: task run was killed" in _printed(capfd)
 
 
-def test_a_wait_that_times_out_aborts_its_job(slow_batch_server, monkeypatch, sample_video, caplog):
+def test_a_wait_that_times_out_aborts_its_job(slow_batch_server, monkeypatch, sample_video, capfd):
     hook = _connect(slow_batch_server, monkeypatch)
     batch_id = _stage(hook, sample_video, "timeout-batch")
     ti = TaskInstance("run-timeout")
@@ -150,7 +165,7 @@ def test_a_wait_that_times_out_aborts_its_job(slow_batch_server, monkeypatch, sa
     job_id = str(ti.pushed["job_id"])
     assert job_id in str(raised.value)
     assert hook.get_job(job_id).state is wire.BatchJobState.ABORTED
-    assert f"Aborted batch job {job_id}: its wait reached wait_timeout=1 s" in caplog.text
+    assert f"Aborted batch job {job_id}: its wait reached wait_timeout=1 s" in _printed(capfd)
 
 
 def test_the_runtime_cap_ends_the_job_and_the_task_says_why(slow_batch_server, monkeypatch, sample_video):
