@@ -87,17 +87,28 @@ def signature_leaks_in_airflow() -> list[str]:
     return leaks
 
 
-def test_the_results_operator_keeps_a_committed_copy_on_a_second_run(batch_conn, tmp_path):
+def test_the_results_are_kept_in_a_bucket_and_a_second_run_reads_the_manifest(batch_conn, sample_video, monkeypatch):
+    from airflow_provider_videoinfer.operators.batch import VideoInferBatchJobOperator
     from airflow_provider_videoinfer.operators.batch_results import VideoInferBatchResultsOperator
 
     hook = VideoInferBatchHook()
-    done = [job for job in hook.list_jobs() if job.state.is_successful()]
-    if not done:
-        pytest.skip("needs the example's job (run with the example test)")
-    job_id = done[0].job_id
-    first = VideoInferBatchResultsOperator(task_id="results", job_id=job_id, destination=str(tmp_path)).execute({})
-    second = VideoInferBatchResultsOperator(task_id="results", job_id=job_id, destination=str(tmp_path)).execute({})
-    assert first == second and first["rows"] > 0
+    if not hook.count("results-batch"):
+        hook.upload_video("results-batch", sample_video, "clip.mp4")
+    run = VideoInferBatchJobOperator(
+        task_id="run", batch_id="results-batch", workflow_id="detect-people", poll_interval=0.2, deferrable=False
+    )
+    context = {"ti": _TaskInstance(), "task_state_store": FakeTaskStateStore()}
+    job_id = run.execute(context)  # type: ignore[arg-type]
+    with run_moto_server() as endpoint:
+        moto_client(endpoint).create_bucket(Bucket="results")
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_RESULTS", aws_connection_json(endpoint))
+        destination = "s3://aws_results@results/kept"
+        first = VideoInferBatchResultsOperator(task_id="results", job_id=job_id, destination=destination).execute({})
+        keys = [item["Key"] for item in moto_client(endpoint).list_objects_v2(Bucket="results")["Contents"]]
+        assert f"kept/{job_id}/_MANIFEST.json" in keys
+        assert first["files"] == len(keys) - 1 and first["videos"] == 1 and first["rows"] > 0
+        again = VideoInferBatchResultsOperator(task_id="results", job_id=job_id, destination=destination).execute({})
+        assert again == first
 
 
 def _printed(capfd) -> str:

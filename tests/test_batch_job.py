@@ -222,3 +222,31 @@ def test_the_workspace_is_read_once(batch_server, monkeypatch):
     assert hook.workspace == hook.workspace
     answer = requests.get(batch_server.base_url + "/", params={"api_key": API_KEY}, timeout=5).json()
     assert hook.workspace == answer["workspace"]
+
+
+def test_the_sensor_returns_a_finished_job_and_fails_on_a_capped_one(slow_batch_server, monkeypatch, sample_video):
+    from airflow_provider_videoinfer.sensors.batch import VideoInferBatchJobSensor
+
+    hook = _connect(slow_batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "sensor-batch")
+    ti = TaskInstance("run-sensor")
+    with pytest.raises(VideoInferBatchJobFailedFatalError):
+        _operator(batch_id, max_runtime_seconds=1).execute(_context(ti))
+    capped = str(ti.pushed["job_id"])
+    sensor = VideoInferBatchJobSensor(task_id="wait", job_id=capped, poll_interval=0.2, timeout=60, deferrable=False)
+    with pytest.raises(VideoInferBatchJobFailedFatalError, match=f"Batch job {capped} ended failed"):
+        sensor.execute(_context(TaskInstance("run-sensor-wait")))
+    sensor.on_kill()  # does not own the job: nothing is aborted
+    assert hook.get_job(capped).state is wire.BatchJobState.FAILED
+
+
+def test_the_sensor_waits_for_a_running_job_and_returns_its_id(batch_server, monkeypatch, sample_video):
+    from airflow_provider_videoinfer.sensors.batch import VideoInferBatchJobSensor
+
+    hook = _connect(batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "sensor-ok-batch")
+    ti = TaskInstance("run-sensor-ok")
+    job_id = _operator(batch_id, wait_for_completion=False).execute(_context(ti))
+    sensor = VideoInferBatchJobSensor(task_id="wait", job_id=job_id, poll_interval=0.2, timeout=120, deferrable=False)
+    assert sensor.execute(_context(TaskInstance("run-sensor-ok-wait"))) == job_id
+    assert hook.get_job(job_id).state is wire.BatchJobState.SUCCEEDED
