@@ -70,7 +70,13 @@ with DAG(
         "source": Param(
             SOURCE, type="string", minLength=1, title="Videos", description="Folder, bucket prefix or glob."
         ),
-        "workflow_id": Param("detect-motion", type="string", minLength=1, title="Workflow id"),
+        "workflow_id": Param(
+            "detect-motion",
+            type="string",
+            minLength=1,
+            title="Workflow id",
+            description="A Workflow of the workspace (on the local server: one of its Workflows or a model id).",
+        ),
         "max_runtime_seconds": Param(
             1800,
             type="integer",
@@ -78,7 +84,13 @@ with DAG(
             title="Runtime cap (s)",
             description="Cumulative machine time across all machines; the job stops at the cap.",
         ),
-        "results_dir": Param(RESULTS_DIR, type="string", minLength=1, title="Results folder"),
+        "results_dir": Param(
+            RESULTS_DIR,
+            type="string",
+            minLength=1,
+            title="Results folder",
+            description="Local folder or storage URI under which the job's results are kept (one folder per job).",
+        ),
     },
     render_template_as_native_obj=True,
 ):
