@@ -20,9 +20,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import httpx
-from tenacity import AsyncRetrying
-
 from airflow_provider_videoinfer import storage
 from airflow_provider_videoinfer.compat import BaseHook, aget_connection
 from airflow_provider_videoinfer.contract import JobState, JobStatus, validate_batch_job_id, validate_staging_batch_id
@@ -35,10 +32,10 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferTimeoutError,
     VideoInferTransientError,
 )
-from airflow_provider_videoinfer.hooks import responses, waiting
+from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
-from airflow_provider_videoinfer.hooks.transport import StreamingBody, SyncTransport, connection_error
+from airflow_provider_videoinfer.hooks.transport import StreamingBody, SyncTransport
 from airflow_provider_videoinfer.hooks.videoinfer import SINGLE_ATTEMPT, VideoInferAsyncClient, mask_in_logs
 from videoinfer_contract import batch as wire
 from videoinfer_contract.errors import InvalidAnswerError
@@ -697,34 +694,8 @@ class VideoInferBatchAsyncClient(VideoInferAsyncClient):
             url = settings.base_url + endpoint[1]
         else:
             url = settings.base_url + wire.endpoint_path(endpoint, workspace=await self.workspace(), **(fields or {}))
-        query = {
-            **{key: str(value) for key, value in (params or {}).items() if value is not None},
-            "api_key": settings.api_key,
-        }
-
-        async def attempt() -> Any:
-            try:
-                async with self._pool.slots:
-                    response = await self._pool.client.request(endpoint[0], url, params=query)
-            except httpx.TimeoutException as exc:
-                sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-                raise connection_error(what, exc, url, settings, request_sent=sent) from None
-            except httpx.HTTPError as exc:
-                sent = not isinstance(exc, httpx.ConnectError)
-                raise connection_error(what, exc, url, settings, request_sent=sent) from None
-            return responses.decode_response(
-                response.status_code,
-                response.headers,
-                response.text,
-                what,
-                settings.api_key,
-                base_url=settings.base_url,
-            )
-
-        policy = policy or settings.retry
-        if policy.max_attempts == 1:
-            return await attempt()
-        return await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
+        query = {key: str(value) for key, value in (params or {}).items() if value is not None}
+        return await self.call(endpoint[0], url, what, query, policy=policy)
 
     async def workspace(self) -> str:
         """The key's workspace, read once per client from ``GET /``."""
