@@ -96,6 +96,13 @@ def _operator(batch_id: str, **options) -> VideoInferBatchJobOperator:
     return VideoInferBatchJobOperator(task_id="run", batch_id=batch_id, workflow_id=WORKFLOW, **settings)
 
 
+def _requests(server, endpoint: str) -> int:
+    """How many requests the local server received at one endpoint (a name of its fault injection)."""
+    answer = requests.get(f"{server.base_url}/_requests", params={"api_key": API_KEY}, timeout=5)
+    answer.raise_for_status()
+    return int(answer.json()["requests"].get(endpoint, 0))
+
+
 def _jobs(hook: VideoInferBatchHook) -> list[wire.BatchJob]:
     return list(hook.list_jobs())
 
@@ -123,7 +130,9 @@ def test_a_creation_whose_answer_is_lost_makes_one_job(batch_server, monkeypatch
     batch_id = _stage(hook, sample_video, "lost-answer-batch")
     before = {job.job_id for job in _jobs(hook)}
     inject_fault(batch_server, CREATE_ENDPOINT, action="lose_answer")
+    posts = _requests(batch_server, CREATE_ENDPOINT)
     job_id = _operator(batch_id).execute(_context(TaskInstance("run-lost")))
+    assert _requests(batch_server, CREATE_ENDPOINT) - posts == 1  # read back, never sent again
     created = [job for job in _jobs(hook) if job.job_id not in before]
     assert [job.job_id for job in created] == [job_id]
     assert hook.get_job(job_id).state is wire.BatchJobState.SUCCEEDED
@@ -250,3 +259,19 @@ def test_the_sensor_waits_for_a_running_job_and_returns_its_id(batch_server, mon
     sensor = VideoInferBatchJobSensor(task_id="wait", job_id=job_id, poll_interval=0.2, timeout=120, deferrable=False)
     assert sensor.execute(_context(TaskInstance("run-sensor-ok-wait"))) == job_id
     assert hook.get_job(job_id).state is wire.BatchJobState.SUCCEEDED
+
+
+def test_listings_follow_their_page_tokens_and_logs_are_read(batch_server, monkeypatch, sample_video):
+    hook = _connect(batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "listing-batch")
+    for run_id in ("run-list-1", "run-list-2"):
+        _operator(batch_id).execute(_context(TaskInstance(run_id)))
+    every = [job.job_id for job in hook.list_jobs()]
+    assert len(every) >= 2
+    before = _requests(batch_server, "batch_jobs")
+    assert [job.job_id for job in hook.list_jobs(page_size=1)] == every  # one job a page, every page read
+    assert _requests(batch_server, "batch_jobs") - before == len(every)
+    assert batch_id in [batch.batch_id for batch in hook.list_batches(page_size=1)]
+    assert [item.file_name for item in hook.list_files(batch_id)] == ["sample.mp4"]
+    logs = list(hook.job_logs(every[-1]))
+    assert logs and all(entry.severity in wire.LOG_SEVERITIES for entry in logs)
