@@ -275,3 +275,21 @@ def test_listings_follow_their_page_tokens_and_logs_are_read(batch_server, monke
     assert [item.file_name for item in hook.list_files(batch_id)] == ["sample.mp4"]
     logs = list(hook.job_logs(every[-1]))
     assert logs and all(entry.severity in wire.LOG_SEVERITIES for entry in logs)
+
+
+def test_a_retry_after_a_try_lost_mid_wait_reconnects_to_the_running_job(slow_batch_server, monkeypatch, sample_video):
+    from airflow.exceptions import TaskDeferred
+
+    hook = _connect(slow_batch_server, monkeypatch)
+    batch_id = _stage(hook, sample_video, "lost-try-batch")
+    store = FakeTaskStateStore()
+    first = TaskInstance("run-lost-try")
+    with pytest.raises(TaskDeferred):  # the wait went to a triggerer, which is then lost with the worker
+        _operator(batch_id, deferrable=True).execute(_context(first, store))
+    job_id = str(first.pushed["job_id"])
+    assert hook.get_job(job_id).state in (wire.BatchJobState.QUEUED, wire.BatchJobState.RUNNING)
+    posts = _requests(slow_batch_server, CREATE_ENDPOINT)
+    retry = TaskInstance("run-lost-try", try_number=2)
+    assert _operator(batch_id).execute(_context(retry, store)) == job_id
+    assert _requests(slow_batch_server, CREATE_ENDPOINT) == posts  # reconnected: nothing created
+    assert hook.get_job(job_id).state is wire.BatchJobState.SUCCEEDED
