@@ -278,7 +278,10 @@ def test_listings_follow_their_page_tokens_and_logs_are_read(batch_server, monke
 
 
 def test_a_retry_after_a_try_lost_mid_wait_reconnects_to_the_running_job(slow_batch_server, monkeypatch, sample_video):
-    from airflow.exceptions import TaskDeferred
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.0 keeps it in airflow.exceptions only
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     hook = _connect(slow_batch_server, monkeypatch)
     batch_id = _stage(hook, sample_video, "lost-try-batch")
