@@ -65,6 +65,8 @@ class ServerConfig:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.max_upload_bytes < 1:
             raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if self.batch_frame_delay_seconds < 0:
+            raise ValueError(f"batch_frame_delay_seconds must be 0 or more, got {self.batch_frame_delay_seconds}")
         if self.public_url:
             self.public_url = self.public_url.rstrip("/")
 

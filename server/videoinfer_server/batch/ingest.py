@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from videoinfer_server.batch.store import BROKEN, PENDING, READY, BatchStore
 from videoinfer_server.config import ServerConfig
 from videoinfer_server.inputs import fetch_remote
 from videoinfer_server.job_failures import JobFailure
+from videoinfer_server.queue_workers import QueueWorkers
 
 log = logging.getLogger(__name__)
 
@@ -48,38 +47,23 @@ class IngestFetcher:
         self._file_path = file_path
         self._work = work_dir
         self._notify = notify
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._workers = QueueWorkers("videoinfer-batch-ingest", 1, self.fetch)
+        self._stop = self._workers.stopping
 
     def start(self) -> None:
         """Queue the shards a stopped server left pending and start the thread."""
         for shard in self._store.shards(None, 0, -1):
             if shard.status_type == "info":
-                self._queue.put(shard.shard_id)
-        self._thread = threading.Thread(target=self._loop, name="videoinfer-batch-ingest", daemon=True)
-        self._thread.start()
+                self._workers.submit(shard.shard_id)
+        self._workers.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the thread (a shard being fetched is fetched again at the next start)."""
-        self._stop.set()
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._workers.stop(timeout)
 
     def submit(self, shard_id: str) -> None:
         """Fetch a shard's videos."""
-        self._queue.put(shard_id)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            shard_id = self._queue.get()
-            if shard_id is None or self._stop.is_set():
-                return
-            try:
-                self.fetch(shard_id)
-            except Exception:
-                log.exception("ingest of shard %s failed", shard_id)
+        self._workers.submit(shard_id)
 
     def fetch(self, shard_id: str) -> None:
         """Fetch every pending video of a shard, then record its status and send its webhook."""
@@ -116,6 +100,7 @@ class IngestFetcher:
         if failed and ok:
             name = "partially-ingested"
         self._store.finish_shard(shard_id, name, status, {"ingestedFiles": ok, "failedFiles": failed})
+        log.info("ingest %s of batch %s: %d of %d videos fetched", shard.ingest_id, shard.batch_id, ok, len(files))
         if shard.notifications_url:
             self._notify(
                 shard.notifications_url,

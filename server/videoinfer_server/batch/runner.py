@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import queue
 import shutil
 import tarfile
 import threading
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from videoinfer_contract import batch as contract
+from videoinfer_contract.errors import InvalidInputError
 from videoinfer_contract.redaction import redact
 from videoinfer_contract.results import encode_frame_result
 from videoinfer_server.batch.store import (
@@ -53,6 +53,7 @@ from videoinfer_server.frames import Interrupted, VideoReader, exact_fps
 from videoinfer_server.job_failures import FailureCode, JobFailure
 from videoinfer_server.models.base import VideoContext, VideoFrame
 from videoinfer_server.models.registry import ModelRegistry
+from videoinfer_server.queue_workers import QueueWorkers
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +214,8 @@ class BatchRunner:
         self._file_path = file_path
         self._work = work_dir
         self._notify = notify
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers = QueueWorkers("videoinfer-batch", config.workers, self.run)
+        self._stop = self._workers.stopping
         self._runs: dict[str, JobRun] = {}
         self._runs_lock = threading.Lock()
 
@@ -227,34 +227,16 @@ class BatchRunner:
             self._store.update_job(job.job_id, state=QUEUED, only_if=(RUNNING,))
         for job in self._store.jobs_in(QUEUED):
             log.info("batch job %s queued again", job.job_id)
-            self._queue.put(job.job_id)
-        for n in range(self._config.workers):
-            thread = threading.Thread(target=self._loop, name=f"videoinfer-batch-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._workers.submit(job.job_id)
+        self._workers.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the workers; running jobs stay running in the store and run again at the next start."""
-        self._stop.set()
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        self._workers.stop(timeout)
 
     def submit(self, job_id: str) -> None:
         """Queue a job recorded in the store as queued."""
-        self._queue.put(job_id)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            job_id = self._queue.get()
-            if job_id is None or self._stop.is_set():
-                return
-            try:
-                self.run(job_id)
-            except Exception:  # never let a worker die
-                log.exception("batch worker failed on job %s", job_id)
+        self._workers.submit(job_id)
 
     # -- abort ------------------------------------------------------------------------------------
 
@@ -300,7 +282,12 @@ class BatchRunner:
             job_id, state=RUNNING, runs=job.runs + 1, stages=[], current_stage=None, only_if=(QUEUED,)
         ):
             return
-        definition = contract.VideoJobDefinition.from_payload(job.definition)
+        try:
+            definition = contract.VideoJobDefinition.from_payload(job.definition)
+        except InvalidInputError as err:  # checked at creation; only a hand-edited database gets here
+            note = {"type": "job-failed", "message": f"the job's definition is invalid: {err}"}
+            self._store.update_job(job_id, state=FAILED, error=True, notification=note, only_if=(RUNNING,))
+            return
         cap, parallel = definition.processing_timeout_seconds, definition.max_parallel_tasks
         for override in job.overrides:
             cap = override.get("processingTimeoutSeconds", cap)
@@ -602,8 +589,9 @@ class BatchRunner:
                 only_if=(RUNNING,),
             )
         if ended:
+            log.info("batch job %s ended %s: %s", run.job_id, state, note["message"])
             severity = "info" if state == SUCCEEDED else "error"
-            self._store.add_log(run.job_id, severity, note["type"], {"message": note["message"]})
+            self._store.add_log(run.job_id, severity, note["type"], {k: v for k, v in note.items() if k != "type"})
             self._end_notification(run.job_id, succeeded=state == SUCCEEDED)
 
     def _fail(self, run: JobRun, kind: str, message: str, extra: dict[str, Any]) -> None:
