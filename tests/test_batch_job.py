@@ -139,8 +139,10 @@ def test_a_creation_whose_answer_is_lost_makes_one_job(batch_server, monkeypatch
     assert "creation's lost answer is resolved" in _printed(capfd)
 
 
-def _run_until_running(operator: VideoInferBatchJobOperator, ti: TaskInstance, hook: VideoInferBatchHook, pool):
-    waiting = pool.submit(operator.execute, _context(ti))
+def _run_until_running(
+    operator: VideoInferBatchJobOperator, ti: TaskInstance, hook: VideoInferBatchHook, pool, store=None
+):
+    waiting = pool.submit(operator.execute, _context(ti, store))
     if not ti.job_pushed.wait(timeout=60):
         waiting.result(timeout=1)
         raise AssertionError("the operator never pushed its job id")
@@ -155,14 +157,21 @@ def test_a_killed_task_aborts_its_job_at_the_server(slow_batch_server, monkeypat
     hook = _connect(slow_batch_server, monkeypatch)
     batch_id = _stage(hook, sample_video, "kill-batch")
     operator = _operator(batch_id)
-    ti = TaskInstance("run-kill")
+    ti, store = TaskInstance("run-kill"), FakeTaskStateStore()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        job_id, waiting = _run_until_running(operator, ti, hook, pool)
+        job_id, waiting = _run_until_running(operator, ti, hook, pool, store)
         operator.on_kill()  # what Airflow calls when the task is killed
         assert hook.get_job(job_id).state is wire.BatchJobState.ABORTED
         with pytest.raises(VideoInferBatchJobFailedFatalError, match="aborted"):
             waiting.result(timeout=60)
     assert f"Aborted batch job {job_id}: task run was killed" in _printed(capfd)
+
+    # The killed try's retry restarts the same job (it was aborted by that kill): no second job.
+    posts, restarts = _requests(slow_batch_server, CREATE_ENDPOINT), _requests(slow_batch_server, "batch_restart")
+    assert _operator(batch_id).execute(_context(TaskInstance("run-kill", try_number=2), store)) == job_id
+    assert _requests(slow_batch_server, CREATE_ENDPOINT) == posts
+    assert _requests(slow_batch_server, "batch_restart") == restarts + 1
+    assert hook.get_job(job_id).state is wire.BatchJobState.SUCCEEDED
 
 
 def test_a_wait_that_times_out_aborts_its_job(slow_batch_server, monkeypatch, sample_video, capfd):
