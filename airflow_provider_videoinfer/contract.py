@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import videoinfer_contract.batch as batch
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from videoinfer_contract import jobs, validation
 from videoinfer_contract.errors import InvalidInputError
@@ -101,8 +102,6 @@ validate_seconds = _raising_provider_errors(validation.validate_seconds)
 validate_wait = _raising_provider_errors(validation.validate_wait)
 
 # Batch Processing (the second backend): the same wrapping, for its ids and its job definition.
-from videoinfer_contract import batch as batch  # noqa: E402 -- kept beside its wrappers
-
 build_batch_job_definition = _raising_provider_errors(batch.VideoJobDefinition.build)
 validate_batch_job_id = _raising_provider_errors(batch.validate_batch_job_id)
 validate_staging_batch_id = _raising_provider_errors(batch.validate_staging_batch_id)
