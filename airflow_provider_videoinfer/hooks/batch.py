@@ -282,11 +282,13 @@ class VideoInferBatchHook(BaseHook):
         fields: Mapping[str, str],
         params: Mapping[str, Any] | None = None,
         max_pages: int | None = None,
+        policy: RetryPolicy | None = None,
     ) -> Iterator[T]:
         token: str | None = None
         pages = 0
         while True:
-            body = self._call(endpoint, what, fields=fields, params={**(params or {}), "nextPageToken": token})
+            query = {**(params or {}), "nextPageToken": token}
+            body = self._call(endpoint, what, fields=fields, params=query, policy=policy)
             page = parsed(parse, body, what)
             yield from page.items
             pages += 1
@@ -541,12 +543,15 @@ class VideoInferBatchHook(BaseHook):
         body = self._call(wire.JOB_STAGES_ENDPOINT, what, fields={"job_id": job_id}, policy=policy)
         return parsed(wire.parse_stages, body, what)
 
-    def stage_tasks(self, job_id: str, stage_id: str, *, max_pages: int | None = None) -> Iterator[wire.JobTask]:
+    def stage_tasks(
+        self, job_id: str, stage_id: str, *, max_pages: int | None = None, policy: RetryPolicy | None = None
+    ) -> Iterator[wire.JobTask]:
         """The tasks of one stage (one per video), following pages.
 
         :param job_id: the job.
         :param stage_id: the stage's ``processingStageId``.
         :param max_pages: read at most this many pages; None for all.
+        :param policy: the retry policy of each page's call; default the connection's.
         """
         job_id = validate_batch_job_id(job_id)
         return self._pages(
@@ -556,6 +561,7 @@ class VideoInferBatchHook(BaseHook):
             {"job_id": job_id, "stage_id": stage_id},
             {"pageSize": TASKS_PAGE_SIZE},
             max_pages,
+            policy,
         )
 
     def job_logs(self, job_id: str, severity: str | None = None) -> Iterator[wire.JobLogEntry]:
@@ -607,7 +613,9 @@ class VideoInferBatchHook(BaseHook):
         stages = self.job_stages(job.job_id, policy=SINGLE_ATTEMPT)
         stage = current_stage(job, stages)
         tasks = (
-            [] if stage is None else list(self.stage_tasks(job.job_id, stage.stage_id, max_pages=MAX_PROGRESS_PAGES))
+            []
+            if stage is None
+            else list(self.stage_tasks(job.job_id, stage.stage_id, max_pages=MAX_PROGRESS_PAGES, policy=SINGLE_ATTEMPT))
         )
         return job_progress(stage, tasks)
 
