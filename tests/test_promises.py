@@ -192,3 +192,27 @@ def test_the_in_worker_wait_polls_no_sooner_than_the_poll_interval_after_submitt
     submitted = request_times(videoinfer_conn, "submit")[-1]
     first_poll = request_times(videoinfer_conn, "status")[polls_before]
     assert first_poll - submitted >= poll_interval * 0.95
+
+
+def test_a_successful_run_leaves_no_entry_behind(airflow_db, videoinfer_conn, sample_video):
+    """Below 3.3 the entries are Variables, which nothing else removes: the success callback does, once the
+    success is recorded. (3.3's task_state_store drops its values by itself.)"""
+    from airflow.utils.state import DagRunState
+    from helpers import run_dag, states
+
+    from airflow_provider_videoinfer.compat import AIRFLOW_V_3_3_PLUS
+
+    if AIRFLOW_V_3_3_PLUS:
+        pytest.skip("Airflow 3.3+ keeps the entries in task_state_store, which expires them")
+    from airflow.models.variable import Variable as VariableModel
+    from airflow.utils.session import create_session
+
+    run = run_dag("vi_test_submit_and_wait_deferred", video=str(sample_video))
+    assert run.state == DagRunState.SUCCESS, states(run)
+    with create_session() as session:
+        left = [
+            variable.key
+            for variable in session.query(VariableModel).filter(VariableModel.key.like("videoinfer_task_state_%"))
+            if run.run_id in (variable.val or "")
+        ]
+    assert left == [], left

@@ -142,3 +142,31 @@ def test_a_poking_sensor_times_out_at_its_deadline_naming_what_was_known(long_se
 def test_airflows_own_exponential_backoff_is_refused():
     with pytest.raises(VideoInferValidationError, match="drop exponential_backoff=True"):
         _sensor("job-1", "poke", exponential_backoff=True)
+
+
+class _Slept(Exception):
+    """Ends a poking sensor's loop after the sleeps a test wants to see."""
+
+
+def test_airflows_poke_loop_sleeps_the_delay_the_wait_step_chose(long_server, running_job, monkeypatch):
+    """The sensor hands each delay to Airflow's own poke loop through ``poke_interval``: this pins that
+    reliance on every Airflow line (the loop must sleep what the step chose, not the interval given)."""
+    import inspect
+
+    from airflow.sdk import BaseSensorOperator
+
+    loop = inspect.getmodule(BaseSensorOperator)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            raise _Slept
+
+    monkeypatch.setattr(loop.time, "sleep", sleep)  # type: ignore[union-attr]
+    sensor = _sensor(running_job, "poke", poll_interval=10)
+    inject_fault(long_server, "status", "status", count=1, status_code=503, retry_after=17)
+    inject_fault(long_server, "status", "status", count=1, status_code=429, retry_after=27)
+    with pytest.raises(_Slept):
+        sensor.execute({"ti": FirstPoke(), "task_state_store": Store()})
+    assert slept == [17.0, 27.0, 10.0]  # two Retry-Afters above the backoff, then the job running

@@ -53,7 +53,9 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     attempt, and the next one comes ``poll_interval`` later while the job runs, or after the
     wait's backoff while its state is unknown (never past ``timeout``). In poke and reschedule
     mode the sensor hands that delay to Airflow's sensor loop as its ``poke_interval``, so Airflow's
-    own ``exponential_backoff`` is refused.
+    own ``exponential_backoff`` is refused. That the loop sleeps (or reschedules by) the
+    ``poke_interval`` it finds after each poke is Airflow's behaviour on every supported line; the
+    tests of ``tests/test_sensor_pacing.py`` pin it on each.
 
     :param job_id: the job to wait for (templated), e.g. the return value of
         ``VideoInferSubmitJobOperator``.

@@ -4,7 +4,13 @@
 "stall_seconds"}``; see :data:`ENDPOINTS` and :data:`ACTIONS`. The faults are applied by an ASGI
 middleware in front of the whole app, before authentication. The same middleware notes when each
 request to a named endpoint arrived: ``GET /_requests?endpoint=status`` lists the times, so a test
-can check a client's pacing from the server's side.
+can check a client's pacing from the server's side, and counts them per endpoint, so that a test
+waits for requests, not for time.
+
+Actions: ``status`` answers ``status_code`` (with ``Retry-After`` when given) without running the
+request; ``stall`` waits ``stall_seconds`` then runs it; ``drop`` closes the connection without
+running it; ``malformed`` answers 200 with a body that is not JSON; ``lose_answer`` runs the request
+(its effect happens) and then closes the connection before the answer.
 """
 
 from __future__ import annotations
@@ -15,22 +21,53 @@ import logging
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
+from videoinfer_contract import batch as contract_batch
+
 log = logging.getLogger(__name__)
 
-ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result")
+#: Batch Processing's endpoints (both path families and the signed URLs), by name.
+BATCH_ENDPOINTS = {
+    "staging_batches": contract_batch.LIST_BATCHES_ENDPOINT,
+    "staging_batch": contract_batch.BATCH_METADATA_ENDPOINT,
+    "staging_count": contract_batch.BATCH_COUNT_ENDPOINT,
+    "staging_parts": contract_batch.BATCH_PARTS_ENDPOINT,
+    "staging_list": contract_batch.BATCH_LIST_ENDPOINT,
+    "staging_shards": contract_batch.BATCH_SHARDS_ENDPOINT,
+    "staging_upload_video": contract_batch.UPLOAD_VIDEO_ENDPOINT,
+    "staging_video_references": contract_batch.VIDEO_REFERENCES_ENDPOINT,
+    "staging_put": ("PUT", "/staging-uploads/{file_id}"),
+    "staging_download": ("GET", "/staging-downloads/{file_id}/{name}"),
+    "batch_create_job": contract_batch.CREATE_JOB_ENDPOINT,
+    "batch_jobs": contract_batch.LIST_JOBS_ENDPOINT,
+    "batch_job": contract_batch.JOB_METADATA_ENDPOINT,
+    "batch_stages": contract_batch.JOB_STAGES_ENDPOINT,
+    "batch_tasks": contract_batch.STAGE_TASKS_ENDPOINT,
+    "batch_logs": contract_batch.JOB_LOGS_ENDPOINT,
+    "batch_abort": contract_batch.ABORT_JOB_ENDPOINT,
+    "batch_restart": contract_batch.RESTART_JOB_ENDPOINT,
+}
+ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result", *BATCH_ENDPOINTS)
 ACTIONS = ("status", "stall", "drop", "malformed", "lose_answer")
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A path template's regex: each ``{field}`` one path segment."""
+    return re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(template)) + "$")
+
 
 _ROUTES = (
     ("GET", re.compile(r"^/$"), "workspace"),
+    ("POST", re.compile(r"^/$"), "workspace"),
     ("POST", re.compile(r"^/video_upload_signed_url/?$"), "upload_url"),
     ("PUT", re.compile(r"^/uploads/[^/]+/[^/]+$"), "upload"),
     ("POST", re.compile(r"^/videoinfer/?$"), "submit"),
     ("GET", re.compile(r"^/videoinfer/?$"), "status"),
     ("GET", re.compile(r"^/results/[^/]+/?$"), "result"),
+    *((method, _template_pattern(template), name) for name, (method, template) in BATCH_ENDPOINTS.items()),
 )
 
 
@@ -95,6 +132,11 @@ class FaultRegistry:
         """The arrival times (UNIX seconds) of the requests noted, to ``endpoint`` or to any."""
         with self._lock:
             return [at for at, name in self._seen if endpoint is None or name == endpoint]
+
+    def counts(self) -> dict[str, int]:
+        """How many requests were noted per endpoint."""
+        with self._lock:
+            return dict(Counter(name for _, name in self._seen))
 
     def add(self, endpoint: str, fault: Fault) -> None:
         """Arm a fault."""

@@ -36,10 +36,10 @@ class FrameSampler:
     """Decide which frames to sample; see the module docstring.
 
     :param fps: the video's frame rate.
-    :param infer_fps: the sampling rate.
+    :param infer_fps: the sampling rate (a Batch Processing job's ``maxVideoFPS`` may be a fraction).
     """
 
-    def __init__(self, fps: float, infer_fps: int) -> None:
+    def __init__(self, fps: float, infer_fps: float | Fraction) -> None:
         self.fps = exact_fps(fps)
         self._fps_float = float(fps)
         self._ratio = Fraction(infer_fps) / self.fps
@@ -101,7 +101,7 @@ class VideoReader:
                 f"{max(1, math.floor(self.fps))}, ideally a divisor of the frame rate.",
             )
 
-    def frames(self, infer_fps: int, stop: threading.Event | None = None) -> Iterator[VideoFrame]:
+    def frames(self, infer_fps: float | Fraction, stop: threading.Event | None = None) -> Iterator[VideoFrame]:
         """Yield the sampled frames in order; raise code 3 when not a single frame decodes.
 
         :param stop: when set, stop with :class:`Interrupted`.
