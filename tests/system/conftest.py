@@ -11,7 +11,7 @@ from deployment import TIMINGS, Deployment
 
 #: One local server per scenario that disturbs its server (faults, a kill, an outage), so that
 #: scenarios running at the same time never see each other's disturbances.
-SERVERS = ("default", "faults", "restart", "outage")
+SERVERS = ("default", "faults", "restart", "outage", "transient", "pacing")
 HERE = Path(__file__).resolve().parent
 
 

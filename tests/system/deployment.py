@@ -92,6 +92,19 @@ class VideoServer:
         answer.raise_for_status()
         return list(answer.json()["jobs"])
 
+    def request_times(self, endpoint: str) -> list[float]:
+        """When each request to ``endpoint`` arrived (UNIX seconds, oldest first; ``GET /_requests``)."""
+        params = {"api_key": self.api_key, "endpoint": endpoint}
+        answer = requests.get(f"{self.base_url}/_requests", params=params, timeout=10)
+        answer.raise_for_status()
+        return list(answer.json()["times"])
+
+    def fail_job(self, job_id: str, status: int, error: str) -> None:
+        """Make a job fail with ``status`` when it ends (``POST /_faults/jobs/<job_id>``)."""
+        body = {"status": status, "error": error}
+        url = f"{self.base_url}/_faults/jobs/{job_id}"
+        requests.post(url, params={"api_key": self.api_key}, json=body, timeout=10).raise_for_status()
+
     def inject_fault(self, endpoint: str, action: str = "status", count: int = 1, **options: Any) -> None:
         """Make its next ``count`` requests to ``endpoint`` fail (``POST /_faults``)."""
         body = {"endpoint": endpoint, "action": action, "count": count, **options}
@@ -400,6 +413,11 @@ class Deployment:
         self.wait_for_dag(dag_id)
         run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         return str(run["dag_run_id"])
+
+    def clear(self, dag_id: str, run_id: str, task_ids: list[str]) -> None:
+        """Clear tasks of a run, as a user does from the UI: they run again, and the run with them."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "reset_dag_runs": True}
+        self.api("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         """The state of a DAG run."""

@@ -1,8 +1,9 @@
-"""Issue 8's scenarios in a real deployment: asserted from Airflow's REST API and the local servers' job lists.
+"""Issue 8's and issue 24's scenarios in a real deployment: asserted from Airflow's REST API and the local
+servers' job lists and request times.
 
-The triggerer kill runs alone first (it would restart every other scenario's deferred wait);
-then the other scenarios run at the same time, each on its own local server where it disturbs
-one. The key-leak scan runs when every other scenario has ended.
+The triggerer kill runs first, beside only the scenarios that never defer (it would restart any
+deferred wait); then the other scenarios run at the same time, each on its own local server where it
+disturbs one. The key-leak scan runs when every other scenario has ended.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -35,6 +37,7 @@ from runs import (
 pytestmark = pytest.mark.timeout(1500)
 
 OUTAGE_SECONDS = 180
+POLL_INTERVAL = 3.0  # the system DAGs' (dags/videoinfer_system_dags.py)
 FAULTY_STATUS_READS = 8  # more than the default retry_max_attempts (5) of one status read
 
 
@@ -156,7 +159,7 @@ def worker_kill(d: Deployment, folder: Path) -> None:
 
     state, seen = watch_run(d, "vs_worker_wait", run_id)
     ti = d.task_instance("vs_worker_wait", run_id, "submit_and_wait")
-    jobs = server.jobs()
+    jobs = jobs_of(server, video.name)
     assert len(jobs) == 1, f"{len(jobs)} jobs for one task: {jobs}"
     assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
     assert ti["try_number"] >= 2, f"the kill did not cause a retry: {ti}"
@@ -176,7 +179,7 @@ def server_restart(d: Deployment, folder: Path) -> None:
     server.start()
 
     state, seen = watch_run(d, "vs_server_restart", run_id)
-    jobs = server.jobs()
+    jobs = jobs_of(server, video.name)
     assert [(found["job_id"], found["status"]) for found in jobs] == [(job["job_id"], 0)], jobs
     assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
 
@@ -202,15 +205,112 @@ def outage(d: Deployment, folder: Path) -> None:
     assert [found["status"] for found in jobs] == [0], jobs
 
 
+# ----- issue 24's promises: never a second paid job, only a definite answer ends a wait -----
+
+TRANSIENT_STATUSES = (520, 522, 524, 529, 408)
+
+
+def injected(d: Deployment, server_name: str, action: str, method: str, endpoint: str) -> int:
+    """How many faults of ``action`` the local server ``server_name`` served to ``method endpoint``."""
+    log = d.processes[f"server-{server_name}"].log_path.read_text(errors="replace")
+    return log.count(f"injecting fault {action} into {method} {endpoint}")
+
+
+def lost_answer(d: Deployment, folder: Path) -> None:
+    """The job is created, then its answer lost: the task (retries=2) fails at once naming the attempt,
+    and the server has exactly one job."""
+    server = d.servers["faults"]
+    video = sample(folder, "lost-answer.mp4")
+    server.inject_fault("submit", "lose_answer")
+    run_id = d.trigger("vs_lost_answer", {"video": str(video)})
+    state, seen = watch_run(d, "vs_lost_answer", run_id)
+
+    jobs = jobs_of(server, video.name)
+    assert len(jobs) == 1, f"{len(jobs)} jobs for one task whose submission's answer was lost: {jobs}"
+    assert injected(d, "faults", "lose_answer", "POST", "submit") == 1
+    assert state == "failed", f"run {run_id} ended {state}; tasks seen in {seen}"
+    ti = d.task_instance("vs_lost_answer", run_id, "submit")
+    assert ti["state"] == "failed" and ti["try_number"] == 1, f"the task used its retries: {ti}"
+    log = " ".join(d.task_log("vs_lost_answer", run_id, "submit", 1).split())
+    assert "VideoInferSubmissionUnknownError" in log and "got no answer" in log, log[-3000:]
+    assert "dashboard" in log and "clear this task" in log and "resubmit_unknown_outcome=True" in log, log[-3000:]
+
+
+def clear_after_failure(d: Deployment, folder: Path) -> None:
+    """A job fails: the task fails without its retries; a clear of the task pays for exactly one new job."""
+    server = d.servers["restart"]
+    video = sample(folder, "clear-after-failure.mp4")
+    run_id = d.trigger("vs_clear_after_failure", {"video": str(video), "delay": 0.5})  # 10 s jobs
+    first = wait_for_running_job(server, video.name)
+    server.fail_job(first["job_id"], 3, "injected failure: fix the input, then clear the task")
+    state, seen = watch_run(d, "vs_clear_after_failure", run_id)
+    assert state == "failed", f"run {run_id} ended {state} although its job failed; tasks seen in {seen}"
+    ti = d.task_instance("vs_clear_after_failure", run_id, "submit_and_wait")
+    assert ti["try_number"] == 1, f"a failed job's task used its retries: {ti}"
+    assert [(job["job_id"], job["status"]) for job in jobs_of(server, video.name)] == [(first["job_id"], 3)]
+
+    d.clear("vs_clear_after_failure", run_id, ["submit_and_wait"])
+    wait_until(
+        "the cleared task to run again",
+        lambda: d.task_instance("vs_clear_after_failure", run_id, "submit_and_wait")["try_number"] >= 2,
+        300,
+    )
+    state, seen = watch_run(d, "vs_clear_after_failure", run_id)
+    jobs = jobs_of(server, video.name)
+    assert len(jobs) == 2 and jobs[0]["job_id"] == first["job_id"], f"not one new job after the clear: {jobs}"
+    assert [job["status"] for job in jobs] == [3, 0], jobs
+    assert state == "success", f"run {run_id} ended {state} after the clear; tasks seen in {seen}"
+
+
+def transient_statuses(d: Deployment, folder: Path) -> None:
+    """520, 522, 524, 529 and 408 on the status reads of a deferred wait: ridden out, success, one job."""
+    server = d.servers["transient"]
+    video, results = sample(folder, "transient.mp4"), folder / "results-transient"
+    run_id = d.trigger("vs_transient_statuses", {"video": str(video), "delay": 2.0, "results_dir": str(results)})
+    wait_for_states(d, "vs_transient_statuses", run_id, {"wait": "deferred"})
+    for status in TRANSIENT_STATUSES:  # served in this order to the trigger's next five polls
+        server.inject_fault("status", "status", status_code=status)
+
+    state, seen = watch_run(d, "vs_transient_statuses", run_id)
+    assert injected(d, "transient", "status", "GET", "status") == len(TRANSIENT_STATUSES), "a fault was not served"
+    assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
+    assert d.task_instance("vs_transient_statuses", run_id, "wait")["try_number"] == 1
+    assert [job["status"] for job in jobs_of(server, video.name)] == [0]
+
+
+def pacing(d: Deployment, folder: Path) -> None:
+    """429s during a deferred wait (three without Retry-After, then Retry-After: 0): no two status
+    requests closer than the poll interval, from the server's own arrival times."""
+    server = d.servers["pacing"]
+    video, results = sample(folder, "pacing.mp4"), folder / "results-pacing"
+    run_id = d.trigger("vs_pacing", {"video": str(video), "delay": 2.0, "results_dir": str(results)})
+    wait_for_states(d, "vs_pacing", run_id, {"wait": "deferred"})
+    server.inject_fault("status", "status", count=3, status_code=429)
+    server.inject_fault("status", "status", count=1, status_code=429, retry_after=0)
+
+    state, seen = watch_run(d, "vs_pacing", run_id)
+    assert injected(d, "pacing", "status", "GET", "status") == 4, "a 429 was not served"
+    assert state == "success", f"run {run_id} ended {state}; tasks seen in {seen}"
+    assert [job["status"] for job in jobs_of(server, video.name)] == [0]
+    times = server.request_times("status")  # this server's status reads are this job's alone
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    shown = [f"{gap:.3f}" for gap in gaps]
+    assert len(times) >= 6 and min(gaps) >= POLL_INTERVAL, f"status reads not {POLL_INTERVAL} s apart: {shown}"
+
+
 # ----- running them -----
 
-FIRST = {"triggerer_kill": triggerer_kill}
+# The first phase's other scenarios never defer, so the triggerer kill cannot disturb them; each uses a
+# server the next phase's scenarios use again, once it has ended.
+FIRST = {"triggerer_kill": triggerer_kill, "lost_answer": lost_answer, "clear_after_failure": clear_after_failure}
 CONCURRENT = {
     "pipeline": pipeline,
     "folder_example": folder_example,
     "worker_kill": worker_kill,
     "server_restart": server_restart,
     "outage": outage,
+    "transient_statuses": transient_statuses,
+    "pacing": pacing,
 }
 
 
@@ -221,7 +321,8 @@ PHASES = [FIRST, CONCURRENT, {"key_leaks": key_leaks}]
 def scenarios(
     deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, Future[None]]]:
-    """Start the selected scenarios: the triggerer kill alone, then the others at once, then the leak scan."""
+    """Start the selected scenarios: the triggerer kill beside those that never defer, then the others at
+    once, then the leak scan."""
     folder = tmp_path_factory.mktemp("system-scenarios")
     with run_in_phases(deployment, folder, PHASES, selected_scenarios(request)) as futures:
         yield futures
@@ -245,4 +346,8 @@ test_folder_example = scenario_test("folder_example", "videoinfer_folder")
 test_worker_kill = scenario_test("worker_kill", "vs_worker_wait")
 test_server_restart = scenario_test("server_restart", "vs_server_restart")
 test_outage = scenario_test("outage", "vs_outage")
+test_lost_answer = scenario_test("lost_answer", "vs_lost_answer")
+test_clear_after_failure = scenario_test("clear_after_failure", "vs_clear_after_failure")
+test_transient_statuses = scenario_test("transient_statuses", "vs_transient_statuses")
+test_pacing = scenario_test("pacing", "vs_pacing")
 test_key_leaks = scenario_test("key_leaks")

@@ -92,3 +92,44 @@ with DAG("vs_worker_wait", schedule=None, start_date=START, catchup=False, param
         retries=10,
         retry_delay=datetime.timedelta(seconds=5),
     )
+
+# Issue 24's promises. A transient status on every status read of a deferred wait, and 429s: one local
+# server each, disturbed by its scenario alone.
+pipeline("vs_transient_statuses", "videoinfer_transient")
+pipeline("vs_pacing", "videoinfer_pacing")
+
+# A submission whose answer the server loses after creating the job: the task fails at once, without
+# using its retries, and no try submits again.
+with DAG("vs_lost_answer", schedule=None, start_date=START, catchup=False, params=PARAMS, tags=["videoinfer-system"]):
+    upload = VideoInferUploadOperator(
+        task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_faults"
+    )
+    VideoInferSubmitJobOperator(
+        task_id="submit",
+        input_url=upload.output,
+        infer_fps=5,
+        models=SLOW_MODEL,
+        videoinfer_conn_id="videoinfer_faults",
+        retries=2,
+        retry_delay=datetime.timedelta(seconds=2),
+    )
+
+# A job that fails ends the task without its retries; a clear of the task then pays for one new job.
+with DAG(
+    "vs_clear_after_failure", schedule=None, start_date=START, catchup=False, params=PARAMS, tags=["videoinfer-system"]
+):
+    upload = VideoInferUploadOperator(
+        task_id="upload", video="{{ params.video }}", videoinfer_conn_id="videoinfer_restart"
+    )
+    VideoInferSubmitJobOperator(
+        task_id="submit_and_wait",
+        input_url=upload.output,
+        infer_fps=5,
+        models=SLOW_MODEL,
+        videoinfer_conn_id="videoinfer_restart",
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=POLL_INTERVAL,
+        retries=2,
+        retry_delay=datetime.timedelta(seconds=2),
+    )
