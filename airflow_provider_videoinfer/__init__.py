@@ -39,6 +39,7 @@ HOW_TO_GUIDES = (
     "reading-results",
     "results-view",
     "local-server",
+    "retries",
     "scaling",
     "choosing-a-backend",
 )
