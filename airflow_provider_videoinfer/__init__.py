@@ -46,7 +46,13 @@ def _conn_fields() -> dict[str, dict]:
 
 
 def get_provider_info() -> dict:
-    """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+    Its hooks, operators, sensors and triggers sections list only the modules that define a public
+    hook, operator, sensor or trigger class, as Airflow's Providers page and ``airflow providers``
+    commands show them; helper modules (settings, transport, the wait step, the task store...) are
+    not listed (``tests/test_provider_info.py`` keeps the lists exact).
+    """
     return {
         "package-name": "airflow-provider-videoinfer",
         "name": INTEGRATION,
@@ -73,14 +79,7 @@ def get_provider_info() -> dict:
         "hooks": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": [
-                    "airflow_provider_videoinfer.hooks.videoinfer",
-                    "airflow_provider_videoinfer.hooks.settings",
-                    "airflow_provider_videoinfer.hooks.transport",
-                    "airflow_provider_videoinfer.hooks.waiting",
-                    "airflow_provider_videoinfer.hooks.responses",
-                    "airflow_provider_videoinfer.hooks.retry",
-                ],
+                "python-modules": ["airflow_provider_videoinfer.hooks.videoinfer"],
             }
         ],
         "operators": [
@@ -89,9 +88,6 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_provider_videoinfer.operators.videoinfer",
                     "airflow_provider_videoinfer.operators.results",
-                    "airflow_provider_videoinfer.operators.base",
-                    "airflow_provider_videoinfer.operators.resubmit",
-                    "airflow_provider_videoinfer.operators.task_store",
                 ],
             }
         ],
@@ -104,10 +100,7 @@ def get_provider_info() -> dict:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": [
-                    "airflow_provider_videoinfer.triggers.videoinfer",
-                    "airflow_provider_videoinfer.triggers.events",
-                ],
+                "python-modules": ["airflow_provider_videoinfer.triggers.videoinfer"],
             }
         ],
         "integrations": [
