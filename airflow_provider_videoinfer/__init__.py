@@ -26,6 +26,12 @@ _CONNECTION_FIELDS: dict[str, tuple[str, str, str, float]] = {
         "number",
         60,
     ),
+    "poll_interval": (
+        "Poll interval (s)",
+        "Seconds between polls of a job when the task sets no poll_interval (1 suits the local server).",
+        "number",
+        60,
+    ),
 }
 
 

@@ -293,6 +293,7 @@ def test_every_known_extra_key_is_accepted():
         "retry_max_elapsed": 9,
         "retry_initial_wait": 0.1,
         "retry_max_wait": 1,
+        "poll_interval": 0.5,
         "scheme": "http",
     }
     assert set(extra) == set(EXTRA_KEYS)

@@ -115,6 +115,7 @@ def test_form_defaults_are_the_hooks_defaults():
         "read_timeout": settings.read_timeout,
         "transfer_timeout": settings.transfer_timeout,
         **{f"retry_{name}": getattr(policy, name) for name in RETRY_FIELDS},
+        "poll_interval": settings.poll_interval,
     }
     assert {name: field[3] for name, field in _CONNECTION_FIELDS.items()} == actual
 
@@ -127,6 +128,7 @@ def test_every_form_field_is_read_by_the_hook():
         Connection(conn_id="c", conn_type="videoinfer", password="k", extra=extra)  # type: ignore[arg-type]
     )
     assert settings.read_timeout == 120 and settings.retry.max_attempts == 10 and settings.retry.max_wait == 120
+    assert settings.poll_interval == 120
 
 
 def test_connection_type_entry():
