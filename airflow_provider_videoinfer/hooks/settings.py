@@ -284,6 +284,12 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
     if "://" not in host:
         host = f"{scheme or 'https'}://{host}"
     parts = urlsplit(host)
+    address = parts.netloc.rpartition("@")[2]
+    if address.count(":") > 1 and "[" not in address:
+        raise VideoInferConfigError(
+            f"{where}: host {_shown(host)!r} holds an IPv6 address without brackets, so its port cannot be told "
+            "apart: write the address in brackets, e.g. 'http://[::1]:9050'."
+        )
     try:
         parts.port  # noqa: B018 -- raises for a port that is not a number
     except ValueError:

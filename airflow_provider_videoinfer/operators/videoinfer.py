@@ -6,7 +6,6 @@ import datetime
 import functools
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_videoinfer import contract, storage
@@ -84,7 +83,7 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
         self.file_name = file_name
         name = file_name if file_name is not None else video
         if isinstance(name, (str, os.PathLike)):
-            validate_if_known(str(name), lambda text: contract.validate_video_file_name(_base_name(text)))
+            validate_if_known(str(name), storage.video_file_name)
 
     def execute(self, context: Context) -> str:
         """Upload the video; return the signed URL to pass as ``input_url``."""
@@ -96,10 +95,6 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
         from airflow_provider_videoinfer.lineage import upload_lineage
 
         return upload_lineage(self.video, getattr(self, "_uploaded_url", None))
-
-
-def _base_name(path: str) -> str:
-    return PurePosixPath(path.rstrip("/")).name or path
 
 
 def validate_job_input(value: Any) -> Any:
