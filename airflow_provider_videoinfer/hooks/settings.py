@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_videoinfer import contract
-from airflow_provider_videoinfer.exceptions import VideoInferConfigError
+from airflow_provider_videoinfer.exceptions import VideoInferConfigError, more_at
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from videoinfer_contract.redaction import redact
 from videoinfer_contract.validation import MAX_POLL_INTERVAL, MAX_WAIT_SECONDS
@@ -301,13 +301,13 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
         )
     if "@" in parts.netloc:
         raise VideoInferConfigError(
-            f"{where}: host {_shown(host)!r} holds a user name or password (user:password@): the service takes "
-            "no such login, the API key goes in the connection's password field. Remove it from the host."
+            f"{where}: host {_shown(host)!r} holds a user name or password (user:password@): remove it from the "
+            f"host; the API key goes in the connection's password field. {more_at('connection-host')}"
         )
     if parts.query or parts.fragment or host.endswith(("?", "#")):
         raise VideoInferConfigError(
-            f"{where}: host {_shown(host)!r} holds a query or fragment ('?...' or '#...'): the API's paths are "
-            "appended to the Base URL, so it must end with its host, port or path prefix. Remove it."
+            f"{where}: host {_shown(host)!r} holds a query or fragment ('?...' or '#...'), to which the API's "
+            f"paths would be appended: remove it. {more_at('connection-host')}"
         )
     if port and parts.port is None:
         host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
