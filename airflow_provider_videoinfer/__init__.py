@@ -37,7 +37,17 @@ _CONNECTION_FIELDS: dict[str, tuple[str, str, str, float]] = {
 
 INTEGRATION = "Video Inference"
 #: The how-to guides of the documentation (docs/howto/<name>.rst).
-HOW_TO_GUIDES = ("local-files", "s3", "bucket", "folder", "reading-results", "results-view", "local-server", "scaling")
+HOW_TO_GUIDES = (
+    "local-files",
+    "s3",
+    "bucket",
+    "folder",
+    "reading-results",
+    "results-view",
+    "local-server",
+    "scaling",
+    "deploying",
+)
 
 
 def _conn_fields() -> dict[str, dict]:

@@ -21,17 +21,17 @@ and :func:`filter_debug_logs`.
 **Private Airflow names**: one function uses them, :func:`in_process_secrets_masker`, on Airflow
 3.0 only; ``tests/test_compat.py`` (a core test, run on every supported line) fails when they move.
 
-====================================  =======  =======  =======  =======
-                                       3.0      3.1      3.2      3.3
-====================================  =======  =======  =======  =======
-common-compat's ``sdk`` (constraints)  no       yes      yes      yes
-``BaseHook`` in ``airflow.sdk``        no       yes      yes      yes
-``BaseHook.aget_connection``           no       yes      yes      yes
-exceptions in ``airflow.sdk``          no       partly   yes      yes
-``conf`` in ``airflow.sdk``            no       no       yes      yes
-``airflow dags test`` debug lines      printed  no       no       no
-``task_state_store``                   no       no       no       yes
-====================================  =======  =======  =======  =======
+=====================================  =======  ======  ===  ===
+                                       3.0      3.1     3.2  3.3
+=====================================  =======  ======  ===  ===
+common-compat's ``sdk`` (constraints)  no       yes     yes  yes
+``BaseHook`` in ``airflow.sdk``        no       yes     yes  yes
+``BaseHook.aget_connection``           no       yes     yes  yes
+exceptions in ``airflow.sdk``          no       partly  yes  yes
+``conf`` in ``airflow.sdk``            no       no      yes  yes
+``airflow dags test`` debug lines      printed  no      no   no
+``task_state_store``                   no       no      no   yes
+=====================================  =======  ======  ===  ===
 """
 
 from __future__ import annotations
