@@ -322,7 +322,11 @@ def test_a_failed_jobs_message_ends_each_sentence_once():
             "{}",
             r"host 'http://user:\*\*\*@127.0.0.1:9' holds a user name or password .*: remove it from the host",
         ),
-        ("http://127.0.0.1:9/api?tenant=1", "{}", r"holds a query or fragment .* the API's paths would be appended: remove it. More: .*errors.rst#connection-host"),
+        (
+            "http://127.0.0.1:9/api?tenant=1",
+            "{}",
+            r"holds a query or fragment .* paths would be appended: remove it. More: .*errors.rst#connection-host",
+        ),
         ("127.0.0.1:9", '{"scheme": "ftp"}', r"extra 'scheme' must be 'http' or 'https', got 'ftp'"),
         ("http://::1", "{}", r"host 'http://::1' holds an IPv6 address without brackets.* e.g. 'http://\[::1\]:9050'"),
         ("::1", "{}", r"holds an IPv6 address without brackets"),

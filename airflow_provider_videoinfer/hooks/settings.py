@@ -112,9 +112,7 @@ class ClientSettings:
                 extra, "transfer_timeout", DEFAULT_TRANSFER_TIMEOUT, where, maximum=MAX_TIMEOUT
             ),
             retry=retry_policy(extra, where),
-            poll_interval=extra_number(
-                extra, "poll_interval", DEFAULT_POLL_INTERVAL, where, maximum=MAX_POLL_INTERVAL
-            ),
+            poll_interval=extra_number(extra, "poll_interval", DEFAULT_POLL_INTERVAL, where, maximum=MAX_POLL_INTERVAL),
         )
 
     def url(self, endpoint: tuple[str, str]) -> str:
