@@ -168,3 +168,45 @@ class VideoInferStorageFatalError(VideoInferStorageError, VideoInferFatalError):
     """A file location cannot be used as given: it does not exist, access is denied, a file stands where
     a folder must be (or a folder where a file must be), the file system is read-only, or no file
     system serves its scheme. A retry cannot fix it: the task fails without its retries."""
+
+
+class VideoInferConflictError(VideoInferInvalidRequestError):
+    """The service answered 409: the object exists with another definition (a Batch Processing job id
+    already used with another body)."""
+
+
+class VideoInferBatchJobFailedError(VideoInferError):
+    """A Batch Processing job ended failed or aborted.
+
+    Raised as is, the task keeps its retries (the run operator's next retry restarts the job when
+    ``restart_failed_jobs`` allows it); :meth:`final` gives the error that ends the task instead.
+
+    :param job_id: the job.
+    :param state: how it ended (``failed`` or ``aborted``).
+    :param reason: the service's last notification, if any.
+    :param advice: what happens next and what the user can do, appended to the message.
+    """
+
+    def __init__(self, job_id: str, state: str, reason: str | None, advice: str | None = None) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.reason = reason or "no reason given by the service"
+        self.advice = advice
+        text = f"Batch job {job_id} ended {state}: {self.reason}"
+        super().__init__(f"{text}. {advice}" if advice else text)
+
+    def final(self, advice: str) -> VideoInferBatchJobFailedFatalError:
+        """The same failure as one that ends the task without its retries, with ``advice`` for the user."""
+        return VideoInferBatchJobFailedFatalError(self.job_id, self.state, self.reason, advice)
+
+    def __reduce__(self):  # keep picklable with its custom __init__
+        return (type(self), (self.job_id, self.state, self.reason, self.advice))
+
+
+class VideoInferBatchJobFailedFatalError(VideoInferBatchJobFailedError, VideoInferFatalError):
+    """A failed Batch Processing job that no retry of the task restarts: the task fails without its retries."""
+
+
+class VideoInferBatchTimeoutError(VideoInferTimeoutError, VideoInferFatalError):
+    """A wait for a Batch Processing job reached its deadline, and the job was aborted: a retry of the task
+    would have nothing to reconnect to, so the task fails without its retries."""

@@ -37,8 +37,8 @@ from airflow_provider_videoinfer.hooks.waiting import (
     TimedOut,
     Wait,
     backoff,
-    reached_service,
     first_poll,
+    reached_service,
     report,
     step,
 )

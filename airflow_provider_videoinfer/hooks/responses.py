@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_videoinfer.contract import JOB_STATUS_ENDPOINT, JobState, JobStatus, redact, validate_job_id
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
+    VideoInferConflictError,
     VideoInferError,
     VideoInferInvalidRequestError,
     VideoInferJobFailedError,
@@ -162,6 +163,8 @@ def error_for_status(
                 "are appended to it, so a wrong host or path prefix answers 404 to every call."
             )
         return VideoInferNotFoundError(f"{what}: not found (HTTP 404: {detail}).{hint}")
+    if status_code == 409:
+        return VideoInferConflictError(f"{what}: conflict (HTTP 409: {detail}).")
     if status_code == 429:
         return VideoInferRateLimitError(
             f"{what}: rate limited (HTTP 429: {detail}); poll a job at most once a minute.",
