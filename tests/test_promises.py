@@ -73,6 +73,7 @@ def test_a_submission_whose_answer_is_lost_is_never_sent_again_by_a_retry(videoi
     message = str(lost.value)
     assert "got no answer" in message and "dropped the connection" in message
     assert "clear this task" in message and "resubmit_unknown_outcome=True" in message
+    assert "errors.rst#a-submission-got-no-answer" in message
     # Were the task retried anyway (a worker killed after the submission, say), no try submits again.
     task.ti.retry()
     with pytest.raises(VideoInferSubmissionUnknownError, match="got no answer"):

@@ -17,6 +17,7 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferStoreError,
     VideoInferSubmissionUnknownError,
     VideoInferTransientError,
+    more_at,
 )
 from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.retry import created_nothing
@@ -357,20 +358,18 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         except VideoInferStoreError as err:
             if self.retries:
                 raise VideoInferStoreError(
-                    f"Task {self.task_id} cannot keep the id of the job it would submit where its next try finds "
-                    f"it ({err}), so no job is submitted: with retries={self.retries}, a retry would pay for a "
-                    "second job. Let the task write Airflow Variables (Airflow before 3.3 keeps the job id in one), "
-                    "or set retries=0 on this task."
+                    f"Task {self.task_id} cannot keep the id of its job for its next try ({err}), so no job is "
+                    f"submitted: with retries={self.retries}, a retry would pay for a second. Let the task write "
+                    f"Airflow Variables, or set retries=0. {more_at('a-retry-must-find-its-job')}"
                 ) from None
             self.log.warning("Could not keep the job id for a retry (%s); the task has no retries.", err)
 
     def _unknown_outcome(self, submitted_at: str, error: str) -> VideoInferSubmissionUnknownError:
         """The error of a submission whose answer was lost: the job may exist, so none is submitted again."""
         return VideoInferSubmissionUnknownError(
-            f"Task {self.task_id}: the job submission of {submitted_at} got no answer ({error}), so a job may be "
-            "running and paid for under an id nobody knows; no job is submitted again. Look for it in the "
-            "service's dashboard by that time; to submit anew, clear this task (or set "
-            "resubmit_unknown_outcome=True)."
+            f"The job submission of {submitted_at} got no answer ({error}): a job may be running and paid for, "
+            "so none is submitted again. Look for it in the service's dashboard; to submit anew, clear this task "
+            f"or set resubmit_unknown_outcome=True. {more_at('a-submission-got-no-answer')}"
         )
 
     def _unreadable(self, job_id: str, err: VideoInferError) -> VideoInferTransientError:
