@@ -29,7 +29,8 @@ EXECUTOR ?=
 DEBIAN_PACKAGES ?= postgresql redis-server chromium
 # The provider's core tests, run on every supported Airflow and Python (`make core-test`): hook,
 # operators, sensor, trigger, DAG runs with retries, the scan for the API key in what they logged,
-# videos read straight from object storage (moto), and the Airflow and common-compat names compat.py uses.
+# videos read straight from object storage (moto), the Airflow and common-compat names compat.py uses, and
+# the task store whose writes the metadata database refuses.
 CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
 	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py \
 	tests/test_presigned.py tests/test_promises.py tests/test_compat.py tests/test_task_store.py
