@@ -80,7 +80,7 @@ def test_a_store_that_cannot_be_written_submits_nothing(videoinfer_conn, input_u
     assert len(server_jobs(videoinfer_conn)) == before, f"a job was submitted; the run printed: {printed[-3000:]}"
     assert run.state == DagRunState.FAILED, states(run)
     assert states(run)["submit"] == TaskInstanceState.FAILED
-    assert "cannot keep the id of the job it would submit" in printed, printed[-3000:]
+    assert "cannot keep the id of its job for its next try" in printed, printed[-3000:]
     assert "so no job is submitted" in printed
 
 

@@ -9,6 +9,7 @@ disturbs one. The key-leak scan runs when every other scenario has ended.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -233,6 +234,7 @@ def lost_answer(d: Deployment, folder: Path) -> None:
     assert ti["state"] == "failed" and ti["try_number"] == 1, f"the task used its retries: {ti}"
     log = " ".join(d.task_log("vs_lost_answer", run_id, "submit", 1).split())
     assert "VideoInferSubmissionUnknownError" in log and "got no answer" in log, log[-3000:]
+    assert re.search(r"job submission of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", log), log[-3000:]
     assert "dashboard" in log and "clear this task" in log and "resubmit_unknown_outcome=True" in log, log[-3000:]
 
 
