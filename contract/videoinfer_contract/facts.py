@@ -16,7 +16,6 @@ http(s) URL; the provider adds one for object storage), which counts requests an
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 import urllib.error
@@ -35,6 +34,7 @@ __all__ = [
     "VideoFacts",
     "file_source",
     "http_source",
+    "local_facts",
     "read_facts",
 ]
 
@@ -103,8 +103,7 @@ class ByteSource:
             want = min(want, self.size - offset)
         if self.requests + 1 > self.max_requests or self.bytes_read + want > self.max_bytes:
             raise FactsUnreadable(
-                f"reading {self.name}'s headers needs more than {self.max_requests} requests or "
-                f"{self.max_bytes} bytes"
+                f"reading {self.name}'s headers needs more than {self.max_requests} requests or {self.max_bytes} bytes"
             )
         self.requests += 1
         data = self._fetch(offset, want)
@@ -115,20 +114,33 @@ class ByteSource:
         return data[:length]
 
 
-def file_source(path: str | os.PathLike[str], **limits: Any) -> ByteSource:
-    """A :class:`ByteSource` of a local file (each read is one ``pread``).
+def file_source(handle: Any, name: str, **limits: Any) -> ByteSource:
+    """A :class:`ByteSource` of an open binary file (each read is one ``seek`` and ``read``).
 
+    :param handle: a file object opened for reading bytes, seekable.
+    :param name: the file, for messages.
     :param limits: ``block_size``, ``max_requests``, ``max_bytes`` of :class:`ByteSource`.
     """
-    fd = os.open(path, os.O_RDONLY)
-    size = os.fstat(fd).st_size
+    size = handle.seek(0, os.SEEK_END)
 
     def fetch(offset: int, length: int) -> bytes:
-        return os.pread(fd, length, offset)
+        handle.seek(offset)
+        return bytes(handle.read(length))
 
-    source = ByteSource(fetch, size, os.fspath(path), **limits)
-    source.close = lambda: os.close(fd)  # type: ignore[attr-defined]
-    return source
+    return ByteSource(fetch, size, name, **limits)
+
+
+def local_facts(path: str | os.PathLike[str], **limits: Any) -> VideoFacts:
+    """The facts of a local video file (:func:`read_facts`); unknown, saying why, when it cannot be opened.
+
+    :param path: the file.
+    :param limits: ``block_size``, ``max_requests``, ``max_bytes`` of :class:`ByteSource`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            return read_facts(file_source(handle, os.fspath(path), **limits))
+    except OSError as err:
+        return VideoFacts(problem=f"{os.fspath(path)} cannot be read ({type(err).__name__}: {err.strerror})")
 
 
 def http_source(url: str, name: str, timeout: float = 30.0, **limits: Any) -> ByteSource:
@@ -428,7 +440,14 @@ def _track_facts(track: _Mp4Track, facts: VideoFacts) -> VideoFacts:
 
 # --- Matroska / WebM -----------------------------------------------------------------------------
 
-_SEGMENT, _SEEK_HEAD, _INFO, _TRACKS, _CLUSTER, _CUES = 0x18538067, 0x114D9B74, 0x1549A966, 0x1654AE6B, 0x1F43B675, 0x1C53BB6B
+_SEGMENT, _SEEK_HEAD, _INFO, _TRACKS, _CLUSTER, _CUES = (
+    0x18538067,
+    0x114D9B74,
+    0x1549A966,
+    0x1654AE6B,
+    0x1F43B675,
+    0x1C53BB6B,
+)
 _SEEK, _SEEK_ID, _SEEK_POSITION = 0x4DBB, 0x53AB, 0x53AC
 _TIMESTAMP_SCALE, _DURATION = 0x2AD7B1, 0x4489
 _TRACK_ENTRY, _TRACK_TYPE, _CODEC_ID, _DEFAULT_DURATION, _VIDEO = 0xAE, 0x83, 0x86, 0x23E383, 0xE0
@@ -511,7 +530,7 @@ def _read_matroska(source: ByteSource, facts: VideoFacts) -> VideoFacts:
             found[element] = (payload, size)
         elif element == _SEEK_HEAD:
             seeks.update(_seek_head(source, payload, size))
-        if element == _CLUSTER or element == _CUES or len(found) == 2 or size == _UNKNOWN_SIZE:
+        if element in (_CLUSTER, _CUES) or len(found) == 2 or size == _UNKNOWN_SIZE:
             break
     for element, position in seeks.items():
         if element in (_INFO, _TRACKS) and element not in found:
@@ -678,13 +697,15 @@ def _read_avi(source: ByteSource, facts: VideoFacts) -> VideoFacts:
     frames = stream["length"] or total_frames or None
     if stream["rate"] and stream["scale"]:
         rate = Fraction(stream["rate"], stream["scale"])
-        facts = replace(facts, frame_rate=rate, frame_count=frames, duration=None if frames is None else float(frames / rate))
+        facts = replace(
+            facts, frame_rate=rate, frame_count=frames, duration=None if frames is None else float(frames / rate)
+        )
     return replace(facts, problem=None if facts.codec else f"unknown codec {tag!r}")
 
 
 def _avi_stream(source: ByteSource, start: int, size: int) -> dict[str, Any] | None:
     header: dict[str, Any] | None = None
-    for kind, payload, length in _chunks(source, start, start + size):
+    for kind, payload, _length in _chunks(source, start, start + size):
         if kind == b"strh":
             body = source.read(payload, 36)
             if body[:4] != b"vids":
@@ -700,10 +721,3 @@ def _avi_stream(source: ByteSource, start: int, size: int) -> dict[str, Any] | N
     if header is None or "tag" not in header:
         return None
     return header
-
-
-def rate_or_none(value: float | None) -> Fraction | None:
-    """A frame rate given as a float (OpenCV's, a user's) as an exact fraction, or None when not a rate."""
-    if value is None or not math.isfinite(value) or value <= 0:
-        return None
-    return Fraction(value).limit_denominator(10000)
