@@ -21,6 +21,7 @@ from airflow_provider_videoinfer.exceptions import (
 from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook, mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import is_transient
+from airflow_provider_videoinfer.operators import cost
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     defer_until_done,
@@ -162,9 +163,17 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     :param presigned_url_lifetime: for a storage URI input, how long the presigned URL stays valid,
         in seconds or as a ``timedelta``: from one minute to seven days (S3's limit); default one
         day. The service must fetch the video within it, queue included.
+    :param max_frames: the most frames the job may bill (sampled frames × models); above it the task
+        fails before submitting. Default: the connection's extra ``max_frames``, else no cap.
+    :param max_video_seconds: the longest video the job may run on, in seconds; default: the
+        connection's extra ``max_video_seconds``, else no cap.
+    :param dry_run: read the video's facts and return them with the estimate (a dict), submitting nothing.
+    :param video: where to read the video's facts from when ``input_url`` cannot be read (an upload's
+        signed URL): the local path or storage URI the video was uploaded from (templated); default
+        ``input_url``. See :mod:`~airflow_provider_videoinfer.operators.cost`.
     """
 
-    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models")
+    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models", "video")
     template_fields_renderers = {"models": "json"}
     ui_color = "#d6e4ff"
 
@@ -181,9 +190,18 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         resubmit_failed_jobs: bool | Collection[int] = False,
         presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
+        max_frames: int | None = None,
+        max_video_seconds: float | None = None,
+        dry_run: bool = False,
+        video: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
+        self.max_frames = cost.validate_max_frames(max_frames)
+        self.max_video_seconds = cost.validate_max_video_seconds(max_video_seconds)
+        # Kept under another name: dry_run() is a method of Airflow's BaseOperator.
+        self.estimate_only = contract.validate_flag("dry_run", dry_run)
+        self.video = video
         self.resubmit_failed_jobs = ResubmitPolicy.from_value(resubmit_failed_jobs)
         self.input_url = input_url
         self.infer_fps = infer_fps
@@ -201,9 +219,13 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         validate_if_known(self.models, contract.validate_models)
         self._job_id: str | None = None
 
-    def execute(self, context: Context) -> str:
-        """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
+    def execute(self, context: Context) -> str | dict[str, Any]:
+        """Submit (or reconnect to) the job; return its id, or its output URL when waiting (a dry run: the
+        facts and the estimate)."""
         with_hint(validate_job_input, self.input_url, INPUT_URL_HINT)
+        review = cost.review_cost(self, context)  # facts, checks, estimate, caps: raises before paying
+        if self.estimate_only:
+            return review.to_dict()
         make_request: Callable[[], contract.JobRequest]
         if storage.is_storage_uri(self.input_url):
             source = storage.describe_location(self.input_url)
