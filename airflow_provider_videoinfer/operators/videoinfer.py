@@ -173,7 +173,13 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         ``input_url``. See :mod:`~airflow_provider_videoinfer.operators.cost`.
     """
 
-    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models", "video")
+    template_fields: Sequence[str] = (
+        *VideoInferBaseOperator.template_fields,
+        "input_url",
+        "infer_fps",
+        "models",
+        "video",
+    )
     template_fields_renderers = {"models": "json"}
     ui_color = "#d6e4ff"
 
