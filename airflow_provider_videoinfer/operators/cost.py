@@ -166,14 +166,17 @@ def review_cost(operator: VideoInferSubmitJobOperator, context: Context) -> Cost
     )
     review = CostReview(facts, found, budget)
     log = operator.log
-    log.info("Video %s: %s; read in %d requests, %d bytes.", name, facts.describe(), facts.requests, facts.bytes_read)
+    read = f"read in {facts.requests} requests, {facts.bytes_read} bytes"
     if found is not None:
+        log.info("Video %s: %s; %s.", name, facts.describe(), read)
         log.info("Estimate: %s.", found.describe())
     else:
-        log.warning("No estimate: the facts of %s are unknown (%s); the job is not checked.", name, facts.problem)
+        log.warning("No estimate for %s: %s (%s); the job is not checked.", name, facts.describe(), read)
         if budget.is_set:
             log.warning("The caps (max_frames, max_video_seconds) cannot be checked for %s.", name)
-    context["ti"].xcom_push(key=ESTIMATE_KEY, value=review.to_dict())
+    ti = context.get("ti")
+    if ti is not None:
+        ti.xcom_push(key=ESTIMATE_KEY, value=review.to_dict())
     for finding in check_job(facts, infer_fps):
         if finding.error:
             raise VideoInferValidationError(f"video {name}: {finding.message} No job was submitted.")

@@ -143,7 +143,7 @@ def local_facts(path: str | os.PathLike[str], **limits: Any) -> VideoFacts:
         return VideoFacts(problem=f"{os.fspath(path)} cannot be read ({type(err).__name__}: {err.strerror})")
 
 
-def http_source(url: str, name: str, timeout: float = 30.0, **limits: Any) -> ByteSource:
+def http_source(url: str, name: str, timeout: float = 10.0, **limits: Any) -> ByteSource:
     """A :class:`ByteSource` of an http(s) URL: each read is one GET with a ``Range`` header.
 
     A server that ignores ``Range`` (answers 200 with the whole body) is read no further than asked.
@@ -231,7 +231,9 @@ class VideoFacts:
 
     def describe(self) -> str:
         """One line for a log: ``MP4 h264 1920x1080, 29.97 fps (30000/1001), 900 frames, 30.03 s``."""
-        parts = [self.container or "unknown container", self.codec or self.codec_tag or "unknown codec"]
+        if self.container is None:
+            return f"facts unknown ({self.problem})" if self.problem else "facts unknown"
+        parts = [self.container, self.codec or self.codec_tag or "unknown codec"]
         if self.has_video is False:
             return f"{parts[0]}, no video track"
         size = f"{self.width}x{self.height}" if self.width and self.height else "unknown size"
