@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
 
-__all__ = ["CostReview", "budget_of", "read_video_facts", "review_cost", "storage_source"]
+__all__ = ["CostReview", "budget_of", "folder_estimate", "read_video_facts", "review_cost", "storage_source"]
 
 #: XCom key of a job's estimate (and its video's facts).
 ESTIMATE_KEY = "estimate"
@@ -187,3 +187,38 @@ def review_cost(operator: VideoInferSubmitJobOperator, context: Context) -> Cost
     if operator.estimate_only:
         log.info("dry_run=True: no job is submitted.")
     return review
+
+
+def folder_estimate(videos: list[str], infer_fps: Any, models: int, log: Any) -> dict[str, Any]:
+    """What a batch of jobs, one per video, will bill in all, before any is submitted; logs one line per
+    video and the total.
+
+    :param videos: the videos' locations (paths, storage URIs, URLs).
+    :param infer_fps: the jobs' sampling rate.
+    :param models: how many models each job runs.
+    :param log: where to log.
+    :return: ``{"videos", "frames", "video_seconds", "unknown"}``: the totals over the videos whose facts
+        were read, and the videos whose were not (not counted in the totals).
+    """
+    rate = contract.validate_infer_fps(infer_fps)
+    frames, seconds, unknown = 0, 0.0, []
+    for video in videos:
+        name = storage.describe_location(video)
+        facts = read_video_facts(video)
+        found = estimate(facts, rate, models)
+        if found is None:
+            unknown.append(name)
+            log.warning("%s: no estimate, %s.", name, facts.describe())
+            continue
+        frames += found.frames
+        seconds += found.video_seconds or 0.0
+        log.info("%s: %s; %s.", name, facts.describe(), found.describe())
+    log.info(
+        "In all: %d frames billed for %.6g s of video in %d of %d videos%s.",
+        frames,
+        seconds,
+        len(videos) - len(unknown),
+        len(videos),
+        f" ({len(unknown)} unknown: {', '.join(unknown)})" if unknown else "",
+    )
+    return {"videos": len(videos), "frames": frames, "video_seconds": seconds, "unknown": unknown}
