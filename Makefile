@@ -24,9 +24,10 @@ VIDEO ?=
 # `make demo EXECUTOR=celery` (or local) brings up the system tests' deployment with its UI instead.
 EXECUTOR ?=
 # Debian packages the tests drive: Postgres for the system tests' metadata database and Redis for
-# their Celery broker (tests/system), Chromium for the browser tests (tests/browser). Nothing
-# downloads a browser at run time.
-DEBIAN_PACKAGES ?= postgresql redis-server chromium
+# their Celery broker (tests/system), Chromium for the browser tests (tests/browser), ffmpeg for the
+# video facts tests (tests/test_video_facts*.py: files of every container, checked against ffprobe).
+# Nothing downloads a browser at run time.
+DEBIAN_PACKAGES ?= postgresql redis-server chromium ffmpeg
 # The provider's core tests, run on every supported Airflow and Python (`make core-test`): hook,
 # operators, sensor, trigger, DAG runs with retries, the scan for the API key in what they logged, and
 # videos read straight from object storage (moto).

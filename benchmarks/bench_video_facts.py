@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -147,8 +148,11 @@ def main() -> None:
             row("facts (local file)", time.perf_counter() - started, facts.requests, facts.bytes_read, facts.describe())
         )
         probe, seconds = ffprobe_answer(str(local))
-        calls, total = ffprobe_local_reads(local)
-        rows.append(row("ffprobe (local file)", seconds, f"{calls} reads", total, probe))
+        if shutil.which("strace"):
+            calls, total = ffprobe_local_reads(local)
+            rows.append(row("ffprobe (local file)", seconds, f"{calls} reads", total, probe))
+        else:
+            rows.append(row("ffprobe (local file; no strace to count)", seconds, "?", 0, probe))
 
         record = work / "moto.jsonl"
         with run_moto_server(record_to=record) as url:
