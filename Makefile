@@ -84,7 +84,7 @@ system-packages:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then \
 		echo "error: the tests need the Debian packages$$missing, and this machine has no apt-get." \
-			"Run the tests on Debian or Ubuntu, or install PostgreSQL, Redis and Chromium yourself." >&2; \
+			"Run the tests on Debian or Ubuntu, or install PostgreSQL, Redis, Chromium and ffmpeg yourself." >&2; \
 		exit 1; \
 	fi; \
 	if [ "$$(id -u)" != 0 ]; then \
