@@ -146,6 +146,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_results.py
 	$(BIN)/python benchmarks/bench_server_processing.py
 	$(BIN)/python benchmarks/bench_contact_sheet.py
+	$(BIN)/python benchmarks/bench_video_facts.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache dist docs/_build docs/api/_generated
