@@ -297,3 +297,16 @@ def test_read_video_facts_takes_a_path_a_file_uri_and_a_url(videos):
     assert read_video_facts(path.as_uri()).frame_count == 30
     unreachable = read_video_facts("http://127.0.0.1:9/clip.mp4?sig=secret")
     assert unreachable.frame_rate is None and "secret" not in (unreachable.problem or "")
+
+
+def test_the_results_view_shows_the_estimate_beside_what_the_result_holds():
+    from airflow_provider_videoinfer.ui.render import results_page
+
+    summary = {"frames": 10, "models": {"a": {"frames": 10}, "b": {"frames": 10}}}
+    estimate = {"sampled_frames": 10, "models": 2, "frames": 20, "exact": True}
+    page = results_page("t", summary, None, estimate)
+    assert "<th>estimated before the job</th><td>10 sampled frames × 2 models = 20 frames billed</td>" in page
+    assert "<th>in the result file</th><td>10 sampled frames × 2 models = 20 frames billed</td>" in page
+    assert "estimated before" not in results_page("t", summary, None, {"frames": None, "facts": {}})
+    rough = results_page("t", summary, None, {**estimate, "exact": False})
+    assert "about 10 sampled frames × 2 models = about 20 frames billed" in rough
