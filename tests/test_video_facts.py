@@ -310,3 +310,14 @@ def test_the_results_view_shows_the_estimate_beside_what_the_result_holds():
     assert "estimated before" not in results_page("t", summary, None, {"frames": None, "facts": {}})
     rough = results_page("t", summary, None, {**estimate, "exact": False})
     assert "about 10 sampled frames × 2 models = about 20 frames billed" in rough
+
+
+def test_a_fragmented_mp4_has_unknown_counts_and_its_job_goes_on(tmp_path):
+    from video_files import Made
+
+    spec = Made("fragmented.mp4", "25", output=("-c:v", "libx264", "-movflags", "frag_keyframe+empty_moov"))
+    facts = local_facts(make(spec, tmp_path))
+    assert (facts.container, facts.codec, facts.width, facts.has_video) == ("MP4", "h264", 160, True)
+    assert facts.frame_count is None and facts.frame_rate is None and facts.constant_frame_rate is None
+    assert "fragmented" in facts.problem
+    assert check_job(facts, 30) == [] and estimate(facts, 30, 1) is None

@@ -350,6 +350,8 @@ def _read_mp4(source: ByteSource, facts: VideoFacts) -> VideoFacts:
 
 def _read_moov(source: ByteSource, start: int, size: int, facts: VideoFacts) -> VideoFacts:
     for kind, payload, length in _boxes(source, start, start + size):
+        if kind == b"cmov":
+            return replace(facts, problem="its moov box is compressed (cmov), which this reader does not inflate")
         if kind != b"trak":
             continue
         track = _read_trak(source, payload, length)
@@ -428,7 +430,8 @@ def _track_facts(track: _Mp4Track, facts: VideoFacts) -> VideoFacts:
         deltas = {delta for count, delta in track.stts if count}
         frames = frames or counted or None
         seconds = Fraction(ticks, track.timescale) if ticks else None
-        facts = replace(_rate_facts(facts, frames, seconds), constant_frame_rate=len(deltas) == 1)
+        constant = len(deltas) == 1 if deltas else None
+        facts = replace(_rate_facts(facts, frames, seconds), constant_frame_rate=constant)
     elif track.timescale and track.duration:
         facts = _rate_facts(facts, frames, Fraction(track.duration, track.timescale))
     else:
