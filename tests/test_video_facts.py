@@ -118,7 +118,7 @@ def test_the_sampling_count_is_the_frames_the_rule_takes():
             30,
             True,
             "infer_fps 30 is above the video's frame rate, 25 fps: the service returns no output for such a "
-            "job. pass infer_fps=25 or less.",
+            "job. Pass infer_fps=25 or less.",
         ),
         (
             7,
@@ -144,7 +144,7 @@ def test_ntsc_rates_are_checked_against_their_whole_rate(videos):
     (finding,) = check_job(facts, 7)
     assert "29.97 fps (30000/1001)" in finding.message and "6 or 10" in finding.message
     (too_high,) = check_job(facts, 30)
-    assert too_high.error and "pass infer_fps=29 or less, ideally 15, which divides the frame rate" in too_high.message
+    assert too_high.error and "Pass infer_fps=29 or less, ideally 15, which divides the frame rate" in too_high.message
 
 
 # --- the local server samples exactly the frames the estimate says --------------------------------
@@ -207,7 +207,7 @@ def test_infer_fps_above_the_frame_rate_fails_before_any_job(uploaded):
     before = uploaded.jobs()
     with pytest.raises(VideoInferValidationError, match="infer_fps 30 is above the video's frame rate, 25 fps") as info:
         submit(uploaded.url, video=str(uploaded.path), infer_fps=30).execute(context=task_context())
-    assert "pass infer_fps=25 or less" in str(info.value) and "No job was submitted" in str(info.value)
+    assert "Pass infer_fps=25 or less" in str(info.value) and "No job was submitted" in str(info.value)
     assert uploaded.jobs() == before
 
 

@@ -198,7 +198,7 @@ def check_job(facts: VideoFacts, infer_fps: int) -> list[Finding]:
     if Fraction(infer_fps) > fps:
         best = max(1, math.floor(fps))
         near = divisors_near(fps, best + 1)
-        advice = f"pass infer_fps={best} or less"
+        advice = f"Pass infer_fps={best} or less"
         if near and near[0] != best:
             advice += f", ideally {near[0]}, which divides the frame rate"
         findings.append(
