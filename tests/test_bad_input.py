@@ -294,6 +294,8 @@ def test_every_known_extra_key_is_accepted():
         "retry_initial_wait": 0.1,
         "retry_max_wait": 1,
         "scheme": "http",
+        "max_frames": 10_000,
+        "max_video_seconds": 3600,
     }
     assert set(extra) == set(EXTRA_KEYS)
     conn = Connection(
