@@ -33,12 +33,18 @@ DEBIAN_PACKAGES ?= postgresql redis-server chromium ffmpeg
 # videos read straight from object storage (moto).
 CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
 	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py \
-	tests/test_presigned.py
+	tests/test_presigned.py tests/test_promises.py
 # Azurite, the Azure Storage emulator (npm), for the Azure Blob tests; they are skipped without npm.
 AZURITE_VERSION ?= 3.35.0
 AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
+# The official Batch Processing client, `inference rf-cloud` of inference-cli, for the tests that drive
+# the local server with it (tests/server/test_batch_cli.py). It brings opencv-python and its own pins
+# (about 765 MB), so it lives in a virtualenv of its own, made once, never the project's.
+INFERENCE_CLI_VERSION ?= 1.8.3
+CLI_VENV ?= .venv-cli
+INFERENCE_CLI := $(CLI_VENV)/bin/inference
 
-.PHONY: install demo demo-down test core-test system-test system-packages azurite lint docs dist bench clean check-version
+.PHONY: install demo demo-down test core-test system-test system-packages azurite inference-cli lint docs dist bench clean check-version
 
 check-version:
 	@if [ -z "$(PYVER)" ]; then \
@@ -105,8 +111,17 @@ azurite: $(BIN)/.installed
 		echo "npm not found: the Azure Blob tests (tests/test_presigned_azure.py) will be skipped."; \
 	fi
 
-test: $(BIN)/.installed system-packages azurite
-	AZURITE_BLOB="$(AZURITE_BLOB)" $(BIN)/python -m pytest
+# Made only when missing (uv from the project's virtualenv installs it); `make clean` removes it.
+$(CLI_VENV)/.installed: | $(BIN)/.installed
+	@echo "==> Creating $(CLI_VENV): inference-cli $(INFERENCE_CLI_VERSION), the official Batch Processing client, for the CLI tests"
+	$(PYTHON) -m venv $(CLI_VENV)
+	$(BIN)/uv pip install --quiet --python $(CLI_VENV)/bin/python "inference-cli==$(INFERENCE_CLI_VERSION)"
+	@touch $@
+
+inference-cli: $(CLI_VENV)/.installed
+
+test: $(BIN)/.installed system-packages azurite $(CLI_VENV)/.installed
+	AZURITE_BLOB="$(AZURITE_BLOB)" INFERENCE_CLI="$(INFERENCE_CLI)" $(BIN)/python -m pytest
 
 # The provider's core tests (CORE_TESTS) on any supported Airflow and Python, e.g.
 # `make core-test AIRFLOW_VERSION=3.0.6` or `make core-test PYTHON=python3.13` (what CI runs on each).
@@ -149,4 +164,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_video_facts.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache dist docs/_build docs/api/_generated
+	rm -rf $(VENV) $(CLI_VENV) .demo .pytest_cache dist docs/_build docs/api/_generated

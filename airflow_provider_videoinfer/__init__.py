@@ -31,7 +31,18 @@ _CONNECTION_FIELDS: dict[str, tuple[str, str, str, float]] = {
 
 INTEGRATION = "Video Inference"
 #: The how-to guides of the documentation (docs/howto/<name>.rst).
-HOW_TO_GUIDES = ("local-files", "s3", "bucket", "folder", "reading-results", "results-view", "local-server", "scaling")
+HOW_TO_GUIDES = (
+    "local-files",
+    "s3",
+    "bucket",
+    "folder",
+    "reading-results",
+    "results-view",
+    "local-server",
+    "retries",
+    "scaling",
+    "choosing-a-backend",
+)
 
 
 def _conn_fields() -> dict[str, dict]:
@@ -80,6 +91,7 @@ def get_provider_info() -> dict:
                     "airflow_provider_videoinfer.hooks.waiting",
                     "airflow_provider_videoinfer.hooks.responses",
                     "airflow_provider_videoinfer.hooks.retry",
+                    "airflow_provider_videoinfer.hooks.batch",
                 ],
             }
         ],
@@ -92,13 +104,19 @@ def get_provider_info() -> dict:
                     "airflow_provider_videoinfer.operators.base",
                     "airflow_provider_videoinfer.operators.resubmit",
                     "airflow_provider_videoinfer.operators.task_store",
+                    "airflow_provider_videoinfer.operators.batch",
+                    "airflow_provider_videoinfer.operators.batch_staging",
+                    "airflow_provider_videoinfer.operators.batch_results",
                 ],
             }
         ],
         "sensors": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_videoinfer.sensors.videoinfer"],
+                "python-modules": [
+                    "airflow_provider_videoinfer.sensors.videoinfer",
+                    "airflow_provider_videoinfer.sensors.batch",
+                ],
             }
         ],
         "triggers": [
@@ -107,6 +125,7 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_provider_videoinfer.triggers.videoinfer",
                     "airflow_provider_videoinfer.triggers.events",
+                    "airflow_provider_videoinfer.triggers.batch",
                 ],
             }
         ],

@@ -58,6 +58,7 @@ if AIRFLOW_V_3_2_PLUS:
         AirflowFailException,
         AirflowRescheduleException,
         AirflowSensorTimeout,
+        AirflowSkipException,
     )
 else:  # Airflow 3.1 has AirflowException in airflow.sdk.exceptions, but not the two others
     from airflow.configuration import conf  # type: ignore[no-redef]
@@ -66,6 +67,7 @@ else:  # Airflow 3.1 has AirflowException in airflow.sdk.exceptions, but not the
         AirflowFailException,
         AirflowRescheduleException,
         AirflowSensorTimeout,
+        AirflowSkipException,
     )
 
 if AIRFLOW_V_3_1_PLUS:
@@ -124,6 +126,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "DAGS_TEST_PRINTS_DEBUG",
     "FORM_FROM_PROVIDER_INFO",

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import videoinfer_contract.batch as batch
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from videoinfer_contract import jobs, validation
 from videoinfer_contract.errors import InvalidInputError
@@ -99,3 +100,11 @@ validate_video_header = _raising_provider_errors(validation.validate_video_heade
 validate_flag = _raising_provider_errors(validation.validate_flag)
 validate_seconds = _raising_provider_errors(validation.validate_seconds)
 validate_wait = _raising_provider_errors(validation.validate_wait)
+
+# Batch Processing (the second backend): the same wrapping, for its ids and its job definition.
+build_batch_job_definition = _raising_provider_errors(batch.VideoJobDefinition.build)
+validate_batch_job_id = _raising_provider_errors(batch.validate_batch_job_id)
+validate_staging_batch_id = _raising_provider_errors(batch.validate_staging_batch_id)
+validate_workflow_id = _raising_provider_errors(batch.validate_workflow_id)
+validate_workflow_parameters = _raising_provider_errors(batch.validate_workflow_parameters)
+validate_max_video_fps = _raising_provider_errors(batch.validate_max_video_fps)

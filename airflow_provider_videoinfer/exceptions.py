@@ -57,7 +57,7 @@ class VideoInferNotFoundError(VideoInferFatalError):
 
 
 class VideoInferInvalidRequestError(VideoInferFatalError):
-    """The service refused the request (a 4xx other than 401/403/404/429, or a 5xx no retry can fix)."""
+    """The service refused the request (a 4xx other than 401, 403, 404, 408 and 429)."""
 
 
 class VideoInferTransientError(VideoInferError):
@@ -97,7 +97,7 @@ class VideoInferRateLimitError(VideoInferTransientError):
 
 
 class VideoInferServerError(VideoInferTransientError):
-    """The service answered 500, 502, 503 or 504; raised once the retry policy is spent."""
+    """The service answered a 5xx (any), or 408; raised once the retry policy is spent."""
 
 
 class VideoInferConnectionError(VideoInferTransientError):
@@ -144,6 +144,17 @@ class VideoInferJobFailedFatalError(VideoInferJobFailedError, VideoInferFatalErr
     """A failed job that no retry of the task would pay for again: the task fails without its retries."""
 
 
+class VideoInferSubmissionUnknownError(VideoInferFatalError):
+    """A job submission was sent but its answer was lost: a job may exist and be paid for, with an id
+    nobody knows. No try of the task submits again on its own (clearing the task, or
+    ``resubmit_unknown_outcome=True``, does); the task fails without its retries."""
+
+
+class VideoInferStoreError(VideoInferConfigError):
+    """The task cannot keep what its next try must find (the job id) in its task store: a write failed,
+    or did not land when read back."""
+
+
 class VideoInferTimeoutError(VideoInferError):
     """A job did not finish before the caller's deadline."""
 
@@ -161,3 +172,45 @@ class VideoInferStorageFatalError(VideoInferStorageError, VideoInferFatalError):
     """A file location cannot be used as given: it does not exist, access is denied, a file stands where
     a folder must be (or a folder where a file must be), the file system is read-only, or no file
     system serves its scheme. A retry cannot fix it: the task fails without its retries."""
+
+
+class VideoInferConflictError(VideoInferInvalidRequestError):
+    """The service answered 409: the object exists with another definition (a Batch Processing job id
+    already used with another body)."""
+
+
+class VideoInferBatchJobFailedError(VideoInferError):
+    """A Batch Processing job ended failed or aborted.
+
+    Raised as is, the task keeps its retries (the run operator's next retry restarts the job when
+    ``restart_failed_jobs`` allows it); :meth:`final` gives the error that ends the task instead.
+
+    :param job_id: the job.
+    :param state: how it ended (``failed`` or ``aborted``).
+    :param reason: the service's last notification, if any.
+    :param advice: what happens next and what the user can do, appended to the message.
+    """
+
+    def __init__(self, job_id: str, state: str, reason: str | None, advice: str | None = None) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.reason = reason or "no reason given by the service"
+        self.advice = advice
+        text = f"Batch job {job_id} ended {state}: {self.reason}"
+        super().__init__(f"{text}. {advice}" if advice else text)
+
+    def final(self, advice: str) -> VideoInferBatchJobFailedFatalError:
+        """The same failure as one that ends the task without its retries, with ``advice`` for the user."""
+        return VideoInferBatchJobFailedFatalError(self.job_id, self.state, self.reason, advice)
+
+    def __reduce__(self):  # keep picklable with its custom __init__
+        return (type(self), (self.job_id, self.state, self.reason, self.advice))
+
+
+class VideoInferBatchJobFailedFatalError(VideoInferBatchJobFailedError, VideoInferFatalError):
+    """A failed Batch Processing job that no retry of the task restarts: the task fails without its retries."""
+
+
+class VideoInferBatchTimeoutError(VideoInferTimeoutError, VideoInferFatalError):
+    """A wait for a Batch Processing job reached its deadline, and the job was aborted: a retry of the task
+    would have nothing to reconnect to, so the task fails without its retries."""

@@ -70,6 +70,13 @@ def clear_faults(server) -> None:
     requests.delete(f"{server.base_url}/_faults", params={"api_key": API_KEY}, timeout=5).raise_for_status()
 
 
+def request_times(server, endpoint: str) -> list[float]:
+    """When each request to ``endpoint`` reached the local server (UNIX seconds, oldest first)."""
+    answer = requests.get(f"{server.base_url}/_requests", params={"api_key": API_KEY, "endpoint": endpoint}, timeout=5)
+    answer.raise_for_status()
+    return answer.json()["times"]
+
+
 def server_jobs(server) -> list[dict]:
     """Every job the local server has received."""
     answer = requests.get(f"{server.base_url}/_jobs", params={"api_key": API_KEY}, timeout=5)

@@ -173,8 +173,13 @@ def test_failed_job_error_names_job_code_and_reason_and_pickles():
         (502, VideoInferServerError),
         (503, VideoInferServerError),
         (504, VideoInferServerError),
-        (501, VideoInferInvalidRequestError),
-        (505, VideoInferInvalidRequestError),
+        (501, VideoInferServerError),
+        (505, VideoInferServerError),
+        (408, VideoInferServerError),
+        (520, VideoInferServerError),
+        (522, VideoInferServerError),
+        (524, VideoInferServerError),
+        (529, VideoInferServerError),
     ],
 )
 def test_error_for_status(status, cls):
@@ -204,9 +209,10 @@ def test_retry_policy_from_extra():
 
 
 def test_only_statuses_that_may_pass_are_transient():
-    for status in (429, 500, 502, 503, 504):
-        assert isinstance(responses.error_for_status(status, "", "x"), VideoInferTransientError)
-    for status in (400, 401, 403, 404, 409, 413, 422, 501, 505, 511):
+    # Every 5xx (a CDN's 520/522/524, an overloaded 529, a proxy's 501/505), 408 and 429 leave the state unknown.
+    for status in (408, 429, 500, 501, 502, 503, 504, 505, 511, 520, 522, 524, 529, 599):
+        assert isinstance(responses.error_for_status(status, "", "x"), VideoInferTransientError), status
+    for status in (400, 401, 403, 404, 409, 413, 422):
         assert not isinstance(responses.error_for_status(status, "", "x"), VideoInferTransientError), status
 
 

@@ -13,7 +13,7 @@ from helpers import dag_bag, run_dag, states, xcom
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
-EXAMPLE_IDS = {"videoinfer_quickstart", "videoinfer_folder", "videoinfer_submit_and_wait"}
+EXAMPLE_IDS = {"videoinfer_quickstart", "videoinfer_folder", "videoinfer_submit_and_wait", "videoinfer_batch"}
 
 
 @pytest.fixture

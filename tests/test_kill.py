@@ -15,7 +15,10 @@ MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type"
 
 
 class TaskInstance:
-    """The part of a task instance the submit operator uses: XCom pushes, observable from the test."""
+    """The part of a task instance the submit operator uses: XCom pushes, observable from the test; its tries."""
+
+    try_number = 1
+    max_tries = 0
 
     def __init__(self) -> None:
         self.pushed: dict[str, object] = {}

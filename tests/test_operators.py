@@ -219,33 +219,27 @@ def test_resubmit_failed_jobs_rejects_anything_else_at_parse_time(value):
         )
 
 
-class _UnwritableStore:
-    """A task store that reads but refuses writes (a deployment where the task cannot write Variables)."""
-
-    expires = True
-    name = "a read-only test store"
-
-    def get(self, key):
-        return None
+class _SilentlyUnwritable(dict):
+    """A store backend that drops writes without a word, as the Task SDK's ``Variable.set`` of Airflow 3.0 to
+    3.2 does when the metadata database refuses them (it only logs the failure)."""
 
     def set(self, key, value):
-        raise PermissionError("writes are refused")
+        pass
 
     def delete(self, key):
         pass
 
 
-def test_a_task_with_retries_that_cannot_keep_its_job_id_submits_nothing(videoinfer_conn, monkeypatch):
-    from helpers import server_jobs
+def test_a_task_with_retries_that_cannot_keep_its_job_id_submits_nothing(videoinfer_conn):
+    from helpers import server_jobs, task_context
 
-    from airflow_provider_videoinfer.exceptions import VideoInferConfigError
-    from airflow_provider_videoinfer.operators import videoinfer
+    from airflow_provider_videoinfer.exceptions import VideoInferStoreError
 
-    monkeypatch.setattr(videoinfer, "task_store", lambda context: _UnwritableStore())
     before = len(server_jobs(videoinfer_conn))
     task = VideoInferSubmitJobOperator(
         task_id="s", input_url=f"{videoinfer_conn.base_url}/v.mp4", infer_fps=5, models=[MOTION], retries=2
     )
-    with pytest.raises(VideoInferConfigError, match=r"With retries=2, a retry would pay for a second job"):
-        task.execute({})  # type: ignore[arg-type]
+    context = {**task_context(), "task_state_store": _SilentlyUnwritable()}
+    with pytest.raises(VideoInferStoreError, match=r"could not be read back.*with retries=2, a retry would pay"):
+        task.execute(context)  # type: ignore[arg-type]
     assert len(server_jobs(videoinfer_conn)) == before

@@ -17,6 +17,7 @@ from helpers import API_KEY, clear_faults, connection_json, inject_fault
 from airflow_provider_videoinfer.compat import AirflowRescheduleException, AirflowSensorTimeout
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.operators.task_store import task_store
 from airflow_provider_videoinfer.sensors.videoinfer import OUTAGE_KEY, VideoInferJobSensor
 
 MOTION = {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
@@ -72,13 +73,13 @@ def _next_polls(text: str) -> list[float]:
 
 def test_a_poke_hands_the_steps_delay_to_airflow(long_server, running_job, capfd):
     sensor = _sensor(running_job, "poke", poll_interval=10)
-    inject_fault(long_server, "status", "status", count=1, status_code=503, retry_after=7)
+    inject_fault(long_server, "status", "status", count=1, status_code=503, retry_after=17)
     assert sensor.poke({}) is False
-    assert sensor.poke_interval == 7.0  # what the service asked, not the poll interval
+    assert sensor.poke_interval == 17.0  # what the service asked, longer than the poll interval
     assert sensor.poke({}) is False
     assert sensor.poke_interval == 10.0  # running: one poll interval
     out, err = capfd.readouterr()
-    assert _next_polls(out + err) == [7.0, 10.0]
+    assert _next_polls(out + err) == [17.0, 10.0]
     assert "the service answers again after" in out + err
 
 
@@ -87,24 +88,24 @@ def test_a_rescheduled_sensor_is_rescheduled_when_the_step_says_and_remembers_th
 ):
     sensor = _sensor(running_job, "reschedule", poll_interval=10)
     context = {"ti": FirstPoke(), "task_state_store": Store()}
-    inject_fault(long_server, "status", "status", count=2, status_code=503, retry_after=7)
+    inject_fault(long_server, "status", "status", count=2, status_code=503, retry_after=27)
     for failed_polls in (1, 2):
         before = datetime.datetime.now(datetime.UTC)
         with pytest.raises(AirflowRescheduleException) as rescheduled:
             sensor.execute(context)  # Airflow's sensor loop: one poke, then a reschedule
         after = datetime.datetime.now(datetime.UTC)
-        seconds = datetime.timedelta(seconds=7)
+        seconds = datetime.timedelta(seconds=27)  # above the backoff of one and two poll intervals
         assert before + seconds <= rescheduled.value.reschedule_date <= after + seconds
-        saved = context["task_state_store"].get(OUTAGE_KEY)
+        saved = task_store(context).get(OUTAGE_KEY)  # type: ignore[arg-type]
         assert isinstance(saved, dict) and saved["failed"] == failed_polls
     with pytest.raises(AirflowRescheduleException) as rescheduled:
         sensor.execute(context)
     assert rescheduled.value.reschedule_date >= after + datetime.timedelta(seconds=10)
-    assert context["task_state_store"].get(OUTAGE_KEY) is None  # the outage ended
+    assert task_store(context).get(OUTAGE_KEY) is None  # type: ignore[arg-type]  # the outage ended
     out, err = capfd.readouterr()
     assert "(2 failed polls in a row)" in out + err
     assert "the service answers again after" in out + err and "(2 failed polls)." in out + err
-    assert _next_polls(out + err) == [7.0, 7.0, 10.0]
+    assert _next_polls(out + err) == [27.0, 27.0, 10.0]
 
 
 class Rescheduled:
@@ -141,3 +142,31 @@ def test_a_poking_sensor_times_out_at_its_deadline_naming_what_was_known(long_se
 def test_airflows_own_exponential_backoff_is_refused():
     with pytest.raises(VideoInferValidationError, match="drop exponential_backoff=True"):
         _sensor("job-1", "poke", exponential_backoff=True)
+
+
+class _Slept(Exception):
+    """Ends a poking sensor's loop after the sleeps a test wants to see."""
+
+
+def test_airflows_poke_loop_sleeps_the_delay_the_wait_step_chose(long_server, running_job, monkeypatch):
+    """The sensor hands each delay to Airflow's own poke loop through ``poke_interval``: this pins that
+    reliance on every Airflow line (the loop must sleep what the step chose, not the interval given)."""
+    import inspect
+
+    from airflow.sdk import BaseSensorOperator
+
+    loop = inspect.getmodule(BaseSensorOperator)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            raise _Slept
+
+    monkeypatch.setattr(loop.time, "sleep", sleep)  # type: ignore[union-attr]
+    sensor = _sensor(running_job, "poke", poll_interval=10)
+    inject_fault(long_server, "status", "status", count=1, status_code=503, retry_after=17)
+    inject_fault(long_server, "status", "status", count=1, status_code=429, retry_after=27)
+    with pytest.raises(_Slept):
+        sensor.execute({"ti": FirstPoke(), "task_state_store": Store()})
+    assert slept == [17.0, 27.0, 10.0]  # two Retry-Afters above the backoff, then the job running

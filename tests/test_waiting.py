@@ -38,6 +38,7 @@ from airflow_provider_videoinfer.hooks.waiting import (
     Wait,
     backoff,
     first_poll,
+    reached_service,
     report,
     step,
 )
@@ -124,7 +125,9 @@ def test_a_running_job_at_the_deadline_times_out(outage, now):
 @pytest.mark.parametrize("name", TRANSIENT)
 def test_a_transient_error_starts_an_outage(name):
     outcome = step(wait(), None, TRANSIENT[name], T0, 1.0)
-    assert outcome == PollAgain(JOB, 1.0, Reason.UNKNOWN, outage=Outage(T0, 1, str(TRANSIENT[name])))
+    # Only a poll that never reached the service may come back sooner than the poll interval.
+    delay = 1.0 if name == "refused" else 75.0
+    assert outcome == PollAgain(JOB, delay, Reason.UNKNOWN, outage=Outage(T0, 1, str(TRANSIENT[name])))
 
 
 @pytest.mark.parametrize("name", TRANSIENT)
@@ -132,7 +135,8 @@ def test_a_transient_error_during_an_outage_keeps_its_start_and_counts_the_poll(
     outcome = step(wait(), OUTAGE, TRANSIENT[name], T0, 1.0)
     assert isinstance(outcome, PollAgain) and outcome.reason is Reason.UNKNOWN and outcome.recovered is None
     assert outcome.outage == Outage(OUTAGE.since, 4, str(TRANSIENT[name]))
-    assert outcome.delay == 8.0  # initial 1 s doubled for the 2nd, 3rd and 4th failed poll
+    # refused: initial 1 s doubled for the 2nd, 3rd and 4th failed poll; else three poll intervals
+    assert outcome.delay == (8.0 if name == "refused" else 180.0)
 
 
 @pytest.mark.parametrize("name", DEFINITE)
@@ -174,13 +178,14 @@ def test_the_step_is_pure(poll):
 
 def test_an_outage_then_a_recovery_walks_the_whole_story():
     w, now, outage, delays = wait(poll_interval=10.0, initial=1.0, most=60.0), T0, None, []
-    for _ in range(6):
-        outcome = step(w, outage, TRANSIENT["503"], now, 1.0)
+    for name in ("refused",) * 5 + ("503",) * 4:
+        outcome = step(w, outage, TRANSIENT[name], now, 1.0)
         assert isinstance(outcome, PollAgain)
         delays.append(outcome.delay)
         outage, now = outcome.outage, now + outcome.delay
-    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]  # the last capped at three poll intervals
-    assert outage == Outage(T0, 6, str(TRANSIENT["503"]))
+    # refused: the policy's doubling; then a 503 the service answered: three poll intervals at most
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
+    assert outage == Outage(T0, 9, str(TRANSIENT["503"]))
     outcome = step(w, outage, RUNNING, now, 1.0)
     assert outcome == PollAgain(JOB, 10.0, Reason.RUNNING, recovered=outage)
 
@@ -204,34 +209,81 @@ def test_an_outage_then_a_recovery_walks_the_whole_story():
         (60, 1, 60, 0, 1.0, 1.0),  # a count below 1 reads as the first failure
     ],
 )
-def test_backoff_doubles_up_to_the_policy_and_three_poll_intervals(
+def test_a_poll_that_never_reached_the_service_backs_off_from_the_policy_up_to_three_intervals(
     poll_interval, initial, most, failed_polls, jitter, expected
 ):
     w = wait(poll_interval=poll_interval, initial=initial, most=most)
+    assert backoff(w, failed_polls, None, jitter, reached=False) == pytest.approx(expected)
+    assert backoff(w, failed_polls, None, jitter, reached=False) <= MAX_BACKOFF_INTERVALS * poll_interval
+
+
+@pytest.mark.parametrize(
+    ("failed_polls", "jitter", "expected"),
+    [
+        (1, 0.0, 60.0),  # never sooner than the poll interval: the service counted the poll
+        (1, 1.0, 75.0),
+        (2, 0.0, 120.0),
+        (3, 0.0, 180.0),
+        (3, 1.0, 180.0),  # three poll intervals at most
+        (500, 0.5, 180.0),
+        (0, 0.0, 60.0),
+    ],
+)
+def test_a_poll_that_reached_the_service_is_followed_no_sooner_than_the_poll_interval(failed_polls, jitter, expected):
+    w = wait(poll_interval=60, initial=1, most=60)
     assert backoff(w, failed_polls, None, jitter) == pytest.approx(expected)
-    assert backoff(w, failed_polls, None, jitter) <= MAX_BACKOFF_INTERVALS * poll_interval
 
 
 @pytest.mark.parametrize(
     ("poll_interval", "retry_after", "expected"),
     [
-        (60, 30, 30.0),
-        (60, 120, 120.0),  # above retry_max_wait: the service's word wins...
-        (60, 500, 180.0),  # ...up to three poll intervals
-        (60, 0, 0.0),
-        (60, -5, 0.0),
-        (0.5, 0.1, 0.1),
+        (60, 30, 180.0),  # a shorter Retry-After does not shorten the backoff
+        (60, 500, 500.0),  # a longer one is honoured...
+        (60, 7200, 3600.0),  # ...up to an hour
+        (60, 0, 180.0),  # Retry-After: 0 is not "poll again now"
+        (60, -5, 180.0),
+        (0.5, 0.1, 1.5),
     ],
 )
-def test_backoff_honours_retry_after_without_jitter(poll_interval, retry_after, expected):
+def test_retry_after_is_the_least_pause_never_a_shorter_one(poll_interval, retry_after, expected):
     for jitter in (0.0, 1.0):
         assert backoff(wait(poll_interval=poll_interval), 3, retry_after, jitter) == expected
 
 
+@pytest.mark.parametrize(
+    ("error", "reached"),
+    [
+        (VideoInferRateLimitError("HTTP 429", http_status=429), True),
+        (VideoInferServerError("HTTP 520", http_status=520), True),
+        (VideoInferConnectionError("read timeout", request_sent=True), True),
+        (VideoInferResponseError("no integer status"), True),
+        (VideoInferConnectionError("refused", request_sent=False), False),
+    ],
+)
+def test_which_failed_polls_reached_the_service(error, reached):
+    assert reached_service(error) is reached
+
+
 def test_a_429_with_retry_after_is_polled_again_when_the_service_asked():
-    limited = VideoInferRateLimitError("HTTP 429", http_status=429, retry_after=45.0)
+    limited = VideoInferRateLimitError("HTTP 429", http_status=429, retry_after=245.0)
     outcome = step(wait(), OUTAGE, limited, T0, 0.0)
-    assert isinstance(outcome, PollAgain) and outcome.delay == 45.0
+    assert isinstance(outcome, PollAgain) and outcome.delay == 245.0
+
+
+@pytest.mark.parametrize("retry_after", [None, 0.0, 1.0])
+def test_a_first_429_is_polled_again_no_sooner_than_the_poll_interval(retry_after):
+    limited = VideoInferRateLimitError("HTTP 429", http_status=429, retry_after=retry_after)
+    for jitter in (0.0, 0.5, 1.0):
+        outcome = step(wait(poll_interval=4), None, limited, T0, jitter)
+        assert isinstance(outcome, PollAgain) and outcome.delay >= 4.0
+
+
+@pytest.mark.parametrize("status", [408, 500, 501, 502, 503, 504, 520, 522, 524, 529])
+def test_every_5xx_and_408_of_a_poll_leave_the_state_unknown(status):
+    from airflow_provider_videoinfer.hooks.responses import error_for_status
+
+    outcome = step(wait(), None, error_for_status(status, "", "status of job job-1"), T0, 0.5)
+    assert isinstance(outcome, PollAgain) and outcome.reason is Reason.UNKNOWN and outcome.delay >= 60.0
 
 
 # --- the trigger's first poll ---

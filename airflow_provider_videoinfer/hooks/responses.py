@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_videoinfer.contract import JOB_STATUS_ENDPOINT, JobState, JobStatus, redact, validate_job_id
 from airflow_provider_videoinfer.exceptions import (
     VideoInferAuthError,
+    VideoInferConflictError,
     VideoInferError,
     VideoInferInvalidRequestError,
     VideoInferJobFailedError,
@@ -26,8 +27,16 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferServerError,
 )
 
-#: HTTP statuses that may pass if the same request is sent again (anything else 4xx/5xx will not).
-RETRYABLE_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
+#: 4xx statuses that may pass if the same request is sent again: a request timeout and the rate limit.
+#: Every 5xx may pass too, whatever its number (520, 522, 524 and 529 are what CDNs and proxies in front
+#: of a hosted API answer): it leaves the state of what was asked unknown, never a definite answer.
+RETRYABLE_CLIENT_STATUS_CODES = frozenset({408, 429})
+
+
+def is_retryable_status(status_code: int) -> bool:
+    """Whether an HTTP error answer leaves the outcome unknown (408, 429, any 5xx), so that sending the
+    same request again may pass; any other 4xx is a definite refusal."""
+    return status_code >= 500 or status_code in RETRYABLE_CLIENT_STATUS_CODES
 
 
 def status_request(job_id: str) -> tuple[tuple[str, str], dict[str, str]]:
@@ -154,22 +163,19 @@ def error_for_status(
                 "are appended to it, so a wrong host or path prefix answers 404 to every call."
             )
         return VideoInferNotFoundError(f"{what}: not found (HTTP 404: {detail}).{hint}")
+    if status_code == 409:
+        return VideoInferConflictError(f"{what}: conflict (HTTP 409: {detail}).")
     if status_code == 429:
         return VideoInferRateLimitError(
             f"{what}: rate limited (HTTP 429: {detail}); poll a job at most once a minute.",
             http_status=status_code,
             retry_after=retry_after,
         )
-    if status_code in RETRYABLE_STATUS_CODES:
+    if is_retryable_status(status_code):
         return VideoInferServerError(
             f"{what}: the service failed (HTTP {status_code}: {detail}).",
             http_status=status_code,
             retry_after=retry_after,
-        )
-    if status_code >= 500:
-        return VideoInferInvalidRequestError(
-            f"{what}: the service cannot serve this request (HTTP {status_code}: {detail}); sending it "
-            "again will not help. Check the connection's Base URL."
         )
     return VideoInferInvalidRequestError(f"{what}: the service refused the request (HTTP {status_code}: {detail}).")
 

@@ -1,7 +1,7 @@
 """The retry policy of one call, configured once with tenacity and shared by the sync hook and the async client.
 
 Which answers are worth sending again is decided where answers are decoded
-(:func:`airflow_provider_videoinfer.hooks.responses.error_for_status`: 429, 500, 502, 503, 504 and lost
+(:func:`airflow_provider_videoinfer.hooks.responses.error_for_status`: 408, 429, every 5xx and lost
 connections become :class:`~airflow_provider_videoinfer.exceptions.VideoInferTransientError`);
 this module decides how often and how long. Waiting for a job through an outage is
 :mod:`airflow_provider_videoinfer.hooks.waiting`'s concern, not a call's.
@@ -22,6 +22,7 @@ from tenacity import (
 
 from airflow_provider_videoinfer.exceptions import (
     VideoInferConfigError,
+    VideoInferFatalError,
     VideoInferTransientError,
 )
 
@@ -74,6 +75,21 @@ class RetryPolicy:
 
 def _surely_not_processed(exc: VideoInferTransientError) -> bool:
     return not exc.request_sent or exc.http_status in SAFE_RESUBMIT_STATUS_CODES
+
+
+def created_nothing(err: BaseException) -> bool:
+    """Whether a failed submission surely created no job, so that submitting again cannot pay twice.
+
+    True when the request never reached the service (refused, unresolved, TLS handshake), when the
+    service answered that it did no work (429, 503), or when it refused the request outright (a 4xx,
+    bad input, a refused key). False when the answer was lost or broken after the request was sent (a
+    read timeout, a reset, 500, 502, 504, 520..., a body without a job id): the job may exist.
+
+    :param err: what the submission raised.
+    """
+    if isinstance(err, VideoInferTransientError):
+        return _surely_not_processed(err)
+    return isinstance(err, VideoInferFatalError)  # a refusal; a 2xx without a job id is a ResponseError
 
 
 class _RetryAfterOrBackoff:

@@ -247,9 +247,10 @@ class SyncTransport:
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
-    """Whether the connection failed before the request could be sent (refused, or connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
+    """Whether the connection failed before the request could be sent (refused, unresolved, connect timeout,
+    TLS handshake)."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return True  # no connection, or its TLS handshake failed: no byte of the request was sent
     if not isinstance(exc, requests.ConnectionError):
         return False
     reason = getattr(exc.args[0], "reason", None) if exc.args else None

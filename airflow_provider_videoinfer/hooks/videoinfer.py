@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +202,14 @@ class VideoInferHook(BaseHook):
         body = self.transport.call(endpoint, f"status of job {job_id}", params=params, policy=policy)
         return responses.parse_job_state(job_id, body)
 
-    def wait_for_job(self, job_id: str, poll_interval: float = 60.0, timeout: float | None = None) -> JobState:
+    def wait_for_job(
+        self,
+        job_id: str,
+        poll_interval: float = 60.0,
+        timeout: float | None = None,
+        *,
+        last_poll: JobState | VideoInferError | None = None,
+    ) -> JobState:
         """Poll a job in this process until it stops; raise if it fails or outlasts ``timeout``.
 
         Each poll is one attempt; :func:`~airflow_provider_videoinfer.hooks.waiting.step` decides
@@ -211,6 +219,9 @@ class VideoInferHook(BaseHook):
         :param job_id: the job to wait for.
         :param poll_interval: seconds between polls (the hosted API allows one a minute).
         :param timeout: seconds to wait at most; None waits as long as the job runs.
+        :param last_poll: what the caller has just read of the job (its state, or the error the read
+            got); the wait starts from it, so the first poll comes as the wait step says rather than at
+            once. None polls at once.
         """
         job_id = contract.validate_job_id(job_id)
         if timeout is None:
@@ -221,14 +232,16 @@ class VideoInferHook(BaseHook):
         deadline = None if timeout is None else started + timeout
         wait = waiting.Wait(job_id, poll_interval, started, deadline, self.settings.retry)
         outage: waiting.Outage | None = None
+        poll = last_poll
         while True:
-            poll = self.poll_job(job_id)
+            if poll is None:
+                poll = self.poll_job(job_id)
             now = time.time()
             outcome = waiting.step(wait, outage, poll, now, random.random())
             waiting.report(self.log, outcome, now)
             if not isinstance(outcome, waiting.PollAgain):
                 return outcome.result()
-            outage = outcome.outage
+            outage, poll = outcome.outage, None
             time.sleep(outcome.delay)
 
     def poll_job(self, job_id: str) -> JobState | VideoInferError:
@@ -332,15 +345,38 @@ class VideoInferAsyncClient:
         """
         endpoint, params = responses.status_request(job_id)
         job_id = params["job_id"]
-        what = f"status of job {job_id}"
-        url = self.settings.url(endpoint)
-        query = {**params, "api_key": self.settings.api_key}
+        body = await self.call(
+            endpoint[0], self.settings.url(endpoint), f"status of job {job_id}", params, policy=policy
+        )
+        return responses.parse_job_state(job_id, body)
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+    ) -> Any:
+        """Send one API request with the key (no body), under the retry policy; return its JSON value.
+
+        Shared by every async client of the connection (the video job trigger's, the batch trigger's).
+
+        :param method: the HTTP method.
+        :param url: the absolute URL.
+        :param what: what is being done, named in error messages.
+        :param params: query parameters besides the key.
+        :param policy: the retry policy of this call; default the connection's. Only calls that may be
+            sent again are made here (reads, an abort).
+        """
+        query = {**(params or {}), "api_key": self.settings.api_key}
         settings = self.settings
 
         async def attempt() -> Any:
             try:
                 async with self._pool.slots:
-                    response = await self._pool.client.request(endpoint[0], url, params=query)
+                    response = await self._pool.client.request(method, url, params=query)
             except httpx.TimeoutException as exc:
                 sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
                 raise connection_error(what, exc, url, settings, request_sent=sent) from None
@@ -358,10 +394,8 @@ class VideoInferAsyncClient:
 
         policy = policy or settings.retry
         if policy.max_attempts == 1:  # a wait's poll: skip tenacity's per-call cost (10,000 triggers poll)
-            body = await attempt()
-        else:
-            body = await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
-        return responses.parse_job_state(job_id, body)
+            return await attempt()
+        return await AsyncRetrying(**policy.tenacity_kwargs(idempotent=True))(attempt)
 
     async def poll_job(self, job_id: str) -> JobState | VideoInferError:
         """One poll of a wait: a single attempt (the wait paces the next), its error returned, not raised.

@@ -8,11 +8,13 @@ I/O: the caller passes ``now`` and a random ``jitter``, polls, sleeps (or lets A
 sensor loop sleep or reschedule) and logs with :func:`report`.
 
 A wait ends early only on a definite answer: success, a failure status, or an error that a
-retry cannot fix (401/403, 404, any other 4xx but 429, bad input). Anything transient (refused
-or reset connections, timeouts, 429, 5xx, malformed answers) means "state unknown": an
-:class:`Outage` begins or goes on, and the next poll comes after :func:`backoff`. There is no
-separate bound on how long the service may stay unreachable: the wait's own deadline is the
-only one, so an hour-long outage is ridden out.
+retry cannot fix (401/403, 404, any other 4xx but 408 and 429, bad input). Anything transient
+(refused or reset connections, timeouts, 408, 429, any 5xx, malformed answers) means "state
+unknown": an :class:`Outage` begins or goes on, and the next poll comes after :func:`backoff`:
+no sooner than ``poll_interval`` when the failed poll reached the service (the service's rate
+limit counts it), longer when a ``Retry-After`` asks. There is no separate bound on how long the
+service may stay unreachable: the wait's own deadline is the only one, so an hour-long outage is
+ridden out.
 """
 
 from __future__ import annotations
@@ -33,13 +35,21 @@ from airflow_provider_videoinfer.hooks.responses import job_failed
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from videoinfer_contract.redaction import redact
 
-#: The longest pause between two polls during an outage, in poll intervals.
+#: The longest pause between two polls during an outage, in poll intervals (a longer Retry-After is honoured).
 MAX_BACKOFF_INTERVALS = 3.0
+#: The longest ``Retry-After`` honoured, in seconds; the wait's deadline bounds it too.
+MAX_RETRY_AFTER = 3600.0
 
 
 def is_transient(err: BaseException) -> bool:
     """Whether an error of one poll leaves the job's state unknown (so the wait goes on)."""
     return isinstance(err, (VideoInferTransientError, VideoInferResponseError))
+
+
+def reached_service(err: BaseException) -> bool:
+    """Whether a failed poll reached the service (an answer came, or the request was sent), so that the
+    service's rate limit counted it; False only when it surely never left (refused, unresolved)."""
+    return getattr(err, "http_status", None) is not None or getattr(err, "request_sent", True)
 
 
 @dataclass(frozen=True)
@@ -203,7 +213,7 @@ def step(wait: Wait, outage: Outage | None, poll: JobState | VideoInferError, no
         if expired:
             return TimedOut(wait.job_id, _unknown_reason(wait, outage, now))
         retry_after = getattr(poll, "retry_after", None)
-        delay = backoff(wait, outage.failed_polls, retry_after, jitter)
+        delay = backoff(wait, outage.failed_polls, retry_after, jitter, reached=reached_service(poll))
         return PollAgain(wait.job_id, _before_deadline(wait, delay, now), Reason.UNKNOWN, outage=outage)
     if poll.status is JobStatus.SUCCEEDED:
         return Done(poll, recovered=outage)
@@ -230,23 +240,35 @@ def first_poll(wait: Wait, now: float, jitter: float) -> PollAgain:
     return PollAgain(wait.job_id, _before_deadline(wait, delay, now), Reason.FIRST)
 
 
-def backoff(wait: Wait, failed_polls: int, retry_after: float | None, jitter: float) -> float:
-    """Seconds between two polls of an outage: never more than :data:`MAX_BACKOFF_INTERVALS` poll intervals.
+def backoff(
+    wait: Wait, failed_polls: int, retry_after: float | None, jitter: float, *, reached: bool = True
+) -> float:
+    """Seconds between two polls of an outage.
 
-    A ``Retry-After`` is what the service asked for, so it is honoured as given (up to that bound).
-    Otherwise the retry policy's ``initial_wait`` doubles with each failed poll up to its
-    ``max_wait``, times a jitter factor from 0.75 to 1.
+    After a poll that reached the service (any HTTP answer: a 429 above all, a 5xx; or a request sent
+    whose answer was lost), the next comes no sooner than one poll interval, then two, then
+    :data:`MAX_BACKOFF_INTERVALS`: the service's rate limit counts every poll it saw. A
+    ``Retry-After`` is what the service asked for, so the pause is at least that long (up to
+    :data:`MAX_RETRY_AFTER`); ``Retry-After: 0`` does not shorten it below the poll interval.
+
+    After a poll that never reached the service (connection refused, name not resolved), the retry
+    policy's ``initial_wait`` doubles with each failed poll up to its ``max_wait`` and to
+    :data:`MAX_BACKOFF_INTERVALS` poll intervals, times a jitter factor from 0.75 to 1.
 
     :param wait: the wait's settings.
     :param failed_polls: failed polls of this outage so far, this one included (1 or more).
     :param retry_after: seconds the service asked to wait, if it said.
     :param jitter: a number in [0, 1].
+    :param reached: whether the failed poll reached the service (:func:`reached_service`).
     """
     ceiling = MAX_BACKOFF_INTERVALS * wait.poll_interval
-    if retry_after is not None:
-        return max(0.0, min(float(retry_after), ceiling))
-    exponential = wait.retry.initial_wait * 2.0 ** min(max(failed_polls, 1) - 1, 30)
-    return min(exponential, wait.retry.max_wait, ceiling) * (0.75 + 0.25 * jitter)
+    doubling = 2.0 ** min(max(failed_polls, 1) - 1, 30)
+    if reached:
+        delay = min(wait.poll_interval * doubling * (1.0 + 0.25 * jitter), ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+        return delay
+    return min(wait.retry.initial_wait * doubling, wait.retry.max_wait, ceiling) * (0.75 + 0.25 * jitter)
 
 
 def _before_deadline(wait: Wait, delay: float, now: float) -> float:

@@ -27,6 +27,10 @@ from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
 
 T = TypeVar("T")
 
+#: Seconds past a trigger's own deadline after which Airflow fails a deferred task whose trigger never
+#: reported (see :func:`defer_until_done`).
+DEFERRAL_TIMEOUT_MARGIN = 600.0
+
 
 def is_runtime_value(value: Any) -> bool:
     """Whether a value is only known at run time (a Jinja template or an XComArg).
@@ -104,7 +108,10 @@ def defer_until_done(
         poll_interval=poll_interval,
         deadline=deadline,
     )
-    task.defer(trigger=trigger, method_name="execute_complete")
+    # The trigger ends the wait at its deadline; Airflow's own timeout is the backstop for a trigger that
+    # never runs (no triggerer): the task then fails with its retries, and a retry reconnects.
+    backstop = datetime.timedelta(seconds=timeout + DEFERRAL_TIMEOUT_MARGIN + 3 * poll_interval)
+    task.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
 
 
 def log_job_left_running(task: BaseOperator, job_id: str | None, next_step: str) -> None:

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_videoinfer import contract, storage
 from airflow_provider_videoinfer.compat import conf
 from airflow_provider_videoinfer.exceptions import (
-    VideoInferConfigError,
     VideoInferError,
     VideoInferJobFailedError,
     VideoInferNotFoundError,
+    VideoInferStoreError,
+    VideoInferSubmissionUnknownError,
     VideoInferTransientError,
 )
 from airflow_provider_videoinfer.hooks import responses
+from airflow_provider_videoinfer.hooks.retry import created_nothing
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook, mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators import cost
@@ -31,9 +33,15 @@ from airflow_provider_videoinfer.operators.base import (
     with_hint,
 )
 from airflow_provider_videoinfer.operators.resubmit import ResubmitPolicy
-from airflow_provider_videoinfer.operators.task_store import TaskStore, kept_until_the_task_ends, task_store
+from airflow_provider_videoinfer.operators.task_store import (
+    TaskStore,
+    forget,
+    forget_on_success,
+    kept_until_the_task_ends,
+    last_try,
+    task_store,
+)
 from airflow_provider_videoinfer.triggers.events import JobEvent
-from videoinfer_contract.redaction import redact
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -119,13 +127,21 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
 
     Inputs are validated before any network call. The job id is pushed to XCom (key ``job_id``)
     and kept where the next try of the task finds it (its ``task_state_store`` on Airflow 3.3+, an
-    Airflow Variable before: :mod:`~airflow_provider_videoinfer.operators.task_store`) before any
-    waiting, so a retry of the task reconnects to the same job when it is still running or done,
-    and submits a new one only when the service does not know it (404), when the inputs changed,
-    or when it failed with a status that ``resubmit_failed_jobs`` allows. When the saved job cannot
-    be read (the service is down, 5xx, 429...), the try fails without submitting, and a later retry
-    reconnects: a retry never pays for a duplicate job. A task with retries whose store cannot be
-    written submits nothing.
+    Airflow Variable before: :mod:`~airflow_provider_videoinfer.operators.task_store`, every write
+    read back) before any waiting, so a retry of the task reconnects to the same job when it is
+    still running or done, and submits a new one only when the service does not know it (404), when
+    the inputs changed, or when it failed with a status that ``resubmit_failed_jobs`` allows. When
+    the saved job cannot be read (the service is down, 5xx, 429...), no job is submitted: a wait
+    starts from that unknown state, and without a wait the try fails and a later retry reconnects. A
+    clear of the task submits anew (its entry is from before the clear). A task with retries whose
+    store cannot keep the job id submits nothing.
+
+    A submission whose answer is lost after it was sent (a read timeout, a reset, a 5xx other than
+    503, a body without a job id) may have created a job: the task fails at once, without its
+    retries (:class:`~airflow_provider_videoinfer.exceptions.VideoInferSubmissionUnknownError`), and
+    no try submits again unless ``resubmit_unknown_outcome`` says so or the task is cleared. A
+    submission that surely never reached the service (connection refused, DNS, TLS handshake) or
+    that it refused (429, 503, a 4xx) is sent again by the connection's retries as before.
 
     A job that fails with a status ``resubmit_failed_jobs`` does not allow (by default, any) ends
     the task without its retries (:class:`VideoInferJobFailedFatalError`): a retry could only read
@@ -163,6 +179,9 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     :param presigned_url_lifetime: for a storage URI input, how long the presigned URL stays valid,
         in seconds or as a ``timedelta``: from one minute to seven days (S3's limit); default one
         day. The service must fetch the video within it, queue included.
+    :param resubmit_unknown_outcome: whether a try submits a new job when an earlier try's submission
+        got no answer (the job may exist, and be paid for): ``False`` (the default) fails the task
+        instead, naming the time of the lost submission; clearing the task submits anew either way.
     :param max_frames: the most frames the job may bill (sampled frames × models); above it the task
         fails before submitting. Default: the connection's extra ``max_frames``, else no cap.
     :param max_video_seconds: the longest video the job may run on, in seconds; default: the
@@ -196,6 +215,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         resubmit_failed_jobs: bool | Collection[int] = False,
         presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
+        resubmit_unknown_outcome: bool = False,
         max_frames: int | None = None,
         max_video_seconds: float | None = None,
         dry_run: bool = False,
@@ -203,12 +223,14 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
+        forget_on_success(self, JOB_STATE_KEY)
         self.max_frames = cost.validate_max_frames(max_frames)
         self.max_video_seconds = cost.validate_max_video_seconds(max_video_seconds)
         # Kept under another name: dry_run() is a method of Airflow's BaseOperator.
         self.estimate_only = contract.validate_flag("dry_run", dry_run)
         self.video = video
         self.resubmit_failed_jobs = ResubmitPolicy.from_value(resubmit_failed_jobs)
+        self.resubmit_unknown_outcome = contract.validate_flag("resubmit_unknown_outcome", resubmit_unknown_outcome)
         self.input_url = input_url
         self.infer_fps = infer_fps
         # Kept as given (execute() builds the request from them); only a one-shot iterator (a generator)
@@ -241,18 +263,22 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             request = contract.build_job_request(self.input_url, self.infer_fps, self.models)
             fingerprint, make_request = request.fingerprint, lambda: request
         store = task_store(context)
+        self._store, self._last_try = store, last_try(context)
         with kept_until_the_task_ends(store, JOB_STATE_KEY, context):
-            job_id, state = self._submit_or_reconnect(store, fingerprint, make_request)
+            job_id, poll = self._submit_or_reconnect(store, fingerprint, make_request)
             self._job_id = job_id
             context["ti"].xcom_push(key="job_id", value=job_id)
             if not self.wait_for_completion:
+                if isinstance(poll, VideoInferError):
+                    raise self._unreadable(job_id, poll)
                 return job_id
-            if state is not None and state.status is contract.JobStatus.SUCCEEDED:
-                return state.output_url  # type: ignore[return-value]
+            if isinstance(poll, contract.JobState) and poll.status is contract.JobStatus.SUCCEEDED:
+                return poll.output_url  # type: ignore[return-value]
             if self.deferrable:
-                defer_until_done(self, job_id, self.poll_interval, self.wait_timeout)
+                running = isinstance(poll, contract.JobState)
+                defer_until_done(self, job_id, self.poll_interval, self.wait_timeout, running=running)
             try:
-                done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout)
+                done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout, last_poll=poll)
             except VideoInferJobFailedError as err:
                 raise self._job_failure(err) from None
             return done.output_url  # type: ignore[return-value]
@@ -289,7 +315,10 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         )
 
     def on_kill(self) -> None:
-        """Log that the job goes on running on the service (it cannot be cancelled), with its id."""
+        """Log that the job goes on running on the service (it cannot be cancelled), with its id; on the
+        task's last try, forget the job (no retry will look for it)."""
+        if getattr(self, "_last_try", False):
+            forget(self._store, JOB_STATE_KEY)
         log_job_left_running(
             self,
             self._job_id,
@@ -305,8 +334,11 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
 
     def _submit_or_reconnect(
         self, store: TaskStore, fingerprint: str, make_request: Callable[[], contract.JobRequest]
-    ) -> tuple[str, contract.JobState | None]:
+    ) -> tuple[str, contract.JobState | VideoInferError]:
         """Reuse the job a previous try of this task submitted, unless it failed; else submit.
+
+        Returns the job id and what is known of it: its state read once on a reconnection (or the error
+        that read got, the state being unknown), a just-submitted job's queued state otherwise.
 
         :param store: where the job id is kept for the next try.
         :param fingerprint: the inputs' digest (:func:`~videoinfer_contract.jobs.job_fingerprint`),
@@ -315,74 +347,113 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
             is presigned then, not on a reconnection).
         """
         saved = store.get(JOB_STATE_KEY)
-        if isinstance(saved, dict) and saved.get("job_id"):
-            if saved.get("request") == fingerprint:
-                state = self._previous_state(str(saved["job_id"]))
-                if state is not None:
-                    self.log.info("Reconnecting to job %s from a previous try (%s).", state.job_id, state.status.value)
-                    return state.job_id, state
-            else:
-                self.log.info("The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"])
-        self._check_store_writable(store, fingerprint)
-        job_id = self.hook.submit(make_request())
-        store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
-        return job_id, None
-
-    def _check_store_writable(self, store: TaskStore, fingerprint: str) -> None:
-        """Write to the store before paying for a job: a task whose retries could not find the job
-        must not submit one. Without retries there is no next try to find it, so it goes on."""
+        if isinstance(saved, dict) and saved.get("request") == fingerprint:
+            if saved.get("job_id"):
+                poll = self._previous_state(str(saved["job_id"]))
+                if poll is not None:
+                    return str(saved["job_id"]), poll
+            elif saved.get("submitting"):
+                if not self.resubmit_unknown_outcome:
+                    raise self._unknown_outcome(saved["submitting"], saved.get("error") or "no answer")
+                self.log.warning(
+                    "A previous try's submission at %s got no answer, so a job may exist; submitting a new one "
+                    "(resubmit_unknown_outcome=True).",
+                    saved["submitting"],
+                )
+        elif isinstance(saved, dict) and saved.get("job_id"):
+            self.log.info("The inputs changed since job %s was submitted: submitting a new job.", saved["job_id"])
+        request = make_request()
+        submitting = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        self._keep(store, {"job_id": None, "request": fingerprint, "submitting": submitting})
         try:
-            store.set(JOB_STATE_KEY, {"job_id": None, "request": fingerprint})
-        except Exception as err:
-            where = f"{store.name} {err.__class__.__name__}: {redact(str(err))}"
+            job_id = self.hook.submit(request)
+        except VideoInferError as err:
+            if created_nothing(err):
+                self._keep(store, {"job_id": None, "request": fingerprint})  # nothing to find: a retry submits
+                raise
+            self._keep(store, {"job_id": None, "request": fingerprint, "submitting": submitting, "error": str(err)})
+            raise self._unknown_outcome(submitting, str(err)) from None
+        try:
+            store.set(JOB_STATE_KEY, {"job_id": job_id, "request": fingerprint})
+        except VideoInferStoreError as err:
+            raise VideoInferStoreError(
+                f"Job {job_id} was submitted, but its id could not be kept for the task's next try ({err}); the "
+                f"job runs on: wait for it with VideoInferJobSensor(job_id={job_id!r}) rather than clearing this task."
+            ) from None
+        return job_id, contract.JobState(job_id, contract.JobStatus.RUNNING, 1)  # accepted: queued or running
+
+    def _keep(self, store: TaskStore, entry: dict[str, Any]) -> None:
+        """Write the submission's entry before (and after) paying for a job: a task whose retries could not
+        find the job must not submit one. Without retries there is no next try to find it, so it goes on."""
+        try:
+            store.set(JOB_STATE_KEY, entry)
+        except VideoInferStoreError as err:
             if self.retries:
-                raise VideoInferConfigError(
-                    f"Task {self.task_id} cannot keep the id of the job it would submit where its next try "
-                    f"finds it ({where}). With retries={self.retries}, a retry would pay for a second job, so "
-                    "no job is submitted. Let the task write Airflow Variables (Airflow before 3.3 keeps the "
-                    "job id in one), or set retries=0 on this task."
+                raise VideoInferStoreError(
+                    f"Task {self.task_id} cannot keep the id of the job it would submit where its next try finds "
+                    f"it ({err}), so no job is submitted: with retries={self.retries}, a retry would pay for a "
+                    "second job. Let the task write Airflow Variables (Airflow before 3.3 keeps the job id in one), "
+                    "or set retries=0 on this task."
                 ) from None
-            self.log.warning("Could not keep the job id for a retry (%s); the task has no retries.", where)
+            self.log.warning("Could not keep the job id for a retry (%s); the task has no retries.", err)
 
-    def _previous_state(self, job_id: str) -> contract.JobState | None:
-        """The saved job's state; None when a new job must be submitted (it is unknown, or it failed with a
-        status that ``resubmit_failed_jobs`` allows).
+    def _unknown_outcome(self, submitted_at: str, error: str) -> VideoInferSubmissionUnknownError:
+        """The error of a submission whose answer was lost: the job may exist, so none is submitted again."""
+        return VideoInferSubmissionUnknownError(
+            f"Task {self.task_id}: the job submission of {submitted_at} got no answer ({error}), so a job may be "
+            "running and paid for under an id nobody knows; no job is submitted again. Look for it in the "
+            "service's dashboard by that time; to submit anew, clear this task (or set "
+            "resubmit_unknown_outcome=True)."
+        )
 
-        Raises when the state cannot be read (submitting on doubt could pay for a second job), and when the
-        job failed with a status that ``resubmit_failed_jobs`` does not allow.
+    def _unreadable(self, job_id: str, err: VideoInferError) -> VideoInferTransientError:
+        """The error of a try that could not read the job a previous try submitted, and does not wait."""
+        return VideoInferTransientError(
+            f"Could not read job {job_id}, submitted by a previous try of this task ({err}). No new job is "
+            "submitted while its state is unknown: the next retry of the task reconnects to it."
+        )
+
+    def _previous_state(self, job_id: str) -> contract.JobState | VideoInferError | None:
+        """The saved job's state, read once, or the transient error that read got; None when a new job must
+        be submitted (it is unknown, or it failed with a status that ``resubmit_failed_jobs`` allows).
+
+        Raises when the job failed with a status that ``resubmit_failed_jobs`` does not allow, and for an
+        error no retry can fix.
         """
-        try:
-            state = self.hook.get_job(job_id)
-        except VideoInferNotFoundError as err:
+        poll = self.hook.poll_job(job_id)
+        if isinstance(poll, VideoInferNotFoundError):
             self.log.warning(
-                "Job %s from a previous try is unknown to the service (%s): submitting a new job.", job_id, err
+                "Job %s from a previous try is unknown to the service (%s): submitting a new job.", job_id, poll
             )
             return None
-        except VideoInferError as err:
-            if not is_transient(err):
-                raise
-            raise VideoInferTransientError(
-                f"Could not read job {job_id}, submitted by a previous try of this task ({err}). No new job is "
-                "submitted while its state is unknown, so as not to pay twice: this try fails, and the next "
-                "retry of the task reconnects to the job."
-            ) from None
-        if state.status is contract.JobStatus.FAILED:
+        if isinstance(poll, VideoInferError):
+            if not is_transient(poll):
+                raise poll
+            self.log.warning(
+                "Job %s from a previous try could not be read (%s): no new job is submitted while its state is "
+                "unknown.",
+                job_id,
+                poll,
+            )
+            return poll
+        if poll.status is contract.JobStatus.FAILED:
             policy = self.resubmit_failed_jobs
-            if not policy.allows(state.code):
+            if not policy.allows(poll.code):
                 self.log.warning(
                     "Job %s from a previous try failed with status %s (%s): no new job is submitted (%s).",
                     job_id,
-                    state.code,
-                    state.error,
+                    poll.code,
+                    poll.error,
                     policy,
                 )
-                raise self._job_failure(responses.job_failed(state))
+                raise self._job_failure(responses.job_failed(poll))
             self.log.warning(
                 "Job %s from a previous try failed with status %s (%s): submitting a new job (%s).",
                 job_id,
-                state.code,
-                state.error,
+                poll.code,
+                poll.error,
                 policy,
             )
             return None
-        return state
+        self.log.info("Reconnecting to job %s from a previous try (%s).", job_id, poll.status.value)
+        return poll

@@ -22,7 +22,7 @@ from airflow_provider_videoinfer.operators.base import (
     validate_if_known,
     with_hint,
 )
-from airflow_provider_videoinfer.operators.task_store import kept_until_the_task_ends, task_store
+from airflow_provider_videoinfer.operators.task_store import forget_on_success, kept_until_the_task_ends, task_store
 from airflow_provider_videoinfer.triggers.events import JobEvent
 
 if TYPE_CHECKING:
@@ -53,7 +53,9 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     attempt, and the next one comes ``poll_interval`` later while the job runs, or after the
     wait's backoff while its state is unknown (never past ``timeout``). In poke and reschedule
     mode the sensor hands that delay to Airflow's sensor loop as its ``poke_interval``, so Airflow's
-    own ``exponential_backoff`` is refused.
+    own ``exponential_backoff`` is refused. That the loop sleeps (or reschedules by) the
+    ``poke_interval`` it finds after each poke is Airflow's behaviour on every supported line; the
+    tests of ``tests/test_sensor_pacing.py`` pin it on each.
 
     :param job_id: the job to wait for (templated), e.g. the return value of
         ``VideoInferSubmitJobOperator``.
@@ -83,11 +85,11 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         deferrable = contract.validate_flag("deferrable", deferrable)
         if kwargs.get("exponential_backoff"):
             raise VideoInferValidationError(
-                "VideoInferJobSensor paces its own polls (poll_interval while the job runs; a backoff of at most "
-                "three poll intervals, Retry-After honoured, while the service is unreachable): drop "
-                "exponential_backoff=True."
+                "VideoInferJobSensor paces its own polls (poll_interval while the job runs; one to three poll "
+                "intervals, or a longer Retry-After, while the service is unreachable): drop exponential_backoff=True."
             )
         super().__init__(poke_interval=poll_interval, **kwargs)
+        forget_on_success(self, OUTAGE_KEY)
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id
         # Checked before any call: a deadline past what a date can hold fails only once the job runs.

@@ -16,3 +16,10 @@ class InvalidInputError(ContractError, ValueError):
 
     The message names the value, what is wrong with it and how to fix it.
     """
+
+
+class InvalidAnswerError(ContractError, ValueError):
+    """An answer of the service breaks the contract (a field missing or of the wrong type).
+
+    The message names the answer and the field.
+    """

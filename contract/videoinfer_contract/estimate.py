@@ -48,10 +48,11 @@ class FrameSampling:
     gives 0, 4, 7, 11, 14, 18, 21, 24… Exact fractions, so no frame is skipped or doubled by rounding.
 
     :param fps: the video's frame rate, exact.
-    :param infer_fps: the sampling rate.
+    :param infer_fps: the sampling rate (a whole number for the Video Inference API; a Batch
+        Processing job's ``maxVideoFPS`` may be a fraction).
     """
 
-    def __init__(self, fps: Fraction, infer_fps: int) -> None:
+    def __init__(self, fps: Fraction, infer_fps: float | Fraction) -> None:
         self.fps = fps
         self._ratio = Fraction(infer_fps) / fps
         self._last_slot = -1
@@ -76,7 +77,7 @@ class FrameSampling:
         return min(frame_count, self.slot(frame_count - 1) + 1)
 
 
-def sampled_frame_count(frame_count: int, fps: Fraction, infer_fps: int) -> int:
+def sampled_frame_count(frame_count: int, fps: Fraction, infer_fps: float | Fraction) -> int:
     """The frames a job samples from a video of ``frame_count`` frames at ``fps`` (see :class:`FrameSampling`)."""
     return FrameSampling(fps, infer_fps).count(frame_count)
 

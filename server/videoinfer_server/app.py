@@ -1,4 +1,5 @@
-"""The FastAPI app of the local server: the contract's routes, the local-only routes, and the lifespan.
+"""The FastAPI app of the local server: the contract's routes (Video Inference API and Batch Processing),
+the local-only routes, and the lifespan.
 
 The routes live in :mod:`videoinfer_server.routes`; everything else a server owns
 (store, signer, models, workers) in :class:`~videoinfer_server.runtime.ServerRuntime`.
@@ -12,6 +13,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from videoinfer_server.batch import job_routes, staging_routes
+from videoinfer_server.batch.http import batch_error_answer
+from videoinfer_server.batch.service import BatchRequestError
 from videoinfer_server.config import ServerConfig
 from videoinfer_server.fault_injection import FaultMiddleware
 from videoinfer_server.models.registry import ModelRegistry
@@ -41,14 +45,17 @@ def create_app(config: ServerConfig, registry: ModelRegistry | None = None) -> F
 
     app = FastAPI(
         title="videoinfer local server",
-        description="Offline server speaking the Video Inference API.",
+        description="Offline server speaking the Video Inference API and Batch Processing.",
         lifespan=lifespan,
         redirect_slashes=False,
     )
     app.state.runtime = runtime
     app.add_middleware(FaultMiddleware, faults=runtime.faults)
     app.add_exception_handler(ApiError, api_error_answer)
+    app.add_exception_handler(BatchRequestError, batch_error_answer)
     app.include_router(contract.router)
+    app.include_router(staging_routes.router)
+    app.include_router(job_routes.router)
     app.include_router(local.router)
     if config.enable_faults:
         app.include_router(local.faults_router)

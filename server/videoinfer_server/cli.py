@@ -64,6 +64,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="jobs report status 1 at least this long (default 0)",
     )
+    p.add_argument(
+        "--batch-frame-delay",
+        type=float,
+        default=0.0,
+        help="for tests: Batch Processing tasks wait this long before each sampled frame (default 0)",
+    )
     p.add_argument("--model", action="append", default=[], metavar="MODULE:CALLABLE", help="add models (repeatable)")
     p.add_argument("--no-entry-points", action="store_true", help="ignore 'videoinfer.models' entry points")
     p.add_argument("--public-url", help="base URL put in signed URLs (default: the URL a request came to)")
@@ -97,6 +103,7 @@ def serve(argv: Sequence[str]) -> int:
         models=list(args.model),
         load_entry_points=not args.no_entry_points,
         public_url=args.public_url,
+        batch_frame_delay_seconds=args.batch_frame_delay,
     )
     app = create_app(config)
     print(f"videoinfer local server on http://{args.host}:{args.port} (data dir {config.data_dir})", flush=True)

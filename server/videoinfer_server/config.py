@@ -33,6 +33,9 @@ class ServerConfig:
     :param models: extra model providers as ``"module:callable"`` strings.
     :param load_entry_points: also load models from the ``videoinfer.models`` entry point group.
     :param public_url: base URL put in signed URLs; by default the URL the request came to.
+    :param batch_frame_delay_seconds: for tests: a Batch Processing task waits this long before each
+        sampled frame (an abort ends the wait at once), so that a test can abort, kill or reach the
+        runtime cap mid-run without guessing at timings; 0 (default) adds no delay.
     """
 
     data_dir: Path
@@ -52,6 +55,7 @@ class ServerConfig:
     models: list[str] = field(default_factory=list)
     load_entry_points: bool = True
     public_url: str | None = None
+    batch_frame_delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -61,6 +65,8 @@ class ServerConfig:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.max_upload_bytes < 1:
             raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if self.batch_frame_delay_seconds < 0:
+            raise ValueError(f"batch_frame_delay_seconds must be 0 or more, got {self.batch_frame_delay_seconds}")
         if self.public_url:
             self.public_url = self.public_url.rstrip("/")
 

@@ -2,7 +2,15 @@
 
 ``POST /_faults`` with ``{"endpoint", "count", "action", "status_code", "retry_after",
 "stall_seconds"}``; see :data:`ENDPOINTS` and :data:`ACTIONS`. The faults are applied by an ASGI
-middleware in front of the whole app, before authentication.
+middleware in front of the whole app, before authentication. The same middleware notes when each
+request to a named endpoint arrived: ``GET /_requests?endpoint=status`` lists the times, so a test
+can check a client's pacing from the server's side, and counts them per endpoint, so that a test
+waits for requests, not for time.
+
+Actions: ``status`` answers ``status_code`` (with ``Retry-After`` when given) without running the
+request; ``stall`` waits ``stall_seconds`` then runs it; ``drop`` closes the connection without
+running it; ``malformed`` answers 200 with a body that is not JSON; ``lose_answer`` runs the request
+(its effect happens) and then closes the connection before the answer.
 """
 
 from __future__ import annotations
@@ -12,22 +20,54 @@ import json
 import logging
 import re
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
+from videoinfer_contract import batch as contract_batch
+
 log = logging.getLogger(__name__)
 
-ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result")
-ACTIONS = ("status", "stall", "drop", "malformed")
+#: Batch Processing's endpoints (both path families and the signed URLs), by name.
+BATCH_ENDPOINTS = {
+    "staging_batches": contract_batch.LIST_BATCHES_ENDPOINT,
+    "staging_batch": contract_batch.BATCH_METADATA_ENDPOINT,
+    "staging_count": contract_batch.BATCH_COUNT_ENDPOINT,
+    "staging_parts": contract_batch.BATCH_PARTS_ENDPOINT,
+    "staging_list": contract_batch.BATCH_LIST_ENDPOINT,
+    "staging_shards": contract_batch.BATCH_SHARDS_ENDPOINT,
+    "staging_upload_video": contract_batch.UPLOAD_VIDEO_ENDPOINT,
+    "staging_video_references": contract_batch.VIDEO_REFERENCES_ENDPOINT,
+    "staging_put": ("PUT", "/staging-uploads/{file_id}"),
+    "staging_download": ("GET", "/staging-downloads/{file_id}/{name}"),
+    "batch_create_job": contract_batch.CREATE_JOB_ENDPOINT,
+    "batch_jobs": contract_batch.LIST_JOBS_ENDPOINT,
+    "batch_job": contract_batch.JOB_METADATA_ENDPOINT,
+    "batch_stages": contract_batch.JOB_STAGES_ENDPOINT,
+    "batch_tasks": contract_batch.STAGE_TASKS_ENDPOINT,
+    "batch_logs": contract_batch.JOB_LOGS_ENDPOINT,
+    "batch_abort": contract_batch.ABORT_JOB_ENDPOINT,
+    "batch_restart": contract_batch.RESTART_JOB_ENDPOINT,
+}
+ENDPOINTS = ("workspace", "upload_url", "upload", "submit", "status", "result", *BATCH_ENDPOINTS)
+ACTIONS = ("status", "stall", "drop", "malformed", "lose_answer")
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A path template's regex: each ``{field}`` one path segment."""
+    return re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(template)) + "$")
+
 
 _ROUTES = (
     ("GET", re.compile(r"^/$"), "workspace"),
+    ("POST", re.compile(r"^/$"), "workspace"),
     ("POST", re.compile(r"^/video_upload_signed_url/?$"), "upload_url"),
     ("PUT", re.compile(r"^/uploads/[^/]+/[^/]+$"), "upload"),
     ("POST", re.compile(r"^/videoinfer/?$"), "submit"),
     ("GET", re.compile(r"^/videoinfer/?$"), "status"),
     ("GET", re.compile(r"^/results/[^/]+/?$"), "result"),
+    *((method, _template_pattern(template), name) for name, (method, template) in BATCH_ENDPOINTS.items()),
 )
 
 
@@ -35,7 +75,8 @@ _ROUTES = (
 class Fault:
     """One armed fault.
 
-    :param action: ``status``, ``stall``, ``drop`` or ``malformed``.
+    :param action: ``status``, ``stall``, ``drop``, ``malformed``, or ``lose_answer`` (the request is
+        served in full, e.g. a job is created, then the connection is closed before the answer).
     :param remaining: how many more requests it hits.
     :param status_code: the HTTP status of a ``status`` fault.
     :param retry_after: seconds put in ``Retry-After`` of a ``status`` fault; none when None.
@@ -80,6 +121,22 @@ class FaultRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = {}
+        self._seen: deque[tuple[float, str]] = deque(maxlen=100_000)
+
+    def record(self, endpoint: str) -> None:
+        """Note a request to ``endpoint`` (its arrival time), for tests that check a client's pacing."""
+        with self._lock:
+            self._seen.append((time.time(), endpoint))
+
+    def seen(self, endpoint: str | None = None) -> list[float]:
+        """The arrival times (UNIX seconds) of the requests noted, to ``endpoint`` or to any."""
+        with self._lock:
+            return [at for at, name in self._seen if endpoint is None or name == endpoint]
+
+    def counts(self) -> dict[str, int]:
+        """How many requests were noted per endpoint."""
+        with self._lock:
+            return dict(Counter(name for _, name in self._seen))
 
     def add(self, endpoint: str, fault: Fault) -> None:
         """Arm a fault."""
@@ -144,6 +201,10 @@ async def _drop(receive: Any) -> None:
         await asyncio.sleep(0)
 
 
+async def _discard(message: Any) -> None:
+    """An ASGI ``send`` that sends nothing: the answer of a ``lose_answer`` fault never leaves."""
+
+
 class FaultMiddleware:
     """ASGI middleware applying the faults of a :class:`FaultRegistry`."""
 
@@ -156,6 +217,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         endpoint = endpoint_of(scope["method"], scope["path"])
+        if endpoint:
+            self.faults.record(endpoint)
         fault = self.faults.take(endpoint) if endpoint else None
         if fault is None:
             await self.app(scope, receive, send)
@@ -167,6 +230,9 @@ class FaultMiddleware:
         elif fault.action == "drop":
             if endpoint == "upload":
                 await _drain(receive, limit=1)  # read part of the body, then hang up
+            await _drop(receive)
+        elif fault.action == "lose_answer":
+            await self.app(scope, receive, _discard)
             await _drop(receive)
         elif fault.action == "malformed":
             await _drain(receive)

@@ -33,11 +33,11 @@ class FrameSampler(FrameSampling):
     """Decide which frames to sample, and their time offsets; see the module docstring.
 
     :param fps: the video's frame rate as the decoder reports it (for the time offsets).
-    :param infer_fps: the sampling rate.
+    :param infer_fps: the sampling rate (a Batch Processing job's ``maxVideoFPS`` may be a fraction).
     :param exact: the frame rate to sample at; default: ``fps`` as an exact fraction.
     """
 
-    def __init__(self, fps: float, infer_fps: int, exact: Fraction | None = None) -> None:
+    def __init__(self, fps: float, infer_fps: float | Fraction, exact: Fraction | None = None) -> None:
         super().__init__(exact or exact_fps(fps), infer_fps)
         self._fps_float = float(fps)
 
@@ -87,7 +87,7 @@ class VideoReader:
                 f"{max(1, math.floor(self.fps))}, ideally a divisor of the frame rate.",
             )
 
-    def frames(self, infer_fps: int, stop: threading.Event | None = None) -> Iterator[VideoFrame]:
+    def frames(self, infer_fps: float | Fraction, stop: threading.Event | None = None) -> Iterator[VideoFrame]:
         """Yield the sampled frames in order; raise code 3 when not a single frame decodes.
 
         :param stop: when set, stop with :class:`Interrupted`.

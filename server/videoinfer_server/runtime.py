@@ -1,4 +1,4 @@
-"""Everything one server instance owns besides HTTP: store, signer, models, workers, retention sweep."""
+"""Everything one server instance owns besides HTTP: store, signer, models, workers, batch, retention sweep."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 
+from videoinfer_server.batch.service import BatchService
 from videoinfer_server.config import ServerConfig
 from videoinfer_server.fault_injection import FaultRegistry
 from videoinfer_server.models.registry import ModelRegistry, build_registry
@@ -55,6 +56,7 @@ class ServerRuntime:
         self.registry = registry or build_registry(config.models, load_entry_points=config.load_entry_points)
         self.store = Store(self.paths.database)
         self.runner = JobRunner(config, self.store, self.registry, self.signer, self.paths)
+        self.batch = BatchService(config, self.registry)
         self.faults = FaultRegistry()
         self.polls = PollLimiter(config.poll_min_interval)
         self._stop = threading.Event()
@@ -66,6 +68,7 @@ class ServerRuntime:
         self.paths.work.mkdir(parents=True, exist_ok=True)
         self.sweep()
         self.runner.start()
+        self.batch.start()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="videoinfer-sweeper", daemon=True)
         self._sweeper.start()
 
@@ -73,6 +76,7 @@ class ServerRuntime:
         """Stop the workers (running jobs resume at the next start) and close the database."""
         self._stop.set()
         self.runner.stop()
+        self.batch.stop()
         if self._sweeper is not None:
             self._sweeper.join(5)
         self.store.close()
@@ -105,6 +109,7 @@ class ServerRuntime:
                 result.unlink(missing_ok=True)
                 removed += 1
             self.store.delete_job(job.job_id)
+        removed += self.batch.sweep(cutoff)
         # Files no row points to any more (e.g. a crash between the file and the database).
         for folder in (self.paths.uploads, self.paths.results):
             for entry in os.scandir(folder):

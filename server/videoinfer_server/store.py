@@ -86,6 +86,16 @@ class Upload:
     size: int | None
 
 
+def open_database(path: Path, schema: str) -> sqlite3.Connection:
+    """One connection shared by threads (behind the caller's lock), autocommit, WAL, with ``schema`` applied."""
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(schema)
+    return conn
+
+
 class Store:
     """Uploads and jobs, persisted in SQLite.
 
@@ -94,11 +104,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_database(path, _SCHEMA)
 
     def close(self) -> None:
         """Close the database."""

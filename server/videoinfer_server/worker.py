@@ -8,9 +8,7 @@ database, so the next start runs it again from the beginning.
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from videoinfer_server.job_failures import FailureCode, JobFailure
 from videoinfer_server.models.base import VideoContext, VideoFrame
 from videoinfer_server.models.registry import ModelRegistry
 from videoinfer_server.paths import Paths
+from videoinfer_server.queue_workers import QueueWorkers
 from videoinfer_server.result_file import ResultWriter
 from videoinfer_server.signing import Signer
 from videoinfer_server.store import Job, Store
@@ -50,43 +49,24 @@ class JobRunner:
         self._registry = registry
         self._signer = signer
         self._paths = paths
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers = QueueWorkers("videoinfer-worker", config.workers, self.run)
+        self._stop = self._workers.stopping
 
     def start(self) -> None:
         """Start the workers and queue again the jobs a previous run left unfinished."""
         self._store.requeue_interrupted()
         for job in self._store.unfinished_jobs():
             log.info("resuming job %s", job.job_id)
-            self._queue.put(job.job_id)
-        for n in range(self._config.workers):
-            thread = threading.Thread(target=self._loop, name=f"videoinfer-worker-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._workers.submit(job.job_id)
+        self._workers.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the workers; a running job is interrupted and stays queued for the next start."""
-        self._stop.set()
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        self._workers.stop(timeout)
 
     def submit(self, job_id: str) -> None:
         """Queue a job recorded in the store."""
-        self._queue.put(job_id)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            job_id = self._queue.get()
-            if job_id is None or self._stop.is_set():
-                return
-            try:
-                self.run(job_id)
-            except Exception:  # never let a worker die
-                log.exception("worker failed on job %s", job_id)
+        self._workers.submit(job_id)
 
     def run(self, job_id: str) -> None:
         """Run one job to its end (or until the server stops)."""

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from videoinfer_server.runtime import ServerRuntime
 from videoinfer_server.signing import SignatureError
 
 Handler = Callable[..., Any]
+# After a 413 mid-stream, read (and discard) this much more so the client gets the answer.
+_DRAIN_AFTER_REFUSAL = 16 * 1024 * 1024
 
 
 class ApiError(Exception):
@@ -96,3 +102,36 @@ def verify_signed_url(runtime: ServerRuntime, request: Request) -> None:
         runtime.signer.verify(request.url.path, dict(request.query_params))
     except SignatureError as err:
         raise ApiError(403, str(err)) from None
+
+
+async def receive_file(request: Request, final: Path, limit: int) -> int | None:
+    """Stream a ``PUT`` body to ``final`` (through a ``.part`` file), at most ``limit`` bytes; return its size.
+
+    :return: the size, or None when the client disconnected (nothing is kept).
+    :raise ApiError: 413 when the body is above ``limit``.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the upload is {declared} bytes, above this server's limit of {limit} bytes")
+    part = final.with_name(f"{final.name}.{uuid.uuid4().hex}.part")
+    total = 0
+    try:
+        with open(part, "wb") as out:
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total <= limit:
+                    out.write(chunk)
+                elif total > limit + _DRAIN_AFTER_REFUSAL:
+                    # Reading the rest (discarded) lets the client see the 413; past this, hang up.
+                    break
+    except ClientDisconnect:
+        part.unlink(missing_ok=True)
+        return None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    if total > limit:
+        part.unlink(missing_ok=True)
+        raise ApiError(413, f"the upload is above this server's limit of {limit} bytes")
+    os.replace(part, final)
+    return total

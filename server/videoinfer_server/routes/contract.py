@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import uuid
 from pathlib import PurePosixPath
@@ -17,7 +16,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
-from starlette.requests import ClientDisconnect
 
 from videoinfer_contract.errors import InvalidInputError
 from videoinfer_contract.jobs import JobRequest
@@ -30,6 +28,7 @@ from videoinfer_server.routes.common import (
     Runtime,
     base_url,
     json_body,
+    receive_file,
     route,
     verify_signed_url,
 )
@@ -41,8 +40,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-# After a 413 mid-stream, read (and discard) this much more so the client gets the answer.
-_DRAIN_AFTER_REFUSAL = 16 * 1024 * 1024
 
 
 def safe_file_name(file_name: str, ext: str) -> str:
@@ -81,33 +78,11 @@ async def upload(request: Request, runtime: Runtime, upload_id: str) -> Response
     record = runtime.store.get_upload(upload_id)
     if record is None:
         raise ApiError(404, "this upload URL is unknown or was deleted after the retention period")
-    limit = runtime.config.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the upload is {declared} bytes, above this server's limit of {limit} bytes")
     final = runtime.paths.upload(upload_id, record.ext)
-    part = final.with_name(f"{final.name}.{uuid.uuid4().hex}.part")
-    total = 0
-    try:
-        with open(part, "wb") as out:
-            async for chunk in request.stream():
-                total += len(chunk)
-                if total <= limit:
-                    out.write(chunk)
-                elif total > limit + _DRAIN_AFTER_REFUSAL:
-                    # Reading the rest (discarded) lets the client see the 413; past this, hang up.
-                    break
-    except ClientDisconnect:
-        part.unlink(missing_ok=True)
-        log.info("upload %s: the client disconnected after %d bytes", upload_id, total)
+    total = await receive_file(request, final, runtime.config.max_upload_bytes)
+    if total is None:
+        log.info("upload %s: the client disconnected", upload_id)
         return Response(status_code=400)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    if total > limit:
-        part.unlink(missing_ok=True)
-        raise ApiError(413, f"the upload is above this server's limit of {limit} bytes")
-    os.replace(part, final)
     runtime.store.mark_uploaded(upload_id, total)
     return Response(status_code=200)
 

@@ -60,6 +60,14 @@ async def add_fault(request: Request, runtime: Authenticated) -> dict[str, Any]:
     return {"ok": True}
 
 
+@route(faults_router, "/_requests", ["GET"])
+async def seen_requests(runtime: Authenticated, endpoint: str | None = None) -> dict[str, Any]:
+    """``GET /_requests[?endpoint=status]``: when each request to a named endpoint arrived (UNIX seconds),
+    and how many requests each endpoint received (``requests``, by the names of
+    :data:`~videoinfer_server.fault_injection.ENDPOINTS`), for tests that wait for requests."""
+    return {"times": runtime.faults.seen(endpoint), "requests": runtime.faults.counts()}
+
+
 @route(faults_router, "/_faults", ["DELETE"])
 async def clear_faults(runtime: Authenticated) -> dict[str, Any]:
     """``DELETE /_faults``: disarm every fault."""
