@@ -29,11 +29,11 @@ EXECUTOR ?=
 # Nothing downloads a browser at run time.
 DEBIAN_PACKAGES ?= postgresql redis-server chromium ffmpeg
 # The provider's core tests, run on every supported Airflow and Python (`make core-test`): hook,
-# operators, sensor, trigger, DAG runs with retries, the scan for the API key in what they logged, and
-# videos read straight from object storage (moto).
+# operators, sensor, trigger, DAG runs with retries, the scan for the API key in what they logged,
+# videos read straight from object storage (moto), and the Airflow and common-compat names compat.py uses.
 CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
 	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py \
-	tests/test_presigned.py tests/test_promises.py
+	tests/test_presigned.py tests/test_promises.py tests/test_compat.py
 # Azurite, the Azure Storage emulator (npm), for the Azure Blob tests; they are skipped without npm.
 AZURITE_VERSION ?= 3.35.0
 AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
@@ -134,8 +134,10 @@ core-test: $(BIN)/.installed
 system-test: $(BIN)/.installed system-packages
 	$(BIN)/python -m pytest tests/system
 
+LINT_PATHS := airflow_provider_videoinfer contract server tests example_dags benchmarks scripts constraints
 lint: $(BIN)/.installed
-	$(BIN)/ruff check airflow_provider_videoinfer contract server tests example_dags benchmarks scripts constraints
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy airflow_provider_videoinfer contract/videoinfer_contract server/videoinfer_server
 
 docs: $(BIN)/.installed

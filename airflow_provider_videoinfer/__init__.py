@@ -26,6 +26,12 @@ _CONNECTION_FIELDS: dict[str, tuple[str, str, str, float]] = {
         "number",
         60,
     ),
+    "poll_interval": (
+        "Poll interval (s)",
+        "Seconds between polls of a job when the task sets no poll_interval (1 suits the local server).",
+        "number",
+        60,
+    ),
 }
 
 
@@ -42,6 +48,7 @@ HOW_TO_GUIDES = (
     "retries",
     "scaling",
     "choosing-a-backend",
+    "deploying",
 )
 
 
@@ -57,7 +64,13 @@ def _conn_fields() -> dict[str, dict]:
 
 
 def get_provider_info() -> dict:
-    """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+    Its hooks, operators, sensors and triggers sections list only the modules that define a public
+    hook, operator, sensor or trigger class, as Airflow's Providers page and ``airflow providers``
+    commands show them; helper modules (settings, transport, the wait step, the task store...) are
+    not listed (``tests/test_provider_info.py`` keeps the lists exact).
+    """
     return {
         "package-name": "airflow-provider-videoinfer",
         "name": INTEGRATION,
@@ -86,11 +99,6 @@ def get_provider_info() -> dict:
                 "integration-name": INTEGRATION,
                 "python-modules": [
                     "airflow_provider_videoinfer.hooks.videoinfer",
-                    "airflow_provider_videoinfer.hooks.settings",
-                    "airflow_provider_videoinfer.hooks.transport",
-                    "airflow_provider_videoinfer.hooks.waiting",
-                    "airflow_provider_videoinfer.hooks.responses",
-                    "airflow_provider_videoinfer.hooks.retry",
                     "airflow_provider_videoinfer.hooks.batch",
                 ],
             }
@@ -101,9 +109,6 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_provider_videoinfer.operators.videoinfer",
                     "airflow_provider_videoinfer.operators.results",
-                    "airflow_provider_videoinfer.operators.base",
-                    "airflow_provider_videoinfer.operators.resubmit",
-                    "airflow_provider_videoinfer.operators.task_store",
                     "airflow_provider_videoinfer.operators.batch",
                     "airflow_provider_videoinfer.operators.batch_staging",
                     "airflow_provider_videoinfer.operators.batch_results",
@@ -124,7 +129,6 @@ def get_provider_info() -> dict:
                 "integration-name": INTEGRATION,
                 "python-modules": [
                     "airflow_provider_videoinfer.triggers.videoinfer",
-                    "airflow_provider_videoinfer.triggers.events",
                     "airflow_provider_videoinfer.triggers.batch",
                 ],
             }

@@ -29,9 +29,7 @@ from videoinfer_contract.jobs import (
 from videoinfer_contract.redaction import redact
 from videoinfer_contract.validation import (
     INFERENCE_TYPES,
-    MAX_INFER_FPS,
     MAX_POLL_INTERVAL,
-    MAX_PRESIGNED_URL_LIFETIME,
     MAX_WAIT_SECONDS,
     VIDEO_EXTENSIONS,
     VIDEO_HEADER_BYTES,
@@ -40,9 +38,7 @@ from videoinfer_contract.validation import (
 __all__ = [
     "INFERENCE_TYPES",
     "JOB_STATUS_ENDPOINT",
-    "MAX_INFER_FPS",
     "MAX_POLL_INTERVAL",
-    "MAX_PRESIGNED_URL_LIFETIME",
     "MAX_WAIT_SECONDS",
     "SUBMIT_JOB_ENDPOINT",
     "UPLOAD_URL_ENDPOINT",

@@ -27,6 +27,10 @@ from __future__ import annotations
 from airflow_provider_videoinfer.compat import AirflowException, AirflowFailException
 from videoinfer_contract.errors import InvalidInputError
 
+#: The documentation's errors page: what each error means and what to do, at more length than a message,
+#: which names the value, the cause and the fix in a sentence or two, then links a section of it.
+ERRORS_PAGE = "https://github.com/videoinfer/airflow-provider-videoinfer/blob/main/docs/errors.rst"
+
 
 class VideoInferError(AirflowException):
     """Base class of every error raised by the videoinfer provider."""
@@ -130,7 +134,7 @@ class VideoInferJobFailedError(VideoInferError):
         self.reason = message or "no reason given by the service"
         self.advice = advice
         text = f"Video inference job {job_id} failed with status {code}: {self.reason}"
-        super().__init__(f"{text}. {advice}" if advice else text)
+        super().__init__(f"{_sentence(text)} {advice}" if advice else text)
 
     def final(self, advice: str) -> VideoInferJobFailedFatalError:
         """The same failure as one that ends the task without its retries, with ``advice`` for the user."""
@@ -138,6 +142,20 @@ class VideoInferJobFailedError(VideoInferError):
 
     def __reduce__(self):  # keep picklable with its custom __init__
         return (type(self), (self.job_id, self.code, self.reason, self.advice))
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in one full stop (a service's reason may end in its own), to join another sentence to."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def more_at(section: str) -> str:
+    """The link that ends a message whose longer story is in a section of the documentation's errors page.
+
+    :param section: the section's anchor on :data:`ERRORS_PAGE`, e.g. ``"connection-host"``.
+    """
+    return f"More: {ERRORS_PAGE}#{section}"
 
 
 class VideoInferJobFailedFatalError(VideoInferJobFailedError, VideoInferFatalError):

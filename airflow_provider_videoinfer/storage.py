@@ -30,7 +30,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit, urlunsplit
 
@@ -85,6 +85,27 @@ UPLOAD_HINT = (
     "Copy it to the service with VideoInferUploadOperator(video=...) instead, and pass its return value as "
     "input_url."
 )
+
+
+#: The how-to for a folder of videos, which an upload of a folder points to.
+FOLDER_HOWTO = "https://github.com/videoinfer/airflow-provider-videoinfer/blob/main/docs/howto/folder.rst"
+
+
+def video_file_name(location: str) -> str:
+    """The file name a video is uploaded as: the last part of its path or URI, checked (see
+    :func:`~airflow_provider_videoinfer.contract.validate_video_file_name`). A name without any
+    extension, such as a folder's, is told so and pointed to the folder how-to.
+
+    :param location: the video's path or URI, or the ``file_name`` to upload it as.
+    """
+    name = PurePosixPath(location.rstrip("/" + os.sep)).name or location
+    if "." not in name or location.endswith(("/", os.sep)):
+        raise VideoInferValidationError(
+            f"{describe_location(location)!r} has no file extension, as a folder has: an upload takes one video "
+            f"file ({', '.join('.' + ext for ext in contract.VIDEO_EXTENSIONS)}). For a folder of videos, map a "
+            f"task over its files: {FOLDER_HOWTO}"
+        )
+    return contract.validate_video_file_name(name)  # type: ignore[no-any-return]
 
 
 def _text(location: Location) -> str:
@@ -451,7 +472,8 @@ def open_video_source(source: Location) -> tuple[Callable[[], IO[bytes]], int, s
     if not exists:
         raise VideoInferValidationError(f"video {name!r} does not exist: check the path or URI.")
     if not is_file:
-        raise VideoInferValidationError(f"video {name!r} is not a file (it is {kind}): pass one video file.")
+        hint = f" For a folder of videos, map a task over its files: {FOLDER_HOWTO}" if kind == "a folder" else ""
+        raise VideoInferValidationError(f"video {name!r} is not a file (it is {kind}): pass one video file.{hint}")
     if size == 0:
         raise VideoInferValidationError(f"video {name!r} is empty (0 bytes): nothing to upload.")
     return (lambda: open_location(source)), size, file_name

@@ -26,7 +26,9 @@ from airflow_provider_videoinfer.operators.results import VideoInferResultsOpera
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
 
-POLL_INTERVAL = float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60"))
+# None: the connection's extra poll_interval (60 s unless it says: the hosted API allows one poll a minute
+# per job; 1 s suits the local server). VIDEOINFER_POLL_INTERVAL overrides it for every task of the DAG.
+POLL_INTERVAL = float(os.environ["VIDEOINFER_POLL_INTERVAL"]) if os.environ.get("VIDEOINFER_POLL_INTERVAL") else None
 SOURCE = "file:///tmp/videoinfer-videos/"
 MODELS = [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}]
 RESULTS = AssetAlias("videoinfer-folder-results")

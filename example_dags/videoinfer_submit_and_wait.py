@@ -21,6 +21,9 @@ from airflow_provider_videoinfer.operators.results import VideoInferResultsOpera
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
 
 RESULTS = AssetAlias("videoinfer-submit-and-wait-results")
+# None: the connection's extra poll_interval (60 s unless it says; 1 s suits the local server).
+# VIDEOINFER_POLL_INTERVAL overrides it.
+POLL_INTERVAL = float(os.environ["VIDEOINFER_POLL_INTERVAL"]) if os.environ.get("VIDEOINFER_POLL_INTERVAL") else None
 #: Every task gets two retries a minute apart: after a lost worker, a broker blip or an outage, the
 #: retry of a submit reconnects to the job it paid for rather than submitting another.
 DEFAULT_ARGS = {"retries": 2, "retry_delay": datetime.timedelta(minutes=1)}
@@ -95,7 +98,7 @@ with DAG(
         ],
         wait_for_completion=True,
         deferrable=True,  # the wait runs in the triggerer, freeing the worker slot
-        poll_interval=float(os.environ.get("VIDEOINFER_POLL_INTERVAL", "60")),
+        poll_interval=POLL_INTERVAL,
     )
     VideoInferResultsOperator(
         task_id="results",

@@ -183,10 +183,10 @@ def main() -> None:
             "AIRFLOW_HOME": str(AIRFLOW_HOME),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # Polled every second (the extra poll_interval): the local server is not rate limited.
             "AIRFLOW_CONN_VIDEOINFER_DEFAULT": json.dumps(
-                {"conn_type": "videoinfer", "host": base_url, "password": api_key}
+                {"conn_type": "videoinfer", "host": base_url, "password": api_key, "extra": {"poll_interval": 1}}
             ),
-            "VIDEOINFER_POLL_INTERVAL": "1",  # the local server is not rate limited
         }
         airflow = [sys.executable, "-c", AIRFLOW_CLI]
         step(3, f"Preparing a throwaway Airflow home in {AIRFLOW_HOME}")

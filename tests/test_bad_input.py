@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 from airflow.sdk import Connection
-from helpers import API_KEY, connection_json
+from helpers import API_KEY, connection_json, task_context
 
 from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.compat import AIRFLOW_V_3_1_PLUS
 from airflow_provider_videoinfer.exceptions import (
     VideoInferConfigError,
+    VideoInferJobFailedError,
     VideoInferNotFoundError,
     VideoInferServerError,
     VideoInferValidationError,
@@ -107,6 +108,38 @@ def _submit(**kwargs: Any) -> VideoInferSubmitJobOperator:
         (
             lambda: _submit(models=json.dumps([MOTION])),
             r"models is a string holding JSON .* Set render_template_as_native_obj=True on the DAG",
+        ),
+        (
+            lambda: _submit(models=str([MOTION])),  # what a template renders without native rendering
+            r"models is a string holding a Python list \(\"\[\{'model_id'.* Set render_template_as_native_obj=True",
+        ),
+        (
+            lambda: VideoInferJobSensor(task_id="t", job_id="j", deferrable=True, timeout=float("inf")),
+            r"timeout is inf, and a wait needs an end: pass a finite number of seconds, at most 31622400",
+        ),
+        (
+            lambda: VideoInferJobSensor(task_id="t", job_id="j", default_args={"timeout": float("inf")}),
+            r"timeout is inf, and a wait needs an end",
+        ),
+        (
+            lambda: _submit(wait_for_completion=True, deferrable=True, wait_timeout=float("inf")),
+            r"wait_timeout is inf, and a wait needs an end",
+        ),
+        (
+            lambda: VideoInferResultsOperator(task_id="t", output_url=URL, destination="http://host/result.json"),
+            r"destination 'http://host/result.json' is an http\(s\) URL, which cannot be written: pass a local path",
+        ),
+        (
+            lambda: VideoInferResultsOperator(task_id="t", output_url=URL, rows_destination="HTTPS://host/rows.csv"),
+            r"rows_destination 'HTTPS://host/rows.csv' is an http\(s\) URL",
+        ),
+        (
+            lambda: VideoInferUploadOperator(task_id="t", video="/data/videos/"),
+            r"'/data/videos/' has no file extension, as a folder has: .* For a folder of videos, .*howto/folder.rst",
+        ),
+        (
+            lambda: VideoInferUploadOperator(task_id="t", video="s3://bucket/videos"),
+            r"'s3://bucket/videos' has no file extension, as a folder has",
         ),
         (
             lambda: _submit(deferrable="false"),
@@ -229,6 +262,37 @@ def test_a_templated_destination_that_is_the_video_is_refused_before_the_downloa
     assert sample_video.read_bytes() == before and trap == []
 
 
+def test_a_template_rendered_as_python_text_is_refused_before_the_submission(trap):
+    """``models="{{ params.models }}"`` without ``render_template_as_native_obj``: Python's repr of the list."""
+    operator = _submit(models="{{ params.models }}")
+    operator.models = str([MOTION])  # as rendered at run time
+    with pytest.raises(VideoInferValidationError, match=r"holding a Python list .* render_template_as_native_obj=True"):
+        operator.execute(context=task_context())
+    assert trap == []
+
+
+def test_an_http_destination_is_refused_before_the_download(trap):
+    operator = VideoInferResultsOperator(task_id="t", output_url=URL, destination="{{ params.out }}")
+    operator.destination = "http://host/result.json"  # as rendered at run time
+    with pytest.raises(VideoInferValidationError, match=r"is an http\(s\) URL, which cannot be written"):
+        operator.execute(context={})
+    assert trap == []
+
+
+def test_a_folder_to_upload_is_told_it_is_one(trap, tmp_path):
+    (tmp_path / "clips.mp4").mkdir()  # a folder, even with a video's extension
+    with pytest.raises(VideoInferValidationError, match=r"is not a file \(it is a folder\): .*howto/folder.rst"):
+        VideoInferHook().upload_video(tmp_path / "clips.mp4")
+    assert trap == []
+
+
+def test_a_failed_jobs_message_ends_each_sentence_once():
+    """A reason that ends in its own full stop, then the advice: one full stop between them."""
+    err = VideoInferJobFailedError("j-1", 5, "use at most 10, ideally a divisor of the frame rate.", "Fix it.")
+    assert str(err).endswith(": use at most 10, ideally a divisor of the frame rate. Fix it.")
+    assert str(VideoInferJobFailedError("j-2", 2, "internal error", "Retry.")).endswith("internal error. Retry.")
+
+
 # --- Connections: checked when read, the UI's Test button included ---
 
 
@@ -256,10 +320,16 @@ def test_a_templated_destination_that_is_the_video_is_refused_before_the_downloa
         (
             "http://user:hunter2@127.0.0.1:9",
             "{}",
-            r"host 'http://user:\*\*\*@127.0.0.1:9' holds a user name or password .* Remove it from the host",
+            r"host 'http://user:\*\*\*@127.0.0.1:9' holds a user name or password .*: remove it from the host",
         ),
-        ("http://127.0.0.1:9/api?tenant=1", "{}", r"holds a query or fragment .* the API's paths are appended"),
+        (
+            "http://127.0.0.1:9/api?tenant=1",
+            "{}",
+            r"holds a query or fragment .* paths would be appended: remove it. More: .*errors.rst#connection-host",
+        ),
         ("127.0.0.1:9", '{"scheme": "ftp"}', r"extra 'scheme' must be 'http' or 'https', got 'ftp'"),
+        ("http://::1", "{}", r"host 'http://::1' holds an IPv6 address without brackets.* e.g. 'http://\[::1\]:9050'"),
+        ("::1", "{}", r"holds an IPv6 address without brackets"),
     ],
 )
 def test_a_bad_connection_is_refused_and_the_test_button_says_why(host, extra, message, monkeypatch):
@@ -293,6 +363,7 @@ def test_every_known_extra_key_is_accepted():
         "retry_max_elapsed": 9,
         "retry_initial_wait": 0.1,
         "retry_max_wait": 1,
+        "poll_interval": 0.5,
         "scheme": "http",
         "max_frames": 10_000,
         "max_video_seconds": 3600,

@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 from airflow.utils.state import DagRunState
-from helpers import dag_bag, run_dag, states, xcom
+from helpers import connection_json, dag_bag, run_dag, states, xcom
 
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
-EXAMPLE_IDS = {"videoinfer_quickstart", "videoinfer_folder", "videoinfer_submit_and_wait", "videoinfer_batch"}
+EXAMPLE_IDS = {
+    "videoinfer_quickstart",
+    "videoinfer_folder",
+    "videoinfer_submit_and_wait",
+    "videoinfer_batch",
+    "videoinfer_mapped",
+}
 
 
 @pytest.fixture
@@ -145,6 +151,25 @@ def asset_uris(run, task_id: str) -> list[str]:
     with create_session() as session:
         events = session.query(AssetEvent).filter_by(source_dag_id=run.dag_id, source_run_id=run.run_id).all()
         return [event.asset.uri for event in events if event.source_task_id == task_id]
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_mapped_labels_each_video_and_draws_its_own_contact_sheet(videoinfer_conn, sample_video, tmp_path, monkeypatch):
+    """``.expand`` per task, ``video=`` per item, ``map_index_template``; paced by the connection's poll_interval."""
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(videoinfer_conn.base_url, poll_interval=0.3))
+    videos = []
+    for name in ("north.mp4", "south.mp4"):
+        shutil.copy(sample_video, tmp_path / name)
+        videos.append(str(tmp_path / name))
+    results = tmp_path / "results"
+    run = run_dag("videoinfer_mapped", videos=videos, results_dir=str(results))
+    assert run.state == DagRunState.SUCCESS, states(run)
+    chains = mapped_states(run)
+    assert set(chains) == {"north.mp4", "south.mp4"}
+    for name, chain in chains.items():
+        assert chain == {"upload": "success", "submit": "success", "wait": "success", "results": "success"}
+        folder = results / run.run_id.replace(":", "_") / name
+        assert (folder / "result.json").is_file() and (folder / "result.contact-sheet.png").is_file()
 
 
 @pytest.mark.usefixtures("airflow_db", "fast_polls")

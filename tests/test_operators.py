@@ -69,11 +69,17 @@ def test_sensor_rejects_a_non_positive_poll_interval():
         VideoInferJobSensor(task_id="t", job_id="j", poll_interval=0)
 
 
-@pytest.mark.parametrize("value", [True, 0, -1, float("nan"), float("inf"), "60"])
-def test_operator_and_sensor_share_one_seconds_check(value):
-    with pytest.raises(VideoInferValidationError, match="poll_interval must be a positive number of seconds"):
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        *((value, "poll_interval must be a positive number of seconds") for value in (True, 0, -1, float("nan"), "60")),
+        (float("inf"), "poll_interval is inf, and a wait needs an end"),
+    ],
+)
+def test_operator_and_sensor_share_one_seconds_check(value, message):
+    with pytest.raises(VideoInferValidationError, match=message):
         VideoInferSubmitJobOperator(task_id="t", input_url=URL, infer_fps=5, models=[MOTION], poll_interval=value)
-    with pytest.raises(VideoInferValidationError, match="poll_interval must be a positive number of seconds"):
+    with pytest.raises(VideoInferValidationError, match=message):
         VideoInferJobSensor(task_id="t", job_id="j", poll_interval=value)
 
 

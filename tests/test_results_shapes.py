@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import random
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_videoinfer.results.jsonstream import index_arrays, iter_array
+from airflow_provider_videoinfer.results.jsonstream import index_arrays, iter_batches
 from airflow_provider_videoinfer.results.reader import (
     ResultReader,
     VideoInferResultFileError,
@@ -242,7 +243,8 @@ def test_batches_read_exactly_what_json_load_reads(tmp_path):
                 arrays = index_arrays(fh, chunk_size)
                 assert {key: info.length for key, info in arrays.items()} == {key: 300 for key in lists}
                 for key, info in arrays.items():
-                    assert same(list(iter_array(fh, info, chunk_size=chunk_size)), lists[key]), (key, chunk_size)
+                    batches = iter_batches(fh, info, chunk_size=chunk_size)
+                    assert same(list(itertools.chain.from_iterable(batches)), lists[key]), (key, chunk_size)
 
 
 def test_a_long_list_with_a_nan_in_the_middle_is_read_whole(tmp_path):

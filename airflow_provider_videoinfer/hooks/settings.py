@@ -1,4 +1,5 @@
-"""What a transport needs from a ``videoinfer`` connection: base URL, key, timeouts, retry policy.
+"""What a transport needs from a ``videoinfer`` connection: base URL, key, timeouts, retry policy,
+and the poll interval of the waits that use it.
 
 Reads any object with a connection's attributes (``conn_id``, ``host``, ``port``, ``password``,
 ``extra_dejson``), so this module needs no Airflow import of its own.
@@ -14,15 +15,21 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from airflow_provider_videoinfer.exceptions import VideoInferConfigError
+from airflow_provider_videoinfer import contract
+from airflow_provider_videoinfer.exceptions import VideoInferConfigError, more_at
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from videoinfer_contract.redaction import redact
+from videoinfer_contract.validation import MAX_POLL_INTERVAL, MAX_WAIT_SECONDS
 
 DEFAULT_BASE_URL = "https://api.roboflow.com"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 # A large upload or result is answered only once the whole body is through; allow longer.
 DEFAULT_TRANSFER_TIMEOUT = 300.0
+#: Seconds between two polls of a job when neither the task nor the connection says: the hosted API
+#: allows one poll a minute per job. A connection to the local server sets its extra ``poll_interval``
+#: lower (e.g. 1), so that a first DAG finishes in seconds.
+DEFAULT_POLL_INTERVAL = 60.0
 #: The largest timeout an extra may set (a day): any more is a typo, and too large a number
 #: breaks the socket layer only once a call is made.
 MAX_TIMEOUT = 24 * 3600.0
@@ -35,6 +42,7 @@ EXTRA_KEYS = (
     "retry_max_elapsed",
     "retry_initial_wait",
     "retry_max_wait",
+    "poll_interval",
     "scheme",
     # The caps of a job (airflow_provider_videoinfer.operators.cost): a team sets them once here.
     "max_frames",
@@ -69,6 +77,8 @@ class ClientSettings:
     :param read_timeout: seconds to wait for an answer to an API call.
     :param transfer_timeout: seconds to wait between bytes of an upload or a download.
     :param retry: the retry policy shared by every call.
+    :param poll_interval: seconds between polls of a wait whose task sets no ``poll_interval``
+        (the connection's extra ``poll_interval``; default 60, the hosted API's rate).
     """
 
     base_url: str
@@ -77,6 +87,7 @@ class ClientSettings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     transfer_timeout: float = DEFAULT_TRANSFER_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    poll_interval: float = DEFAULT_POLL_INTERVAL
 
     @classmethod
     def from_connection(cls, conn: ConnectionLike) -> ClientSettings:
@@ -104,11 +115,37 @@ class ClientSettings:
                 extra, "transfer_timeout", DEFAULT_TRANSFER_TIMEOUT, where, maximum=MAX_TIMEOUT
             ),
             retry=retry_policy(extra, where),
+            poll_interval=extra_number(extra, "poll_interval", DEFAULT_POLL_INTERVAL, where, maximum=MAX_POLL_INTERVAL),
         )
 
     def url(self, endpoint: tuple[str, str]) -> str:
         """The absolute URL of an endpoint of :mod:`~videoinfer_contract.jobs`."""
         return self.base_url + endpoint[1]
+
+
+def check_task_wait(poll_interval: Any, timeout: Any, timeout_name: str) -> tuple[float | None, float]:
+    """Check a task's ``poll_interval`` and its timeout when the DAG is parsed; return both as floats.
+
+    :param poll_interval: the operator's or sensor's argument: seconds, or None to use the
+        connection's at run time (:func:`effective_poll_interval`); None is returned as is.
+    :param timeout: the task's timeout in seconds (``wait_timeout``, the sensor's ``timeout``).
+    :param timeout_name: the timeout argument's name, for messages.
+    """
+    if poll_interval is None:
+        return None, contract.validate_seconds(timeout_name, timeout, MAX_WAIT_SECONDS)
+    return contract.validate_wait(poll_interval, timeout, timeout_name)  # type: ignore[no-any-return]
+
+
+def effective_poll_interval(given: float | None, settings: ClientSettings, timeout: float) -> float:
+    """The seconds between polls of a wait: the task's ``poll_interval`` when it set one, else its
+    connection's (extra ``poll_interval``, default :data:`DEFAULT_POLL_INTERVAL`), at most ``timeout``.
+
+    :param given: the task's ``poll_interval``, checked by :func:`check_task_wait`; None when the
+        user passed none.
+    :param settings: the task's connection settings (``self.hook.settings``).
+    :param timeout: the wait's timeout: a connection's interval never makes a wait poll only at its end.
+    """
+    return min(settings.poll_interval, timeout) if given is None else given
 
 
 def read_extra(conn: ConnectionLike, where: str = "connection") -> dict[str, Any]:
@@ -248,6 +285,12 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
     if "://" not in host:
         host = f"{scheme or 'https'}://{host}"
     parts = urlsplit(host)
+    address = parts.netloc.rpartition("@")[2]
+    if address.count(":") > 1 and "[" not in address:
+        raise VideoInferConfigError(
+            f"{where}: host {_shown(host)!r} holds an IPv6 address without brackets, so its port cannot be told "
+            "apart: write the address in brackets, e.g. 'http://[::1]:9050'."
+        )
     try:
         parts.port  # noqa: B018 -- raises for a port that is not a number
     except ValueError:
@@ -259,13 +302,13 @@ def base_url(host: str | None, port: int | None, scheme: str | None, where: str 
         )
     if "@" in parts.netloc:
         raise VideoInferConfigError(
-            f"{where}: host {_shown(host)!r} holds a user name or password (user:password@): the service takes "
-            "no such login, the API key goes in the connection's password field. Remove it from the host."
+            f"{where}: host {_shown(host)!r} holds a user name or password (user:password@): remove it from the "
+            f"host; the API key goes in the connection's password field. {more_at('connection-host')}"
         )
     if parts.query or parts.fragment or host.endswith(("?", "#")):
         raise VideoInferConfigError(
-            f"{where}: host {_shown(host)!r} holds a query or fragment ('?...' or '#...'): the API's paths are "
-            "appended to the Base URL, so it must end with its host, port or path prefix. Remove it."
+            f"{where}: host {_shown(host)!r} holds a query or fragment ('?...' or '#...'), to which the API's "
+            f"paths would be appended: remove it. {more_at('connection-host')}"
         )
     if port and parts.port is None:
         host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"

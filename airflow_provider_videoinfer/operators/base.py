@@ -19,8 +19,6 @@ from typing import Any, NoReturn, TypeVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_videoinfer import contract
-from airflow_provider_videoinfer.contract import MAX_WAIT_SECONDS
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.triggers.videoinfer import VideoInferJobTrigger
@@ -67,17 +65,6 @@ def with_hint(validator: Callable[[Any], T], value: Any, hint: str) -> T:
         if not hint:
             raise
         raise VideoInferValidationError(f"{err} {hint}") from None
-
-
-def positive_seconds(name: str, value: Any, maximum: float = MAX_WAIT_SECONDS) -> float:
-    """Check a duration argument: a finite number of seconds above 0 and at most ``maximum``; return it as float.
-
-    :param name: the argument's name, for the message.
-    :param value: what the user passed (a number or a ``timedelta``).
-    :param maximum: the largest value allowed (default: the longest wait,
-        :data:`~videoinfer_contract.validation.MAX_WAIT_SECONDS`).
-    """
-    return contract.validate_seconds(name, value, maximum)  # type: ignore[no-any-return]
 
 
 def defer_until_done(

@@ -36,7 +36,6 @@ from airflow_provider_videoinfer.hooks.batch import (
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     is_runtime_value,
-    positive_seconds,
     validate_if_known,
 )
 from airflow_provider_videoinfer.operators.task_store import (
@@ -204,8 +203,8 @@ class VideoInferBatchJobOperator(VideoInferBaseOperator):
         self.wait_for_completion = contract.validate_flag("wait_for_completion", wait_for_completion)
         self.deferrable = contract.validate_flag("deferrable", deferrable)
         self.restart_failed_jobs = contract.validate_flag("restart_failed_jobs", restart_failed_jobs)
-        self.poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
-        self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
+        self.poll_interval = contract.validate_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        self.wait_timeout = contract.validate_seconds("wait_timeout", wait_timeout, contract.MAX_WAIT_SECONDS)
         contract.validate_wait(self.poll_interval, self.wait_timeout, "wait_timeout")
         # Every value known now is checked now (a placeholder workspace and batch stand in for those
         # known only at run time), so that a typo fails the DAG's parse, not a paid run.

@@ -21,7 +21,7 @@ from airflow_provider_videoinfer.exceptions import (
 from airflow_provider_videoinfer.hooks.batch import VideoInferBatchHook
 from airflow_provider_videoinfer.hooks.videoinfer import mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import duration, is_transient
-from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, positive_seconds, validate_if_known
+from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, validate_if_known
 from airflow_provider_videoinfer.operators.batch import batch_id_for
 
 if TYPE_CHECKING:
@@ -150,8 +150,8 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
         self.batch_id = batch_id
         self.display_name = display_name
         self.presigned_url_lifetime = contract.validate_presigned_url_lifetime(presigned_url_lifetime)
-        self.poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
-        self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
+        self.poll_interval = contract.validate_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        self.wait_timeout = contract.validate_seconds("wait_timeout", wait_timeout, contract.MAX_WAIT_SECONDS)
         if self.presigned_url_lifetime <= self.wait_timeout:
             raise VideoInferValidationError(
                 f"presigned_url_lifetime ({self.presigned_url_lifetime} s) must be longer than wait_timeout "

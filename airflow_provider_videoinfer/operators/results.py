@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.sdk import Asset, AssetAlias
 
@@ -59,6 +60,12 @@ def plan_destinations(
             raise VideoInferValidationError(
                 f"{name} is empty: pass a path or URI such as /data/results/{{{{ ds }}}}.json, or leave it out "
                 f"(None){' to keep no copy' if name == 'destination' else ''}."
+            )
+    for name, location in (("destination", destination), ("rows_destination", rows_destination)):
+        if isinstance(location, str) and urlsplit(location.strip()).scheme.lower() in ("http", "https"):
+            raise VideoInferValidationError(
+                f"{name} {describe_location(location)!r} is an http(s) URL, which cannot be written: pass a local "
+                "path or a storage URI such as s3://bucket/results/result.json."
             )
     planned = []
     names = (RESULT_FILE_NAME, ROWS_FILE_NAME.format(format=rows_format))

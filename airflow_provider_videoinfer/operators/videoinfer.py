@@ -6,7 +6,6 @@ import datetime
 import functools
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_videoinfer import contract, storage
@@ -18,9 +17,11 @@ from airflow_provider_videoinfer.exceptions import (
     VideoInferStoreError,
     VideoInferSubmissionUnknownError,
     VideoInferTransientError,
+    more_at,
 )
 from airflow_provider_videoinfer.hooks import responses
 from airflow_provider_videoinfer.hooks.retry import created_nothing
+from airflow_provider_videoinfer.hooks.settings import check_task_wait, effective_poll_interval
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook, mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import is_transient
 from airflow_provider_videoinfer.operators import cost
@@ -28,7 +29,6 @@ from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     defer_until_done,
     log_job_left_running,
-    positive_seconds,
     validate_if_known,
     with_hint,
 )
@@ -93,7 +93,7 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
         self.file_name = file_name
         name = file_name if file_name is not None else video
         if isinstance(name, (str, os.PathLike)):
-            validate_if_known(str(name), lambda text: contract.validate_video_file_name(_base_name(text)))
+            validate_if_known(str(name), storage.video_file_name)
 
     def execute(self, context: Context) -> str:
         """Upload the video; return the signed URL to pass as ``input_url``."""
@@ -105,10 +105,6 @@ class VideoInferUploadOperator(VideoInferBaseOperator):
         from airflow_provider_videoinfer.lineage import upload_lineage
 
         return upload_lineage(self.video, getattr(self, "_uploaded_url", None))
-
-
-def _base_name(path: str) -> str:
-    return PurePosixPath(path.rstrip("/")).name or path
 
 
 def validate_job_input(value: Any) -> Any:
@@ -169,7 +165,8 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     :param deferrable: when waiting, wait in the triggerer rather than in the worker. Default:
         Airflow's ``[operators] default_deferrable`` (False unless the deployment sets it), as in
         Airflow's own providers.
-    :param poll_interval: seconds between polls when waiting (default 60, the hosted rate limit).
+    :param poll_interval: seconds between polls when waiting; default: the connection's extra
+        ``poll_interval`` (60 unless it says, the hosted rate limit; 1 suits the local server).
     :param wait_timeout: seconds to wait at most (default 7 days); the job keeps running after.
     :param resubmit_failed_jobs: whether a retry of the task pays for a new job after its job
         failed: ``False`` never (the default: a new job on the same input usually fails the same
@@ -211,7 +208,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 60.0,
+        poll_interval: float | None = None,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         resubmit_failed_jobs: bool | Collection[int] = False,
         presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
@@ -238,9 +235,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         self.models = list(models) if isinstance(models, Iterator) else models
         self.wait_for_completion = contract.validate_flag("wait_for_completion", wait_for_completion)
         self.deferrable = contract.validate_flag("deferrable", deferrable)
-        self.poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
-        self.wait_timeout = positive_seconds("wait_timeout", wait_timeout)
-        contract.validate_wait(self.poll_interval, self.wait_timeout, "wait_timeout")
+        self.poll_interval, self.wait_timeout = check_task_wait(poll_interval, wait_timeout, "wait_timeout")
         self.presigned_url_lifetime = contract.validate_presigned_url_lifetime(presigned_url_lifetime)
         validate_if_known(input_url, validate_job_input, INPUT_URL_HINT)
         validate_if_known(infer_fps, contract.validate_infer_fps)
@@ -274,11 +269,12 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 return job_id
             if isinstance(poll, contract.JobState) and poll.status is contract.JobStatus.SUCCEEDED:
                 return poll.output_url  # type: ignore[return-value]
+            poll_interval = effective_poll_interval(self.poll_interval, self.hook.settings, self.wait_timeout)
             if self.deferrable:
                 running = isinstance(poll, contract.JobState)
-                defer_until_done(self, job_id, self.poll_interval, self.wait_timeout, running=running)
+                defer_until_done(self, job_id, poll_interval, self.wait_timeout, running=running)
             try:
-                done = self.hook.wait_for_job(job_id, self.poll_interval, self.wait_timeout, last_poll=poll)
+                done = self.hook.wait_for_job(job_id, poll_interval, self.wait_timeout, last_poll=poll)
             except VideoInferJobFailedError as err:
                 raise self._job_failure(err) from None
             return done.output_url  # type: ignore[return-value]
@@ -390,20 +386,18 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         except VideoInferStoreError as err:
             if self.retries:
                 raise VideoInferStoreError(
-                    f"Task {self.task_id} cannot keep the id of the job it would submit where its next try finds "
-                    f"it ({err}), so no job is submitted: with retries={self.retries}, a retry would pay for a "
-                    "second job. Let the task write Airflow Variables (Airflow before 3.3 keeps the job id in one), "
-                    "or set retries=0 on this task."
+                    f"Task {self.task_id} cannot keep the id of its job for its next try ({err}), so no job is "
+                    f"submitted: with retries={self.retries}, a retry would pay for a second. Let the task write "
+                    f"Airflow Variables, or set retries=0. {more_at('a-retry-must-find-its-job')}"
                 ) from None
             self.log.warning("Could not keep the job id for a retry (%s); the task has no retries.", err)
 
     def _unknown_outcome(self, submitted_at: str, error: str) -> VideoInferSubmissionUnknownError:
         """The error of a submission whose answer was lost: the job may exist, so none is submitted again."""
         return VideoInferSubmissionUnknownError(
-            f"Task {self.task_id}: the job submission of {submitted_at} got no answer ({error}), so a job may be "
-            "running and paid for under an id nobody knows; no job is submitted again. Look for it in the "
-            "service's dashboard by that time; to submit anew, clear this task (or set "
-            "resubmit_unknown_outcome=True)."
+            f"The job submission of {submitted_at} got no answer ({error}): a job may be running and paid for, "
+            "so none is submitted again. Look for it in the service's dashboard; to submit anew, clear this task "
+            f"or set resubmit_unknown_outcome=True. {more_at('a-submission-got-no-answer')}"
         )
 
     def _unreadable(self, job_id: str, err: VideoInferError) -> VideoInferTransientError:

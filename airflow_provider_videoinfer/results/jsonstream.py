@@ -17,7 +17,6 @@ elements are decoded one by one with the standard library's decoder, which also 
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -422,8 +421,3 @@ def iter_batches(
     fh.seek(info.offset)
     cursor = _Cursor(fh, chunk_size, max_element_chars, base=info.offset)
     yield from cursor.batches(decode or msgspec.json.decode, convert or _identity, info.end)
-
-
-def iter_array(fh: IO[bytes], info: ArrayInfo, *args: Any, **kwargs: Any) -> Iterator[Any]:
-    """Yield the decoded elements of a list one by one; the arguments are those of :func:`iter_batches`."""
-    return itertools.chain.from_iterable(iter_batches(fh, info, *args, **kwargs))

@@ -19,7 +19,7 @@ from airflow_provider_videoinfer.hooks.batch import (
     state_of_code,
     wait_state,
 )
-from airflow_provider_videoinfer.operators.base import positive_seconds, validate_if_known
+from airflow_provider_videoinfer.operators.base import validate_if_known
 from airflow_provider_videoinfer.triggers.batch import VideoInferBatchJobTrigger
 from airflow_provider_videoinfer.triggers.events import EventKind, JobEvent
 from videoinfer_contract import batch as wire
@@ -63,7 +63,7 @@ class VideoInferBatchJobSensor(BaseSensorOperator):
         abort_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
-        poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        poll_interval = contract.validate_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id

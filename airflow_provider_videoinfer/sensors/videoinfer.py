@@ -13,12 +13,12 @@ from airflow_provider_videoinfer import contract
 from airflow_provider_videoinfer.compat import AirflowSensorTimeout, conf
 from airflow_provider_videoinfer.exceptions import VideoInferJobFailedError, VideoInferValidationError
 from airflow_provider_videoinfer.hooks import waiting
+from airflow_provider_videoinfer.hooks.settings import DEFAULT_POLL_INTERVAL, check_task_wait, effective_poll_interval
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
 from airflow_provider_videoinfer.operators.base import (
     VideoInferHookMixin,
     defer_until_done,
     log_job_left_running,
-    positive_seconds,
     validate_if_known,
     with_hint,
 )
@@ -60,8 +60,8 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
     :param job_id: the job to wait for (templated), e.g. the return value of
         ``VideoInferSubmitJobOperator``.
     :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
-    :param poll_interval: seconds between polls; default 60 because the hosted API allows one
-        poll a minute per job.
+    :param poll_interval: seconds between polls; default: the connection's extra ``poll_interval``
+        (60 unless it says, because the hosted API allows one poll a minute per job).
     :param deferrable: wait in the triggerer, freeing the worker slot. Default: Airflow's
         ``[operators] default_deferrable`` (False unless the deployment sets it), as in Airflow's
         own providers. When False, the sensor pokes in the worker, in ``mode="poke"`` or
@@ -77,23 +77,24 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         *,
         job_id: str,
         videoinfer_conn_id: str = VideoInferHook.default_conn_name,
-        poll_interval: float = 60.0,
+        poll_interval: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        poll_interval = positive_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
+        # Checked before Airflow turns timeout into a timedelta (which overflows for float("inf")).
+        poll_interval, _ = check_task_wait(poll_interval, _given_timeout(kwargs), "timeout")
         deferrable = contract.validate_flag("deferrable", deferrable)
         if kwargs.get("exponential_backoff"):
             raise VideoInferValidationError(
                 "VideoInferJobSensor paces its own polls (poll_interval while the job runs; one to three poll "
                 "intervals, or a longer Retry-After, while the service is unreachable): drop exponential_backoff=True."
             )
-        super().__init__(poke_interval=poll_interval, **kwargs)
+        super().__init__(poke_interval=poll_interval or DEFAULT_POLL_INTERVAL, **kwargs)
         forget_on_success(self, OUTAGE_KEY)
         self.job_id = job_id
         self.videoinfer_conn_id = videoinfer_conn_id
         # Checked before any call: a deadline past what a date can hold fails only once the job runs.
-        self.poll_interval, self.timeout = contract.validate_wait(poll_interval, self.timeout, "timeout")
+        self.poll_interval, self.timeout = check_task_wait(poll_interval, self.timeout, "timeout")
         self.deferrable = deferrable
         validate_if_known(job_id, contract.validate_job_id, JOB_ID_HINT)
         self._started: float | None = None
@@ -110,7 +111,8 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
         outcome = self._check(context, deferring=True)
         if isinstance(outcome, waiting.PollAgain):
             running = outcome.reason is waiting.Reason.RUNNING
-            defer_until_done(self, self._job_id(), self.poll_interval, self.timeout, running=running)
+            poll_interval = effective_poll_interval(self.poll_interval, self.hook.settings, self.timeout)
+            defer_until_done(self, self._job_id(), poll_interval, self.timeout, running=running)
         return self._finish(outcome)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
@@ -173,7 +175,8 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
             first = _first_reschedule_date(context) if self.reschedule else None
             self._started = first.timestamp() if first is not None else time.time()
         deadline = self._started + self.timeout
-        return waiting.Wait(job_id, self.poll_interval, self._started, deadline, self.hook.settings.retry)
+        poll_interval = effective_poll_interval(self.poll_interval, self.hook.settings, self.timeout)
+        return waiting.Wait(job_id, poll_interval, self._started, deadline, self.hook.settings.retry)
 
     @property
     def _rescheduled(self) -> bool:
@@ -200,6 +203,11 @@ class VideoInferJobSensor(VideoInferHookMixin, BaseSensorOperator):
             store.delete(OUTAGE_KEY)
         else:
             store.set(OUTAGE_KEY, {"since": after.since, "failed": after.failed_polls})
+
+
+def _given_timeout(kwargs: dict[str, Any]) -> Any:
+    """The sensor's ``timeout`` as given, in its arguments or its ``default_args``; else the longest allowed."""
+    return kwargs.get("timeout", (kwargs.get("default_args") or {}).get("timeout", contract.MAX_WAIT_SECONDS))
 
 
 def _first_reschedule_date(context: Context) -> datetime.datetime | None:

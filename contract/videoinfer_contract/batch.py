@@ -10,8 +10,9 @@ validates what it receives and writes what it answers with it, so both sides agr
   validated once (:meth:`VideoJobDefinition.build`) or read back from the wire
   (:meth:`VideoJobDefinition.from_payload`);
 - typed answers (:class:`BatchJob`, :class:`JobStage`, :class:`JobTask`, :class:`JobLogEntry`,
-  :class:`StagingBatch`, :class:`BatchPart`, :class:`StagedFile`, :class:`Page`) and their ``parse_*``
-  functions, which raise :class:`~videoinfer_contract.errors.InvalidAnswerError`;
+  :class:`StagingBatch`, :class:`BatchPart`, :class:`StagedFile`, :class:`ShardStatus`, :class:`Page`)
+  and their ``parse_*`` functions, which raise :class:`~videoinfer_contract.errors.InvalidAnswerError`;
+- :class:`RestartOverride`: the body of ``POST /jobs/{job_id}/restart``;
 - :class:`BatchJobState`, a job's state derived from ``isTerminal``, ``error`` and whether it was aborted.
 
 Where the service's documentation is silent (see ``batch-processing-api.md`` section 8), the choice

@@ -7,6 +7,7 @@ is what a job's integer ``status`` means.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,8 @@ WORKSPACE_ENDPOINT = ("GET", "/")
 UPLOAD_URL_ENDPOINT = ("POST", "/video_upload_signed_url")
 SUBMIT_JOB_ENDPOINT = ("POST", "/videoinfer")
 JOB_STATUS_ENDPOINT = ("GET", "/videoinfer")
+# Longer text is not read as a Python literal to say what it holds (a model list is a few hundred characters).
+_MAX_LITERAL_CHARS = 100_000
 
 
 class JobStatus(StrEnum):
@@ -152,11 +155,11 @@ def validate_models(models: Any) -> list[ModelSpec]:
     """
     if isinstance(models, (ModelSpec, Mapping)):
         models = [models]
-    if isinstance(models, str) and _holds_json_models(models):
+    kind = _rendered_as_text(models) if isinstance(models, str) else None
+    if kind is not None:
         raise InvalidInputError(
-            f"models is a string holding JSON ({models.strip()[:60]!r}...), not a list: a Jinja template renders "
-            "as text. Set render_template_as_native_obj=True on the DAG so that templates render as Python "
-            "values, or pass the list itself."
+            f"models is a string holding {kind} ({models.strip()[:60]!r}...), not a list: a Jinja template "
+            "renders as text. Set render_template_as_native_obj=True on the DAG, or pass the list itself."
         )
     if isinstance(models, (str, bytes)) or not isinstance(models, Iterable):
         raise InvalidInputError(
@@ -175,12 +178,22 @@ def validate_models(models: Any) -> list[ModelSpec]:
     return specs
 
 
-def _holds_json_models(text: str) -> bool:
+def _rendered_as_text(text: str) -> str | None:
+    """What a list or dict rendered as text is: "JSON" (a ``tojson`` filter), "a Python list" or "a Python
+    dict" (Python's repr, as a template renders a list without native rendering); None for other text."""
     try:
         value = json.loads(text)
     except ValueError:
-        return False
-    return isinstance(value, (list, dict))
+        pass
+    else:
+        return "JSON" if isinstance(value, (list, dict)) else None
+    if len(text) > _MAX_LITERAL_CHARS or not text.lstrip().startswith(("[", "{")):
+        return None
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return f"a Python {type(value).__name__}" if isinstance(value, (list, dict)) else None
 
 
 def job_fingerprint(input_id: str, infer_fps: Any, models: Any) -> str:

@@ -376,6 +376,11 @@ def validate_seconds(name: str, value: Any, maximum: float) -> float:
             number = float(value)
         except (OverflowError, ValueError):
             number = math.inf
+    if number is not None and math.isinf(number) and number > 0:
+        raise InvalidInputError(
+            f"{name} is {value!r}, and a wait needs an end: pass a finite number of seconds, at most "
+            f"{_number(maximum)} ({_days(maximum)})."
+        )
     if number is None or not math.isfinite(number) or number <= 0:
         raise InvalidInputError(
             f"{name} must be a positive number of seconds, got {value!r}: e.g. {name}=60."

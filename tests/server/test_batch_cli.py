@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from batch_client import BatchClient
+from batch_client import BatchClient, wait_for
 from helpers import API_KEY
 
 from videoinfer_contract import batch
@@ -142,3 +142,58 @@ def test_the_cli_stages_runs_shows_logs_and_exports_a_video_job(
     assert "POST /batch-processing/v1/external/local/jobs/cli-job" in server_text  # the log is the server's
     assert API_KEY not in server_text
     assert "X-Goog-Signature=" not in server_text.replace("X-Goog-Signature=***", "")
+
+
+@pytest.fixture(scope="module")
+def slow_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second server whose tasks wait 2 s before each frame: a job of it runs for 20 s, long enough for
+    the CLI (several seconds to start) to abort it mid-run."""
+    log_path = tmp_path_factory.mktemp("slow-log") / "server.log"
+    with (
+        open(log_path, "wb") as log,
+        run_server_process(tmp_path_factory.mktemp("slow"), API_KEY, "--batch-frame-delay", "2", output=log) as url,
+    ):
+        yield url
+
+
+def test_the_cli_aborts_a_running_job_and_restarts_it_with_a_new_cap(
+    slow_base_url: str, videos: Path, tmp_path: Path
+) -> None:
+    client = BatchClient(slow_base_url, API_KEY)
+    client.stage("slow-videos", *sorted(videos.glob("*.mp4")))  # the CLI keeps its .import_log-* there too
+    inference(
+        slow_base_url,
+        tmp_path,
+        "batch-processing",
+        "process-videos-with-workflow",
+        "--batch-id",
+        "slow-videos",
+        "--workflow-id",
+        "detect-motion",
+        "--job-id",
+        "slow-job",
+        "--max-video-fps",
+        str(MAX_VIDEO_FPS),
+    )
+    wait_for(lambda: client.job("slow-job").current_stage == "processing", what="the job to start")
+    aborted = inference(slow_base_url, tmp_path, "batch-processing", "abort-job", "--job-id", "slow-job")
+    assert "aborted" in aborted
+    job = client.job("slow-job")
+    assert job.state is batch.BatchJobState.ABORTED and job.is_terminal
+    assert client.files("slow-job-processing") == []  # stopped before any video's end
+
+    inference(
+        slow_base_url,
+        tmp_path,
+        "batch-processing",
+        "restart-job",
+        "--job-id",
+        "slow-job",
+        "--max-runtime-seconds",
+        "900",
+    )
+    job = client.job("slow-job")
+    assert not job.is_terminal  # running again
+    assert job.restart_overrides == ({"type": "parameters-override-v1", "processingTimeoutSeconds": 900},)
+    client.ok(batch.ABORT_JOB_ENDPOINT, job_id="slow-job")  # no need to wait 20 s for its end
+    client.close()
