@@ -33,7 +33,7 @@ DEBIAN_PACKAGES ?= postgresql redis-server chromium ffmpeg
 # videos read straight from object storage (moto), and the Airflow and common-compat names compat.py uses.
 CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
 	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py \
-	tests/test_presigned.py tests/test_promises.py tests/test_compat.py
+	tests/test_presigned.py tests/test_promises.py tests/test_compat.py tests/test_video_facts.py
 # Azurite, the Azure Storage emulator (npm), for the Azure Blob tests; they are skipped without npm.
 AZURITE_VERSION ?= 3.35.0
 AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
