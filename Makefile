@@ -24,16 +24,18 @@ VIDEO ?=
 # `make demo EXECUTOR=celery` (or local) brings up the system tests' deployment with its UI instead.
 EXECUTOR ?=
 # Debian packages the tests drive: Postgres for the system tests' metadata database and Redis for
-# their Celery broker (tests/system), Chromium for the browser tests (tests/browser). Nothing
-# downloads a browser at run time.
-DEBIAN_PACKAGES ?= postgresql redis-server chromium
+# their Celery broker (tests/system), Chromium for the browser tests (tests/browser), ffmpeg for the
+# video facts tests (tests/test_video_facts*.py: files of every container, checked against ffprobe).
+# Nothing downloads a browser at run time.
+DEBIAN_PACKAGES ?= postgresql redis-server chromium ffmpeg
 # The provider's core tests, run on every supported Airflow and Python (`make core-test`): hook,
 # operators, sensor, trigger, DAG runs with retries, the scan for the API key in what they logged,
 # videos read straight from object storage (moto), the Airflow and common-compat names compat.py uses, and
 # the task store whose writes the metadata database refuses.
 CORE_TESTS ?= tests/test_api.py tests/test_provider_info.py tests/test_hook.py tests/test_operators.py tests/test_waiting.py \
 	tests/test_trigger.py tests/test_sensor_pacing.py tests/test_reliability.py tests/test_dag_runs.py tests/test_leaks.py \
-	tests/test_presigned.py tests/test_promises.py tests/test_compat.py tests/test_task_store.py
+	tests/test_presigned.py tests/test_promises.py tests/test_compat.py tests/test_video_facts.py \
+	tests/test_task_store.py
 # Azurite, the Azure Storage emulator (npm), for the Azure Blob tests; they are skipped without npm.
 AZURITE_VERSION ?= 3.35.0
 AZURITE_BLOB := $(VENV)/azurite/node_modules/.bin/azurite-blob
@@ -90,7 +92,7 @@ system-packages:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then \
 		echo "error: the tests need the Debian packages$$missing, and this machine has no apt-get." \
-			"Run the tests on Debian or Ubuntu, or install PostgreSQL, Redis and Chromium yourself." >&2; \
+			"Run the tests on Debian or Ubuntu, or install PostgreSQL, Redis, Chromium and ffmpeg yourself." >&2; \
 		exit 1; \
 	fi; \
 	if [ "$$(id -u)" != 0 ]; then \
@@ -163,6 +165,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_results.py
 	$(BIN)/python benchmarks/bench_server_processing.py
 	$(BIN)/python benchmarks/bench_contact_sheet.py
+	$(BIN)/python benchmarks/bench_video_facts.py
 
 clean:
 	rm -rf $(VENV) $(CLI_VENV) .demo .pytest_cache dist docs/_build docs/api/_generated

@@ -44,6 +44,10 @@ class VideoInferValidationError(VideoInferFatalError, InvalidInputError):
     """User input is invalid; raised before any network call."""
 
 
+class VideoInferOverBudgetError(VideoInferValidationError):
+    """A job would cost more than its caps (``max_frames``, ``max_video_seconds``); raised before submitting."""
+
+
 class VideoInferConfigError(VideoInferFatalError):
     """The Airflow connection is unusable (no API key, malformed host or extra)."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from typing import Any
 
 from airflow.sdk import DAG, AssetAlias, ObjectStoragePath, Param, task, task_group
 
@@ -20,6 +21,7 @@ from airflow_provider_videoinfer import storage
 from airflow_provider_videoinfer.contract import VIDEO_EXTENSIONS
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook
+from airflow_provider_videoinfer.operators.cost import folder_estimate
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
@@ -39,9 +41,11 @@ VIDEO_NAME = "{{ ti.xcom_pull(task_ids='list_videos')[ti.map_index] | basename }
 DOC_MD = f"""
 ### One chain per video of a folder
 
-**list_videos** lists the videos directly under `source` (mp4, avi, mkv, webm, any case); then,
-for each, the group **video** runs **input** → **submit** → **wait** → **results**. Mapped
-tasks are labelled by the video's file name.
+**list_videos** lists the videos directly under `source` (mp4, avi, mkv, webm, any case);
+**estimate** reads each one's facts from its container (a few ranged reads, never the video) and
+logs what the whole folder will bill before any job is submitted; then, for each video, the group
+**video** runs **input** → **submit** → **wait** → **results**. Mapped tasks are labelled by the
+video's file name.
 
 - **input** uploads a local video to the service. A video in object storage (`s3://`, `gs://`,
   `abfs://`...) is not uploaded: **submit** gives the service a presigned URL and the service reads
@@ -188,4 +192,10 @@ with DAG(
             map_index_template=VIDEO_NAME,
         )
 
-    process.expand(video=list_videos("{{ params.source }}"))
+    @task(task_id="estimate")
+    def estimate_folder(videos: list[str], infer_fps: int) -> dict[str, Any]:
+        """What the whole folder will bill, before any job: each video's facts and estimate, and the total."""
+        return folder_estimate(videos, infer_fps, len(MODELS), logging.getLogger("airflow.task"))
+
+    videos = list_videos("{{ params.source }}")
+    estimate_folder(videos, "{{ params.infer_fps }}") >> process.expand(video=videos)

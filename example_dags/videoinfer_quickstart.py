@@ -122,6 +122,7 @@ with DAG(
         input_url=upload.output,
         infer_fps="{{ params.infer_fps }}",
         models="{{ params.models }}",
+        video=video,  # the facts and the estimate are read from it: an upload's URL cannot be read back
     )
     wait = VideoInferJobSensor(
         task_id="wait",

@@ -10,6 +10,7 @@ Usage: ``python scripts/demo.py [--video PATH] [--infer-fps N]`` (``make demo [V
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -111,6 +112,44 @@ def print_table(summary: ResultSummary) -> None:
         )
 
 
+def quickstart_models() -> list[dict[str, str]]:
+    """The models the quick-start DAG runs by default (the demo triggers it without ``models``)."""
+    path = ROOT / "example_dags" / "videoinfer_quickstart.py"
+    spec = importlib.util.spec_from_file_location("videoinfer_quickstart", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.DEFAULT_MODELS)
+
+
+def print_estimate(video: Path, infer_fps: int) -> int | None:
+    """Print the video's facts and what the job will bill, before it is submitted; return the frames billed."""
+    from videoinfer_contract.estimate import check_job, estimate
+    from videoinfer_contract.facts import local_facts
+
+    facts = local_facts(video)
+    models = quickstart_models()
+    found = estimate(facts, infer_fps, len(models))
+    print(f"      Facts: {facts.describe()} (read in {facts.requests} request(s), {facts.bytes_read} bytes)")
+    for finding in check_job(facts, infer_fps):
+        print(f"      {'Error' if finding.error else 'Warning'}: {finding.message}")
+    if found is None:
+        print("      Estimate: unknown (the video's facts do not tell)")
+        return None
+    print(f"      Estimate: {found.describe()}")
+    return found.frames
+
+
+def print_billed(result: Path, expected: int | None) -> None:
+    """Compare the estimate printed before the job with the frames the result file holds."""
+    data = json.loads(result.read_text())
+    per_model = {key: len(value) for key, value in data.items() if key not in ("frame_offset", "time_offset")}
+    held = sum(per_model.values())
+    verdict = "" if expected is None else (": equal" if held == expected else f", but the estimate said {expected}")
+    sampled = len(data["frame_offset"])
+    print(f"\n  Frames billed: the result holds {sampled} sampled frames × {len(per_model)} models = {held}{verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", help="a video of your own (mp4, avi, mkv, webm); default: a generated sample")
@@ -131,6 +170,7 @@ def main() -> None:
         from videoinfer_server.sample import make_sample_video
 
         make_sample_video(video, seconds=6.0, fps=24.0, size=(320, 240))
+    expected = print_estimate(video, args.infer_fps)
 
     api_key = secrets.token_urlsafe(18)
     with (
@@ -162,6 +202,7 @@ def main() -> None:
 
     step(5, f"What was found when (result: {results[-1]}):\n")
     print_table(summarize_result(results[-1]))
+    print_billed(results[-1], expected)
     sheet = results[-1].with_name("result.contact-sheet.png")
     if sheet.is_file():
         print(f"\nContact sheet of the busiest frames: {sheet}")

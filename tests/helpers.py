@@ -261,6 +261,21 @@ def moto_requests(record: Path, path: str) -> list[tuple[str, str]]:
     return found
 
 
+def moto_ranges(record: Path, path: str, client: str = "botocore") -> list[str | None]:
+    """The ``Range`` header (None without one) of each GET that ``client`` sent moto for ``path``: the
+    worker reads a video's headers (its facts, before a job) in a few ranged GETs, never the video."""
+    from urllib.parse import urlsplit
+
+    found = []
+    for line in record.read_text().splitlines() if record.exists() else []:
+        entry = json.loads(line)
+        headers = {key.lower(): value for key, value in entry["headers"].items()}
+        sender = headers.get("user-agent", "").lower()
+        if entry["method"] == "GET" and urlsplit(entry["url"]).path == path and client in sender:
+            found.append(headers.get("range"))
+    return found
+
+
 def server_rows(server, query: str) -> list[tuple]:
     """Rows of a query on the local server's own database (what it stores, unredacted)."""
     with sqlite3.connect(server.data_dir / "jobs.sqlite3") as db:

@@ -365,6 +365,8 @@ def test_every_known_extra_key_is_accepted():
         "retry_max_wait": 1,
         "poll_interval": 0.5,
         "scheme": "http",
+        "max_frames": 10_000,
+        "max_video_seconds": 3600,
     }
     assert set(extra) == set(EXTRA_KEYS)
     conn = Connection(

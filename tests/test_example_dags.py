@@ -97,6 +97,10 @@ def test_folder_fans_out_one_chain_per_video(videoinfer_conn, sample_video, tmp_
     run = run_dag("videoinfer_folder", source=f"file://{source}", results_dir=f"file://{results}", infer_fps=2)
     assert run.state == DagRunState.SUCCESS, states(run)
     assert len(list(results.rglob("*.json"))) == 2
+    # The folder's total, logged before any job, is what the jobs' result files hold.
+    files = [json.loads(path.read_text()) for path in results.rglob("result.json")]
+    held = sum(len(result[key]) for result in files for key in result if key not in ("frame_offset", "time_offset"))
+    assert xcom(run, "estimate") == {"videos": 2, "frames": held, "video_seconds": 4.0, "unknown": []}
 
 
 @pytest.mark.usefixtures("airflow_db", "fast_polls")

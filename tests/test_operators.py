@@ -174,6 +174,7 @@ def test_template_fields_keep_the_values_given():
             "input_url": URL,
             "infer_fps": 5,
             "models": [ModelSpec("clip", 1, "clip-embed-image")],
+            "video": Path("/data/clip.mp4"),
         },
         VideoInferJobSensor: {"job_id": "j"},
         VideoInferResultsOperator: {

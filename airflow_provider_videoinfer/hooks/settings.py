@@ -44,6 +44,9 @@ EXTRA_KEYS = (
     "retry_max_wait",
     "poll_interval",
     "scheme",
+    # The caps of a job (airflow_provider_videoinfer.operators.cost): a team sets them once here.
+    "max_frames",
+    "max_video_seconds",
 )
 # The most each retry setting may be, so that a typo cannot make a call wait for ever.
 _RETRY_MAXIMUMS = {"max_attempts": 100, "max_elapsed": 7 * 24 * 3600.0, "initial_wait": 3600.0, "max_wait": MAX_TIMEOUT}

@@ -24,6 +24,7 @@ from airflow_provider_videoinfer.hooks.retry import created_nothing
 from airflow_provider_videoinfer.hooks.settings import check_task_wait, effective_poll_interval
 from airflow_provider_videoinfer.hooks.videoinfer import VideoInferHook, mask_in_logs
 from airflow_provider_videoinfer.hooks.waiting import is_transient
+from airflow_provider_videoinfer.operators import cost
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     defer_until_done,
@@ -178,9 +179,23 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
     :param resubmit_unknown_outcome: whether a try submits a new job when an earlier try's submission
         got no answer (the job may exist, and be paid for): ``False`` (the default) fails the task
         instead, naming the time of the lost submission; clearing the task submits anew either way.
+    :param max_frames: the most frames the job may bill (sampled frames × models); above it the task
+        fails before submitting. Default: the connection's extra ``max_frames``, else no cap.
+    :param max_video_seconds: the longest video the job may run on, in seconds; default: the
+        connection's extra ``max_video_seconds``, else no cap.
+    :param dry_run: read the video's facts and return them with the estimate (a dict), submitting nothing.
+    :param video: where to read the video's facts from when ``input_url`` cannot be read (an upload's
+        signed URL): the local path or storage URI the video was uploaded from (templated); default
+        ``input_url``. See :mod:`~airflow_provider_videoinfer.operators.cost`.
     """
 
-    template_fields: Sequence[str] = (*VideoInferBaseOperator.template_fields, "input_url", "infer_fps", "models")
+    template_fields: Sequence[str] = (
+        *VideoInferBaseOperator.template_fields,
+        "input_url",
+        "infer_fps",
+        "models",
+        "video",
+    )
     template_fields_renderers = {"models": "json"}
     ui_color = "#d6e4ff"
 
@@ -198,10 +213,19 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         resubmit_failed_jobs: bool | Collection[int] = False,
         presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
         resubmit_unknown_outcome: bool = False,
+        max_frames: int | None = None,
+        max_video_seconds: float | None = None,
+        dry_run: bool = False,
+        video: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(videoinfer_conn_id=videoinfer_conn_id, **kwargs)
         forget_on_success(self, JOB_STATE_KEY)
+        self.max_frames = cost.validate_max_frames(max_frames)
+        self.max_video_seconds = cost.validate_max_video_seconds(max_video_seconds)
+        # Kept under another name: dry_run() is a method of Airflow's BaseOperator.
+        self.estimate_only = contract.validate_flag("dry_run", dry_run)
+        self.video = video
         self.resubmit_failed_jobs = ResubmitPolicy.from_value(resubmit_failed_jobs)
         self.resubmit_unknown_outcome = contract.validate_flag("resubmit_unknown_outcome", resubmit_unknown_outcome)
         self.input_url = input_url
@@ -218,9 +242,13 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
         validate_if_known(self.models, contract.validate_models)
         self._job_id: str | None = None
 
-    def execute(self, context: Context) -> str:
-        """Submit (or reconnect to) the job; return its id, or its output URL when waiting."""
+    def execute(self, context: Context) -> str | dict[str, Any]:
+        """Submit (or reconnect to) the job; return its id, or its output URL when waiting (a dry run: the
+        facts and the estimate)."""
         with_hint(validate_job_input, self.input_url, INPUT_URL_HINT)
+        review = cost.review_cost(self, context)  # facts, checks, estimate, caps: raises before paying
+        if self.estimate_only:
+            return review.to_dict()
         make_request: Callable[[], contract.JobRequest]
         if storage.is_storage_uri(self.input_url):
             source = storage.describe_location(self.input_url)

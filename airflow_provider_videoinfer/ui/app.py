@@ -76,6 +76,21 @@ def _summary(
     return ti.operator, ti.state, ti.rendered_map_index, None if row is None else XComModel.deserialize_value(row)
 
 
+def _estimate(session: Session, dag_id: str, run_id: str, map_index: int) -> Any:
+    """The job estimate a submit task of the run pushed for the same map index (XCom ``estimate``), or None."""
+    from airflow.models.xcom import XComModel
+
+    row = session.scalars(
+        select(XComModel).where(
+            XComModel.dag_id == dag_id,
+            XComModel.run_id == run_id,
+            XComModel.map_index == map_index,
+            XComModel.key == "estimate",
+        )
+    ).first()
+    return None if row is None else XComModel.deserialize_value(row)
+
+
 @app.get("/results/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse, dependencies=[_can_read])
 def results_view(
     dag_id: str, run_id: str, task_id: str, request: Request, session: SessionDep, map_index: str | None = None
@@ -101,7 +116,8 @@ def results_view(
     if _sheet_location(summary):
         sheet_url = str(request.url_for("contact_sheet", dag_id=dag_id, run_id=run_id, task_id=task_id).path)
         sheet_url += f"?map_index={index}"
-    return HTMLResponse(render.results_page(title, summary, sheet_url), headers=HEADERS)
+    estimate = _estimate(session, dag_id, run_id, index)
+    return HTMLResponse(render.results_page(title, summary, sheet_url, estimate), headers=HEADERS)
 
 
 def _as_summary(value: Any) -> ResultSummary | None:

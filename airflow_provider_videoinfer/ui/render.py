@@ -340,12 +340,43 @@ def _files(summary: ResultSummary) -> list[tuple[str, str]]:
     return files
 
 
-def results_page(title: str, summary: ResultSummary, sheet_url: str | None) -> str:
+def billed_rows(summary: ResultSummary, estimate: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The frames billed: what the submit task estimated before the job (XCom ``estimate``), beside what
+    the result file holds (sampled frames × models); no row without an estimate."""
+    if not isinstance(estimate, Mapping) or not isinstance(estimate.get("frames"), int):
+        return []
+    models = summary.get("models")
+    held = [m.get("frames") for m in models.values()] if isinstance(models, Mapping) else []
+    counts = [count for count in held if isinstance(count, int)]
+    about = "" if estimate.get("exact") else "about "
+    rows = [
+        (
+            "estimated before the job",
+            f"{about}{_number(estimate.get('sampled_frames'))} sampled frames × {_number(estimate.get('models'))} "
+            f"models = {about}{_number(estimate['frames'])} frames billed",
+        )
+    ]
+    if counts:
+        rows.append(
+            (
+                "in the result file",
+                f"{_number(summary.get('frames'))} sampled frames × {len(counts)} models = "
+                f"{_number(sum(counts))} frames billed",
+            )
+        )
+    return rows
+
+
+def results_page(
+    title: str, summary: ResultSummary, sheet_url: str | None, estimate: Mapping[str, Any] | None = None
+) -> str:
     """The view of one results task: files kept, contact sheet, then one section per model.
 
     :param title: names the task instance, e.g. ``dag / run / task``.
     :param summary: the task's XCom summary.
     :param sheet_url: where the page loads the contact sheet from; None when there is none.
+    :param estimate: the run's job estimate (the submit task's XCom ``estimate``), shown beside the
+        frames the result holds; None when there is none.
     """
     duration = summary.get("last_time_offset")
     parts = [
@@ -354,6 +385,7 @@ def results_page(title: str, summary: ResultSummary, sheet_url: str | None) -> s
             [
                 ("frames", _number(summary.get("frames"))),
                 ("last frame at", _seconds(duration)),
+                *billed_rows(summary, estimate),
                 *_files(summary),
             ]
         ),

@@ -1,12 +1,13 @@
 """Decoding and frame sampling: which frames of a video a job sees, and their offsets.
 
-Sampling rule: with ``fps`` the frame rate the decoder reports (turned into an exact fraction,
-e.g. 23.976 → 2997/125, 23.976023976… → 24000/1001) and ``r = infer_fps``, frame ``i`` is sampled
-when ``floor(i * r / fps)`` advances, i.e. frame 0 and then the first frame at or after each
-``k * fps / r`` seconds·fps mark: ``i_k = ceil(k * fps / r)``. A 24 fps video at 4 gives 0, 6, 12…;
-at 7 it gives 0, 4, 7, 11, 14, 18, 21, 24… The frame choice uses exact fractions, so no frame is
-skipped or doubled by rounding. ``time_offset = round(i / fps, 4)`` with ``fps`` the float the
-decoder reports (23.976 for a file written at 24000/1001 by OpenCV's writers).
+Sampling rule: the contract's :class:`~videoinfer_contract.estimate.FrameSampling`, the one the
+provider's estimate counts, so that a job samples exactly the frames its estimate said. ``fps`` is
+the frame rate the container declares (:mod:`videoinfer_contract.facts`: 30000/1001 for 29.97),
+or, when its headers do not say, the one the decoder reports, turned into an exact fraction
+(23.976 → 2997/125, 23.976023976… → 24000/1001); ``r = infer_fps``; frame ``i`` is sampled when
+``floor(i * r / fps)`` advances: ``i_k = ceil(k * fps / r)``. A 24 fps video at 4 gives 0, 6, 12…;
+at 7 it gives 0, 4, 7, 11, 14, 18, 21, 24… ``time_offset = round(i / fps, 4)`` with ``fps`` the
+float the decoder reports (23.976 for a file written at 24000/1001 by OpenCV's writers).
 
 Unsampled frames are only ``grab()``-ed (decoded, never converted to BGR nor copied).
 """
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+from videoinfer_contract.estimate import FrameSampling, exact_fps
 from videoinfer_server.job_failures import FailureCode, JobFailure
 from videoinfer_server.models.base import VideoFrame
 
@@ -27,35 +29,17 @@ class Interrupted(Exception):
     """The server is stopping; the job is left to be run again at the next start."""
 
 
-def exact_fps(fps: float) -> Fraction:
-    """The frame rate as a fraction: the simplest one within float precision (denominator ≤ 10000)."""
-    return Fraction(fps).limit_denominator(10000)
+class FrameSampler(FrameSampling):
+    """Decide which frames to sample, and their time offsets; see the module docstring.
 
-
-class FrameSampler:
-    """Decide which frames to sample; see the module docstring.
-
-    :param fps: the video's frame rate.
+    :param fps: the video's frame rate as the decoder reports it (for the time offsets).
     :param infer_fps: the sampling rate (a Batch Processing job's ``maxVideoFPS`` may be a fraction).
+    :param exact: the frame rate to sample at; default: ``fps`` as an exact fraction.
     """
 
-    def __init__(self, fps: float, infer_fps: float | Fraction) -> None:
-        self.fps = exact_fps(fps)
+    def __init__(self, fps: float, infer_fps: float | Fraction, exact: Fraction | None = None) -> None:
+        super().__init__(exact or exact_fps(fps), infer_fps)
         self._fps_float = float(fps)
-        self._ratio = Fraction(infer_fps) / self.fps
-        self._last_slot = -1
-
-    def slot(self, index: int) -> int:
-        """``floor(index * infer_fps / fps)``."""
-        return math.floor(index * self._ratio)
-
-    def take(self, index: int) -> bool:
-        """Whether frame ``index`` is sampled; call with 0, 1, 2… in order."""
-        slot = self.slot(index)
-        if slot > self._last_slot:
-            self._last_slot = slot
-            return True
-        return False
 
     def time_offset(self, index: int) -> float:
         """``round(index / fps, 4)``, with ``fps`` the float the decoder reports."""
@@ -66,9 +50,10 @@ class VideoReader:
     """An opened video; raise :class:`JobFailure` (code 3) when it cannot be decoded.
 
     :param path: a local video file.
+    :param frame_rate: the frame rate its container declares (its facts), sampled at; None: the decoder's.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, frame_rate: Fraction | None = None) -> None:
         import cv2
 
         self._cv2 = cv2
@@ -87,6 +72,7 @@ class VideoReader:
             raise JobFailure(
                 FailureCode.UNREADABLE_VIDEO, "the input has no usable video stream (no frame rate or size)"
             )
+        self.exact_fps = frame_rate or exact_fps(self.fps)
 
     def close(self) -> None:
         """Release the decoder."""
@@ -94,7 +80,7 @@ class VideoReader:
 
     def check_infer_fps(self, infer_fps: int) -> None:
         """Raise :class:`JobFailure` (code 5) when ``infer_fps`` is above the frame rate."""
-        if Fraction(infer_fps) > exact_fps(self.fps):
+        if Fraction(infer_fps) > self.exact_fps:
             raise JobFailure(
                 FailureCode.INFER_FPS_TOO_HIGH,
                 f"infer_fps {infer_fps} is above the video's frame rate {self.fps:g}: use at most "
@@ -106,7 +92,7 @@ class VideoReader:
 
         :param stop: when set, stop with :class:`Interrupted`.
         """
-        sampler = FrameSampler(self.fps, infer_fps)
+        sampler = FrameSampler(self.fps, infer_fps, self.exact_fps)
         index = 0
         while self._cap.grab():
             if stop is not None and stop.is_set():

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from videoinfer_contract.facts import local_facts
 from videoinfer_contract.redaction import redact
 from videoinfer_contract.results import encode_frame_result
 from videoinfer_server.config import ServerConfig
@@ -129,7 +130,7 @@ class JobRunner:
             for spec in job.models
         ]
         path = self._input_path(job, work_dir)
-        reader = VideoReader(path)
+        reader = VideoReader(path, local_facts(path).frame_rate)
         try:
             reader.check_infer_fps(job.infer_fps)
             context = VideoContext(

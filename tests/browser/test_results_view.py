@@ -44,6 +44,11 @@ def test_view_shows_the_summary_and_no_secret(api_server, finished_run):
             assert f">{count}</text>" in page, (model_id, name)
     assert summary["source"] in page and summary["contact_sheet"]["location"] in page
     assert 'class="timeline"' in page and "Busiest moments" in page
+    # The submit task's estimate, beside what the result file holds: equal on the local server.
+    estimate = xcom(finished_run, "submit", "estimate")
+    billed = f"{estimate['sampled_frames']} sampled frames × 2 models = {estimate['frames']} frames billed"
+    assert f"<th>estimated before the job</th><td>{billed}</td>" in page
+    assert f"<th>in the result file</th><td>{billed}</td>" in page
     assert "<script" not in page and "http://" not in page.replace(api_server.base_url, "")
     assert API_KEY not in page
     upload_url = xcom(finished_run, "upload")
