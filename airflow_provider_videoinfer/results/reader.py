@@ -222,6 +222,11 @@ class ResultReader:
         return self._arrays
 
     @property
+    def inference_type_hints(self) -> dict[str, str]:
+        """The models' types given by the caller (``inference_types``), checked."""
+        return dict(self._inference_types)
+
+    @property
     def model_ids(self) -> list[str]:
         """The model ids whose results the file holds, in file order."""
         return list(self.arrays)[2:]
@@ -246,19 +251,31 @@ class ResultReader:
     def __iter__(self) -> Iterator[ResultFrame]:
         """Yield every frame in order; each call starts from the first frame."""
         models = self.model_ids
+        for index, frame_offset, time_offset, results in self.iter_results():
+            yield ResultFrame(index, frame_offset, time_offset, dict(zip(models, results, strict=True)))
+
+    def iter_results(
+        self, decoder: Callable[[str, str | None, bool], FrameDecoder] = FrameDecoder
+    ) -> Iterator[tuple[int, int, float | None, tuple[Any, ...]]]:
+        """Yield every frame in order as ``(index, frame_offset, time_offset, results)``, with no record of it.
+
+        ``results`` holds the models' results in the order of :attr:`model_ids`.
+
+        :param decoder: makes the decoder of a model's list from the model id, its type when known
+            and whether that type was given; a subclass of :class:`.FrameDecoder` may decode into
+            other records than the contract's.
+        """
+        models = self.model_ids
         decoders: list[FrameDecoder | OffsetDecoder] = [
             OffsetDecoder(self.frame_offset_key, integer=True),
             OffsetDecoder(self.time_offset_key, integer=False),
-            *(
-                FrameDecoder(model, self._inference_types.get(model), strict=model in self._inference_types)
-                for model in models
-            ),
+            *(decoder(model, self._inference_types.get(model), model in self._inference_types) for model in models),
         ]
         batches = [self._iter_batches(key, decoder) for key, decoder in zip(self.arrays, decoders, strict=True)]
         lists = map(itertools.chain.from_iterable, batches)  # elements in C, one Python call per batch
         try:
             for index, (frame_offset, time_offset, *results) in enumerate(zip(*lists, strict=True)):
-                yield ResultFrame(index, frame_offset, time_offset, dict(zip(models, results, strict=True)))
+                yield index, frame_offset, time_offset, results  # type: ignore[misc]
         finally:
             for generator in batches:
                 generator.close()  # type: ignore[attr-defined]
