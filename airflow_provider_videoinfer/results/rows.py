@@ -265,7 +265,7 @@ def _write_jsonl(reader: ResultReader, out: IO[bytes]) -> int:
                 kind = hint or _detection_type(predictions[0])
                 # Each line is the frame's columns, then the prediction's: msgspec writes both halves.
                 head = encode(_FrameColumns(index, frame_offset, time_offset, model_id, kind))[:-1] + b","
-                chunk = (b"\n" + encode_lines(predictions)).replace(b"\n{", b"\n" + head)[1:]
+                chunk = head + (b"\n" + head).join(encode_lines(predictions)[1:].split(b"\n{"))
                 rows += len(predictions)
             else:
                 found = list(rows_of_result(index, frame_offset, time_offset, model_id, result))
