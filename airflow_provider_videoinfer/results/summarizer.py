@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import math
 import operator
 from collections import Counter
@@ -44,6 +45,7 @@ DEFAULT_MAX_SCENE_CHANGES = 10
 MAX_CLASSES_PER_BUCKET = 20
 UNLABELLED = "unlabelled"
 _CLASS_NAME = operator.attrgetter("class_name")
+_PREDICTIONS = operator.attrgetter("predictions")
 
 
 def _top(counter: Counter[str], limit: int) -> dict[str, int]:
@@ -252,12 +254,12 @@ class _ModelSummarizer:
         """
         self.frames += len(batch)
         names: dict[str | None, int] = {}
-        for frame in batch:
-            if frame is not None:
-                _count_elements(names, map(_CLASS_NAME, frame.predictions))
+        frames = [frame for frame in batch if frame is not None]
+        _count_elements(names, map(_CLASS_NAME, itertools.chain.from_iterable(map(_PREDICTIONS, frames))))
         if None in names:  # unlabelled predictions: counted frame by frame, as add() does
             self._add_counted_frames(start, frame_offsets, time_offsets, batch)
         else:
+            self.null_frames += len(batch) - len(frames)
             self._add_counted_batch(start, frame_offsets, time_offsets, batch, names)  # type: ignore[arg-type]
         last = next((frame for frame in reversed(batch) if frame is not None), None)
         if last is not None:
@@ -287,33 +289,51 @@ class _ModelSummarizer:
         batch: CountedBatch,
         names: dict[str, int],
     ) -> None:
-        """:meth:`_add_counted_frames` with the classes counted once per batch: the summary's hot loop."""
+        """:meth:`_add_counted_frames` with the classes counted once per batch: the summary's hot loop.
+
+        The same steps as :meth:`_add_objects` and :meth:`_Timeline.add`, inlined.
+        """
         class_counts = self.class_counts
         for name, count in names.items():  # in the order add() meets them
             class_counts[name] += count
         most = self.max_objects["count"] if self.max_objects is not None else 0
+        if self.timeline is None:
+            self.timeline = _Timeline(self.max_buckets, peak=True)
         timeline = self.timeline
-        isfinite = math.isfinite
+        width, buckets, max_buckets = timeline.width, timeline.buckets, timeline.max_buckets
+        predictions_total = with_predictions = 0
         for i, frame in enumerate(batch):
             if frame is None:
-                self.null_frames += 1
                 continue
             predictions = frame.predictions
             count = len(predictions)
             if not count:
                 continue
-            self.predictions += count
-            self.frames_with_predictions += 1
+            predictions_total += count
+            with_predictions += 1
             if count > most:
                 most = count
                 self.max_objects = MaxObjects(count=count, **_when(start + i, frame_offsets[i], time_offsets[i]))
             time_offset = time_offsets[i]
-            if time_offset is not None and time_offset >= 0 and isfinite(time_offset):
+            # A finite time from 0 on (NaN fails both comparisons).
+            if time_offset is not None and 0 <= time_offset < math.inf:
                 counts: dict[str, int] = {}
                 _count_elements(counts, map(_CLASS_NAME, predictions))
-                if timeline is None:
-                    timeline = self.timeline = _Timeline(self.max_buckets, peak=True)
-                timeline.add(time_offset, counts)
+                key = int(time_offset // width)
+                bucket = buckets.get(key)
+                if bucket is None:
+                    bucket = buckets[key] = Counter()
+                get = bucket.get
+                for name, number in counts.items():
+                    if number > get(name, 0):
+                        bucket[name] = number
+                if len(buckets) > max_buckets:
+                    timeline._widen()
+                    width, buckets = timeline.width, timeline.buckets
+        self.predictions += predictions_total
+        self.frames_with_predictions += with_predictions
+        if not timeline.buckets:
+            self.timeline = None  # as add() leaves it: no timeline without a frame of a usable time
 
     def _add_objects(
         self, index: int, frame_offset: int | None, time_offset: float | None, count: int, counts: Mapping[str, int]
