@@ -188,21 +188,32 @@ def counted_type(detection: CountedDetection) -> str:
     return "object-detection"
 
 
-class SummaryDecoder(FrameDecoder):
-    """A :class:`FrameDecoder` for a summary: a detection model's frames decode into :class:`CountedBatch` es.
+class LeanDetectionsDecoder(FrameDecoder):
+    """A :class:`FrameDecoder` whose detection frames decode into leaner structs than the contract's records.
 
     Once the model's type is known to be a detection type (from a hint or from its first frames),
-    each batch decodes into :class:`CountedDetections`, which hold only what a summary reads; a
-    batch that does not fit is decoded as :class:`FrameDecoder` does, into records. Every other
-    type decodes into its records.
+    each batch is decoded by :attr:`lean`; a batch that does not fit is decoded as
+    :class:`FrameDecoder` does, into records, and so is every other type. Subclasses set
+    :attr:`lean`, say a prediction's type (:meth:`prediction_type`) and may wrap the batch (:meth:`wrap`).
     """
+
+    #: Decodes a batch of frames (``list[X | None]``) whose ``predictions`` a subclass reads.
+    lean: msgspec.json.Decoder[Any]
+
+    def prediction_type(self, first: Any) -> str:
+        """The detection type that a frame's first prediction, as decoded, says."""
+        raise NotImplementedError
+
+    def wrap(self, frames: list[Any], inference_type: str) -> list[Any]:
+        """The batch as the reader yields it; ``inference_type`` is the model's when it was decoded."""
+        return frames
 
     def decode(self, text: bytes) -> list[Any]:
         """Decode the JSON text of a batch of frames (``b"[...]"``)."""
         kind = self.inference_type
         if kind is not None and kind in DETECTION_RECORDS:
             try:
-                frames = _COUNTED.decode(text)
+                frames = self.lean.decode(text)
             except msgspec.ValidationError:
                 pass  # some frame has another shape: records, frame by frame where need be
             else:
@@ -211,9 +222,26 @@ class SummaryDecoder(FrameDecoder):
                     # As FrameDecoder does: the last frame with predictions says the type of the next ones.
                     last = next((frame for frame in reversed(frames) if frame is not None and frame.predictions), None)
                     if last is not None:
-                        self.inference_type = counted_type(last.predictions[0])
-                return CountedBatch(frames, kind, self.strict)
+                        self.inference_type = self.prediction_type(last.predictions[0])
+                return self.wrap(frames, kind)
         return super().decode(text)
+
+
+class SummaryDecoder(LeanDetectionsDecoder):
+    """A :class:`FrameDecoder` for a summary: a detection model's frames decode into :class:`CountedBatch` es.
+
+    Their :class:`CountedDetections` hold only what a summary reads.
+    """
+
+    lean = _COUNTED
+
+    def prediction_type(self, first: CountedDetection) -> str:
+        """The detection type that a frame's first prediction says."""
+        return counted_type(first)
+
+    def wrap(self, frames: list[Any], inference_type: str) -> CountedBatch:
+        """The batch with the model's type and whether it was given."""
+        return CountedBatch(frames, inference_type, self.strict)
 
 
 class OffsetDecoder:

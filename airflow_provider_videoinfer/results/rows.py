@@ -18,11 +18,10 @@ from typing import IO, Any
 import msgspec
 
 from airflow_provider_videoinfer.exceptions import VideoInferValidationError
-from airflow_provider_videoinfer.results.decoding import FrameDecoder
+from airflow_provider_videoinfer.results.decoding import LeanDetectionsDecoder
 from airflow_provider_videoinfer.results.reader import ResultReader
 from airflow_provider_videoinfer.storage import Location, atomic_write
 from videoinfer_contract.results import (
-    DETECTION_RECORDS,
     Classification,
     Detections,
     FrameResult,
@@ -218,28 +217,17 @@ class _FrameColumns(msgspec.Struct, gc=False):
 _DETECTION_ROWS = msgspec.json.Decoder(list[_DetectionRows | None])
 
 
-class _RowsDecoder(FrameDecoder):
+class _RowsDecoder(LeanDetectionsDecoder):
     """A :class:`FrameDecoder` for the rows: a detection model's frames decode into :class:`_DetectionRows`.
 
     A batch that does not fit (polygons, another shape) is decoded into records, as FrameDecoder does.
     """
 
-    def decode(self, text: bytes) -> list[Any]:
-        """Decode the JSON text of a batch of frames (``b"[...]"``)."""
-        kind = self.inference_type
-        if kind is not None and kind in DETECTION_RECORDS:
-            try:
-                frames: list[_DetectionRows | None] = _DETECTION_ROWS.decode(text)
-            except msgspec.ValidationError:
-                pass
-            else:
-                self.count += len(frames)
-                if not self.strict:
-                    last = next((frame for frame in reversed(frames) if frame is not None and frame.predictions), None)
-                    if last is not None:
-                        self.inference_type = _detection_type(last.predictions[0])
-                return frames
-        return super().decode(text)
+    lean = _DETECTION_ROWS
+
+    def prediction_type(self, first: _DetectionColumns) -> str:
+        """The detection type that a frame's first prediction says (polygons are not decoded here)."""
+        return _detection_type(first)
 
 
 def _detection_type(first: _DetectionColumns) -> str:
