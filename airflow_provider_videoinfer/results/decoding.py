@@ -141,6 +141,109 @@ class FrameDecoder:
         return result
 
 
+class CountedDetection(msgspec.Struct, gc=False):
+    """What a summary reads of one prediction of a detection model: its class, and what its kind is.
+
+    ``x`` is required because it tells a detection from another kind of prediction; the other
+    fields of :class:`~videoinfer_contract.results.Detection` are skipped (in C, by msgspec).
+    ``points`` and ``keypoints`` are only told apart from absent (they make the model an
+    instance-segmentation or keypoint-detection one).
+    """
+
+    x: float
+    class_name: str | None = msgspec.field(default=None, name="class")
+    points: Any = None
+    keypoints: Any = None
+
+
+class CountedDetections(msgspec.Struct, gc=False):
+    """What a summary reads of one frame of a detection model: its predictions."""
+
+    predictions: list[CountedDetection]
+
+
+class CountedBatch(list[CountedDetections | None]):
+    """A batch of a detection model's frames decoded for a summary only.
+
+    :param inference_type: the model's task type when the batch was decoded: that of its frames
+        without predictions (a frame with some has the type its first prediction says).
+    :param strict: the type was given by the user: it is every frame's.
+    """
+
+    def __init__(self, frames: list[CountedDetections | None], inference_type: str, strict: bool) -> None:
+        super().__init__(frames)
+        self.inference_type = inference_type
+        self.strict = strict
+
+
+_COUNTED = msgspec.json.Decoder(list[CountedDetections | None])
+
+
+def counted_type(detection: CountedDetection) -> str:
+    """The detection task type a prediction's shape says, as :func:`~videoinfer_contract.results.detections_type`."""
+    if detection.points is not None:
+        return "instance-segmentation"
+    if detection.keypoints is not None:
+        return "keypoint-detection"
+    return "object-detection"
+
+
+class LeanDetectionsDecoder(FrameDecoder):
+    """A :class:`FrameDecoder` whose detection frames decode into leaner structs than the contract's records.
+
+    Once the model's type is known to be a detection type (from a hint or from its first frames),
+    each batch is decoded by :attr:`lean`; a batch that does not fit is decoded as
+    :class:`FrameDecoder` does, into records, and so is every other type. Subclasses set
+    :attr:`lean`, say a prediction's type (:meth:`prediction_type`) and may wrap the batch (:meth:`wrap`).
+    """
+
+    #: Decodes a batch of frames (``list[X | None]``) whose ``predictions`` a subclass reads.
+    lean: msgspec.json.Decoder[Any]
+
+    def prediction_type(self, first: Any) -> str:
+        """The detection type that a frame's first prediction, as decoded, says."""
+        raise NotImplementedError
+
+    def wrap(self, frames: list[Any], inference_type: str) -> list[Any]:
+        """The batch as the reader yields it; ``inference_type`` is the model's when it was decoded."""
+        return frames
+
+    def decode(self, text: bytes) -> list[Any]:
+        """Decode the JSON text of a batch of frames (``b"[...]"``)."""
+        kind = self.inference_type
+        if kind is not None and kind in DETECTION_RECORDS:
+            try:
+                frames = self.lean.decode(text)
+            except msgspec.ValidationError:
+                pass  # some frame has another shape: records, frame by frame where need be
+            else:
+                self.count += len(frames)
+                if not self.strict:
+                    # As FrameDecoder does: the last frame with predictions says the type of the next ones.
+                    last = next((frame for frame in reversed(frames) if frame is not None and frame.predictions), None)
+                    if last is not None:
+                        self.inference_type = self.prediction_type(last.predictions[0])
+                return self.wrap(frames, kind)
+        return super().decode(text)
+
+
+class SummaryDecoder(LeanDetectionsDecoder):
+    """A :class:`FrameDecoder` for a summary: a detection model's frames decode into :class:`CountedBatch` es.
+
+    Their :class:`CountedDetections` hold only what a summary reads.
+    """
+
+    lean = _COUNTED
+
+    def prediction_type(self, first: CountedDetection) -> str:
+        """The detection type that a frame's first prediction says."""
+        return counted_type(first)
+
+    def wrap(self, frames: list[Any], inference_type: str) -> CountedBatch:
+        """The batch with the model's type and whether it was given."""
+        return CountedBatch(frames, inference_type, self.strict)
+
+
 class OffsetDecoder:
     """Decode the ``frame_offset`` (whole numbers) or ``time_offset`` (numbers or null) list.
 

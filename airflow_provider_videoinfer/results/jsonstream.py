@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -31,6 +31,10 @@ DEFAULT_CHUNK_SIZE = 512 << 10
 DEFAULT_MAX_ELEMENT_CHARS = 256 << 20
 # After a cut msgspec could not prove, elements decoded one at a time before trying again.
 SLOW_ELEMENTS = 32
+#: Bytes of a list read past the offsets before :func:`index_head` may stop.
+DEFAULT_HEAD_BYTES = 1 << 20
+#: Bytes at the end of a file read by :func:`tail_closes_a_list`.
+DEFAULT_TAIL_CHECK_BYTES = 64 << 10
 # Bytes at the end of a window searched for a cut before searching the whole window.
 _TAIL_BYTES = 256 << 10
 
@@ -353,6 +357,46 @@ def _count(text: bytes) -> list[Any]:
     return [None] * len(_RAW_LIST.decode(text))
 
 
+#: Reads one top-level list at the cursor (its ``[`` is next) and returns where it is, or None to
+#: stop the walk there (the rest of the object is then not read).
+ListReader = Callable[[str, "_Cursor"], "ArrayInfo | None"]
+
+
+def _count_list(key: str, cursor: _Cursor) -> ArrayInfo:
+    offset = cursor.offset
+    length = sum(map(len, cursor.batches(_count, _identity)))
+    return ArrayInfo(offset, length, cursor.list_end)
+
+
+def _walk(cursor: _Cursor, read_list: ListReader) -> tuple[dict[str, ArrayInfo], bool]:
+    """Walk the JSON object at the cursor; return its top-level lists and whether it was read to its end."""
+    cursor.fill(3)
+    if cursor.buf.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+        cursor.pos = 3
+    arrays: dict[str, ArrayInfo] = {}
+    cursor.expect(b"{", "a JSON object '{'")
+    if cursor.peek() == 125:  # "}"
+        cursor.pos += 1
+        _expect_end(cursor)
+        return arrays, True
+    while True:
+        if cursor.peek() != 34:  # '"'
+            cursor.expect(b'"', "a key")
+        key = cursor.value()[0]
+        cursor.expect(b":", "':' after a key")
+        arrays.pop(key, None)
+        if cursor.peek() == 91:  # "["
+            info = read_list(key, cursor)
+            if info is None:
+                return arrays, False
+            arrays[key] = info
+        else:
+            cursor.value()
+        if cursor.expect(b",}", "',' or '}' after a value") == 125:
+            _expect_end(cursor)
+            return arrays, True
+
+
 def index_arrays(
     fh: IO[bytes],
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -367,31 +411,117 @@ def index_arrays(
     :param chunk_size: bytes read at a time.
     :param max_element_chars: largest single value accepted before giving up.
     """
+    return _walk(_Cursor(fh, chunk_size, max_element_chars), _count_list)[0]
+
+
+def index_head(
+    fh: IO[bytes],
+    needed: Sequence[Sequence[str]],
+    head_bytes: int = DEFAULT_HEAD_BYTES,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_element_chars: int = DEFAULT_MAX_ELEMENT_CHARS,
+) -> tuple[dict[str, ArrayInfo], bool]:
+    """Locate the top-level lists at the start of a JSON object, reading little of a large one.
+
+    The walk stops inside the first list that runs more than ``head_bytes`` past the point where
+    every list named in ``needed`` has been found (lists before that are read whole): a result
+    file's offsets come first and are small, its models' lists are the bulk. Returns the lists
+    read whole and whether the walk reached the object's end (then they are all of them, as
+    :func:`index_arrays` gives).
+
+    :param needed: the lists always read whole, each as the tuple of its key's spellings.
+    :param head_bytes: bytes read past those lists before the walk may stop.
+    """
     cursor = _Cursor(fh, chunk_size, max_element_chars)
-    cursor.fill(3)
-    if cursor.buf.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
-        cursor.pos = 3
-    arrays: dict[str, ArrayInfo] = {}
-    cursor.expect(b"{", "a JSON object '{'")
-    if cursor.peek() == 125:  # "}"
-        cursor.pos += 1
-        _expect_end(cursor)
-        return arrays
-    while True:
-        if cursor.peek() != 34:  # '"'
-            cursor.expect(b'"', "a key")
-        key = cursor.value()[0]
-        cursor.expect(b":", "':' after a key")
-        arrays.pop(key, None)
-        if cursor.peek() == 91:  # "["
-            offset = cursor.offset
-            length = sum(map(len, cursor.batches(_count, _identity)))
-            arrays[key] = ArrayInfo(offset, length, cursor.list_end)
-        else:
-            cursor.value()
-        if cursor.expect(b",}", "',' or '}' after a value") == 125:
-            _expect_end(cursor)
-            return arrays
+    limit: list[int] = []
+
+    def read_list(key: str, cursor: _Cursor) -> ArrayInfo | None:
+        offset, length = cursor.offset, 0
+        for batch in cursor.batches(_count, _identity):
+            length += len(batch)
+            if limit and cursor.offset > limit[0]:
+                return None
+        info = ArrayInfo(offset, length, cursor.list_end)
+        found.add(key)
+        if not limit and all(found.intersection(keys) for keys in needed):
+            limit.append(cursor.offset + head_bytes)
+        return info
+
+    found: set[str] = set()
+    return _walk(cursor, read_list)
+
+
+def walk_arrays(
+    fh: IO[bytes],
+    open_list: Callable[[str], tuple[BatchDecoder, Converter, Callable[[list[Any]], None]] | None],
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_element_chars: int = DEFAULT_MAX_ELEMENT_CHARS,
+) -> dict[str, ArrayInfo]:
+    """Walk a JSON object once, giving the elements of some of its top-level lists to a sink as it goes.
+
+    One pass over the file, with no index before it: ``open_list(key)`` returns the decoder, the
+    converter (see :func:`iter_batches`) and the sink of a list's batches, or None to only count
+    that list's elements. Returns every top-level list, as :func:`index_arrays` does.
+
+    :param fh: a binary file positioned at the start of the JSON object.
+    :param open_list: called with each top-level key whose value is a list, when its ``[`` is reached.
+    """
+
+    def read_list(key: str, cursor: _Cursor) -> ArrayInfo:
+        reader = open_list(key)
+        if reader is None:
+            return _count_list(key, cursor)
+        decode, convert, sink = reader
+        offset, length = cursor.offset, 0
+        for batch in cursor.batches(decode, convert):
+            length += len(batch)
+            sink(batch)
+        return ArrayInfo(offset, length, cursor.list_end)
+
+    return _walk(_Cursor(fh, chunk_size, max_element_chars), read_list)[0]
+
+
+def tail_closes_a_list(fh: IO[bytes], start: int, tail_bytes: int = DEFAULT_TAIL_CHECK_BYTES) -> bool:
+    """Whether a JSON object's last bytes close a top-level list and the object, with nothing after.
+
+    Reads the last ``tail_bytes`` of the file only (never before ``start``): the end must be
+    ``]`` and ``}`` (blanks allowed), and the elements of the list that end there, back to the
+    window's start, must be valid JSON values (msgspec proves it). False when it cannot tell
+    (the list starts within the window, strings hold brackets, the object ends with another kind of
+    value): the caller then reads the whole file. A file cut short ends anywhere else, so this
+    tells it from a whole one without reading it; only a cut right after an element that itself
+    ends with ``]}`` and whose inner list is longer than the window could pass.
+
+    :param fh: a seekable binary file.
+    :param start: where the caller's own reading stopped; the window starts no earlier.
+    """
+    size = fh.seek(0, 2)
+    begin = max(start, size - tail_bytes)
+    fh.seek(begin)
+    data = fh.read(size - begin)
+    end = len(data.rstrip(b" \t\r\n"))
+    if end < 2 or data[end - 1] != 125:  # "}"
+        return False
+    close = len(data[: end - 1].rstrip(b" \t\r\n")) - 1
+    if close < 0 or data[close] != 93:  # "]"
+        return False
+    depth, first = 0, -1
+    for match in _STRUCTURE.finditer(data[:close][::-1]):
+        char = match.group()[0]
+        if char == 44:  # ","
+            if depth == 0:
+                first = close - match.start() - 1
+            continue
+        depth += _DEPTH[char]
+        if depth > 0:  # an opening bracket without its closing one: not inside a long list
+            return False
+    if first < 0:
+        return False
+    try:
+        _RAW_LIST.decode(b"[" + data[first + 1 : close + 1])
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def _expect_end(cursor: _Cursor) -> None:
