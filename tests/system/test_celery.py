@@ -3,12 +3,14 @@
 The deployment (``celery_deployment``): Postgres, Redis (the broker), moto's S3 server, Airflow's
 api-server, scheduler and dag-processor, two triggerers and two Celery workers, each with an
 Airflow home, working folder, ``TMPDIR`` and hostname of its own, and the task and trigger logs
-on S3. Videos are read from S3 (the folder example's by the local server, through presigned URLs)
-and results written to S3. The folder example and the triggerer kill run at the same time (the
-folder's waits may move to the surviving triggerer too); then the worker kill, alone (it would kill
-the other scenarios' tasks on its worker); then the leak scan.
-The scenarios assert from Airflow's REST API, the local server's ``GET /_jobs`` and its access
-log, and the buckets.
+on S3. Videos are read from S3 (the folder example's by the local server, through presigned URLs;
+the Batch Processing scenarios' staged by reference) and results written to S3. The folder example,
+the triggerer kill and the three Batch Processing scenarios (the batch example, a batch task's
+process killed mid-wait, a batch task marked failed) run at the same time (the deferred waits may
+move to the surviving triggerer too; the batch tasks that are disturbed wait in their worker); then
+the worker kill, alone (it would kill the other scenarios' tasks on its worker); then the leak scan.
+The scenarios assert from Airflow's REST API, the local server's ``GET /_jobs``, its Batch
+Processing job list, ``GET /_requests`` and its access log, and the buckets.
 """
 
 from __future__ import annotations
@@ -393,7 +395,8 @@ PHASES: list[dict[str, Callable[[Deployment, Path], None]]] = [
 def celery_scenarios(
     celery_deployment: Deployment, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, Future[None]]]:
-    """Start the selected scenarios: the folder example and the triggerer kill, then the worker kill, then the scan."""
+    """Start the selected scenarios: the folder example, the triggerer kill and the batch scenarios, then the
+    worker kill, then the scan."""
     folder = tmp_path_factory.mktemp("celery-scenarios")
     with run_in_phases(celery_deployment, folder, PHASES, selected_scenarios(request), "celery ") as futures:
         yield futures
