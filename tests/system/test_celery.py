@@ -63,7 +63,8 @@ def uploaded_log(d: Deployment, dag_id: str, run_id: str, task_id: str, try_numb
     assert d.s3 is not None
     mapped = f"map_index={map_index}/" if map_index >= 0 else ""
     key = f"logs/dag_id={dag_id}/run_id={run_id}/task_id={task_id}/{mapped}attempt={try_number}.log"
-    wait_until(f"the log {key} on S3", lambda: d.s3 is not None and d.s3.keys("airflow-logs", key) == [key], 120)
+    # A deferred try also has its trigger's log, ``<key>.trigger.<n>.log``, under the same prefix.
+    wait_until(f"the log {key} on S3", lambda: d.s3 is not None and key in d.s3.keys("airflow-logs", key), 120)
     return d.task_log(dag_id, run_id, task_id, try_number, map_index)
 
 
@@ -258,10 +259,11 @@ def batch_requests(server: VideoServer, endpoint: str) -> int:
 
 
 def job_reads(server: VideoServer, job_id: str) -> int:
-    """How many times the job was read (``GET .../jobs/{job_id}``), from the server's access log."""
+    """How many times the existing job was read (``GET .../jobs/{job_id}`` answered 200), from the server's
+    access log (the reads before its creation are answered 404)."""
     path = wire.endpoint_path(wire.JOB_METADATA_ENDPOINT, workspace=WORKSPACE, job_id=job_id)
     text = server.process.log_path.read_text(errors="replace")
-    return sum(1 for line in text.splitlines() if f'"GET {path}?' in line)
+    return sum(1 for line in text.splitlines() if f'"GET {path}?' in line and '" 200' in line)
 
 
 def wait_for_waiting_batch_task(d: Deployment, server: VideoServer, dag_id: str, run_id: str) -> dict[str, Any]:
