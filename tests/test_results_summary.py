@@ -174,11 +174,9 @@ def test_every_key_the_view_reads_is_a_key_of_the_definition():
     """mypy checks the view's ``summary["key"]``, not its ``summary.get("key")``: this test does."""
     import ast
     import inspect
-
-    from airflow_provider_videoinfer.ui import app, render
-
     from dataclasses import fields
 
+    from airflow_provider_videoinfer.ui import app, render
     from videoinfer_contract.estimate import Estimate
 
     keys = {key for typed_dict in _summary_types(ResultSummary, {}).values() for key in get_type_hints(typed_dict)}
