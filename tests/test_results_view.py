@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from airflow_provider_videoinfer.ui.render import message_page, results_page, scrub
+from airflow_provider_videoinfer.operators.batch_results import summarise_folder
+from airflow_provider_videoinfer.ui.app import _as_batch_summary, _as_summary
+from airflow_provider_videoinfer.ui.render import batch_results_page, message_page, results_page, scrub
 
 DETECTION = {
     "inference_type": "object-detection",
@@ -101,3 +104,58 @@ def test_no_key_and_no_signed_url_reaches_the_page():
 
 def test_message_page_escapes():
     assert "&lt;i&gt;" in message_page("<i>", "<i>")
+
+
+SIGNED = "https://storage.googleapis.com/out/job.jsonl?X-Goog-Algorithm=x&X-Goog-Signature=abc123"
+
+
+def _batch_summary(tmp_path) -> dict:
+    """A batch results operator's XCom value, summarised from a kept copy as the operator does."""
+    kept = tmp_path / "job-7"
+    (kept / "results").mkdir(parents=True)
+    boxes = [{"class": "car", "x": 1, "y": 2}] * 3 + [{"class": "person", "x": 5, "y": 6}]
+    rows = [
+        {"video": "a.mp4", "frame_index": 0, "time_offset": 0.0, "detections": {"predictions": boxes}},
+        {"video": "a.mp4", "frame_index": 5, "time_offset": 0.5, "detections": json.dumps({"predictions": boxes[:1]})},
+        {"video": "b.mp4", "frame_index": 0, "time_offset": 0.0, "note": SIGNED},
+    ]
+    (kept / "results" / "a.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (kept / "results" / "b.csv").write_text("video,frame_index,time_offset\nc.mp4,0,0.0\n")
+    return summarise_folder(kept, "job-7", "s3://aws_default@bucket/results/job-7?token=zzz").to_dict()
+
+
+def test_a_batch_summary_renders_its_figures_and_counts_per_class(tmp_path):
+    value = {**_batch_summary(tmp_path), "signed_url": SIGNED}  # a key a newer provider may add
+    assert value["detections"] == {"car": 4, "person": 1} and (value["videos"], value["rows"]) == (3, 4)
+    summary = _as_batch_summary(value)
+    assert summary is not None and _as_summary(value) is None
+    page = batch_results_page("d / r / results", summary, value)
+    assert "<h1>Batch Processing results</h1>" in page and "d / r / results" in page
+    for figure in ("<th>job</th><td><code>job-7</code>", "<th>videos</th><td>3</td>", "<th>rows</th><td>4</td>"):
+        assert figure in page
+    assert "<th>files</th><td>2</td>" in page and "<th>detections</th><td>5</td>" in page
+    assert "s3://aws_default@bucket/results/job-7" in page
+    bars = re.search(r'<svg class="bars".*?</svg>', page, re.S).group(0)
+    assert ">4</text>" in bars and ">1</text>" in bars  # a bar per class, labelled with its count
+    table = page.split("<th>class</th><th>detections</th></tr>", 1)[1]
+    assert table.index("<th>car</th><td>4</td>") < table.index("<th>person</th><td>1</td>")  # largest first
+    assert "signed_url" in page  # shown under "More", without its query
+    assert "abc123" not in page and "X-Goog" not in page and "zzz" not in page
+    assert "<img" not in page and "Video inference results" not in page
+
+
+def test_a_batch_summary_without_detections_and_values_that_are_not_one(tmp_path):
+    empty = _as_batch_summary({"job_id": "j", "destination": "/kept/j", "rows": 3, "detections": {}})
+    assert empty is not None
+    assert "No Workflow output of this job held detections" in batch_results_page("t", empty)
+    assert _as_batch_summary({"job_id": "j"}) is None  # no destination
+    assert _as_batch_summary(["job_id", "destination"]) is None
+    video = {**summary(detector=DETECTION), "job_id": "x", "destination": "/d"}  # a video summary all the same
+    assert _as_batch_summary(video) is None and _as_summary(video) is not None
+
+
+def test_a_video_summary_still_renders_as_before():
+    page = results_page("d / r / t", summary(detector=DETECTION), sheet_url=None)
+    assert page.startswith("<!doctype html>") and "<title>Video inference results: d / r / t</title>" in page
+    assert "<h1>Video inference results</h1><p class='muted'>d / r / t</p>" in page
+    assert "<th>frames</th><td>30</td>" in page and "Batch Processing" not in page

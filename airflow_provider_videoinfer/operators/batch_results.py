@@ -17,7 +17,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,23 @@ class BatchResultsSummary:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (XCom, the manifest)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> BatchResultsSummary:
+        """The summary of its JSON form (an XCom value, a manifest); keys it does not define are left out.
+
+        :param value: the JSON form, e.g. the results operator's XCom value.
+        :raises ValueError: when ``value`` lacks a field without a default (the job id, the destination).
+        """
+        known = {item.name: item for item in fields(cls)}
+        missing = [
+            name
+            for name, item in known.items()
+            if item.default is MISSING and item.default_factory is MISSING and name not in value
+        ]
+        if missing:
+            raise ValueError(f"Not a batch results summary: it has no {', '.join(missing)}.")
+        return cls(**{name: item for name, item in value.items() if name in known})
 
 
 def _is_detection_list(value: Any) -> bool:

@@ -3,12 +3,13 @@
 Each route needs the signed-in user's permission to read the DAG's XComs, checked by Airflow's
 own dependency (``requires_access_dag``: the JWT of the ``Authorization`` header or of the UI's
 ``_token`` cookie, then the auth manager's verdict for that DAG). The data is the XCom summary of
-a ``VideoInferResultsOperator`` task instance; the only file served is the contact sheet that
-summary names, and only when it is a PNG.
+a ``VideoInferResultsOperator`` or a ``VideoInferBatchResultsOperator`` task instance; the only
+file served is the contact sheet a video summary names, and only when it is a PNG.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
@@ -20,12 +21,14 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from airflow_provider_videoinfer.operators.batch_results import BatchResultsSummary
 from airflow_provider_videoinfer.results.summary import ResultSummary
 from airflow_provider_videoinfer.storage import open_location
 from airflow_provider_videoinfer.ui import render
 
 URL_PREFIX = "/videoinfer"
 RESULTS_OPERATOR = "VideoInferResultsOperator"
+BATCH_RESULTS_OPERATOR = "VideoInferBatchResultsOperator"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADERS = {
     # No script, no remote resource: the page is static HTML and SVG plus its own image.
@@ -102,9 +105,15 @@ def results_view(
     if operator is None:
         page = render.message_page("No such task instance", f"{title} is not known to Airflow.")
         return HTMLResponse(page, status_code=404, headers=HEADERS)
+    batch = _as_batch_summary(value)
+    if batch is not None:
+        return HTMLResponse(render.batch_results_page(title, batch, value), headers=HEADERS)
     summary = _as_summary(value)
-    if operator != RESULTS_OPERATOR and summary is None:  # a subclass's summary is shown all the same
-        text = f"This view shows the results of {RESULTS_OPERATOR} tasks; {task_id} is a {operator}."
+    if operator not in (RESULTS_OPERATOR, BATCH_RESULTS_OPERATOR) and summary is None:  # a subclass's is shown
+        text = (
+            f"This view shows the results of {RESULTS_OPERATOR} and {BATCH_RESULTS_OPERATOR} tasks; "
+            f"{task_id} is a {operator}."
+        )
         return HTMLResponse(render.message_page("Not a results task", text), headers=HEADERS)
     if summary is None:
         text = (
@@ -123,6 +132,14 @@ def results_view(
 def _as_summary(value: Any) -> ResultSummary | None:
     """The XCom value as a results summary, or None when it is not one (read defensively all the same)."""
     return cast(ResultSummary, value) if isinstance(value, Mapping) and "models" in value else None
+
+
+def _as_batch_summary(value: Any) -> BatchResultsSummary | None:
+    """The XCom value as a batch results summary, or None when it is not one."""
+    if isinstance(value, Mapping) and "models" not in value:
+        with contextlib.suppress(ValueError):
+            return BatchResultsSummary.from_dict(value)
+    return None
 
 
 def _sheet_location(summary: ResultSummary) -> str | None:

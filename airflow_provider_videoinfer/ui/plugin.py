@@ -1,8 +1,8 @@
 """The Airflow plugin of the results view, registered through the ``airflow.plugins`` entry point.
 
 It mounts :mod:`.app` in the api-server and adds a "Video inference" tab to every task
-instance's page; the tab shows the results of ``VideoInferResultsOperator`` tasks and says so for
-any other task.
+instance's page; the tab shows the results of ``VideoInferResultsOperator`` and
+``VideoInferBatchResultsOperator`` tasks and says so for any other task.
 """
 
 from __future__ import annotations

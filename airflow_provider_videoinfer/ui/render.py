@@ -1,7 +1,10 @@
 """The results view's page: a results summary drawn as HTML with inline SVG charts.
 
-Pure functions of the summary (the XCom value of ``VideoInferResultsOperator``, typed by
-:class:`~airflow_provider_videoinfer.results.summary.ResultSummary`), so the page needs no script,
+Pure functions of the summary: the XCom value of ``VideoInferResultsOperator`` (typed by
+:class:`~airflow_provider_videoinfer.results.summary.ResultSummary`, drawn by :func:`results_page`)
+or of ``VideoInferBatchResultsOperator`` (a
+:class:`~airflow_provider_videoinfer.operators.batch_results.BatchResultsSummary`, drawn by
+:func:`batch_results_page`), both in the same frame (:func:`results_frame`), so the page needs no script,
 no CDN and no second request except the contact sheet's image. Every text shown is escaped, and any
 URL loses its query string, so neither a key nor a signed URL reaches the page. The XCom value is
 read defensively (it may come from another version of the provider): keys the page does not draw
@@ -16,9 +19,12 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from airflow_provider_videoinfer.results.summary import ModelSummary, ResultSummary
+
+if TYPE_CHECKING:
+    from airflow_provider_videoinfer.operators.batch_results import BatchResultsSummary
 
 MAX_SERIES = 8
 MAX_BUSIEST = 5
@@ -107,9 +113,10 @@ def message_page(title: str, text: str) -> str:
     return page(title, f"<h1>{_e(title)}</h1><p class='note'>{_e(text)}</p>")
 
 
-def _table(rows: Sequence[tuple[str, str]]) -> str:
+def _table(rows: Sequence[tuple[str, str]], header: tuple[str, str] | None = None) -> str:
+    head = f"<tr><th>{_e(header[0])}</th><th>{_e(header[1])}</th></tr>" if header else ""
     cells = "".join(f"<tr><th>{_e(name)}</th><td>{value}</td></tr>" for name, value in rows)
-    return f"<table>{cells}</table>"
+    return f"<table>{head}{cells}</table>"
 
 
 def bar_chart(counts: Mapping[str, Any], label: str) -> str:
@@ -380,7 +387,6 @@ def results_page(
     """
     duration = summary.get("last_time_offset")
     parts = [
-        f"<h1>Video inference results</h1><p class='muted'>{_e(title)}</p>",
         _table(
             [
                 ("frames", _number(summary.get("frames"))),
@@ -401,6 +407,48 @@ def results_page(
     else:
         parts.append("<p class='note'>The summary lists no model.</p>")
     others = [(key, value) for key, value in summary.items() if key not in DRAWN_KEYS]
-    if others:
-        parts.append("<h2>More</h2>" + _table([(key, other_value(key, value)) for key, value in others]))
-    return page(f"Video inference results: {title}", "".join(parts))
+    return results_frame("Video inference results", title, parts, others)
+
+
+def batch_results_page(title: str, summary: BatchResultsSummary, value: Mapping[str, Any] | None = None) -> str:
+    """The view of one batch results task: the job, where its results were kept, their figures, and the
+    detections per class (bars, then a table of every class).
+
+    :param title: names the task instance, e.g. ``dag / run / task``.
+    :param summary: the task's XCom summary.
+    :param value: the XCom value the summary was read from; its keys the summary does not define (a
+        newer provider's) are shown under "More". None shows none.
+    """
+    counts: Mapping[str, Any] = summary.detections if isinstance(summary.detections, Mapping) else {}
+    ranked = sorted(counts.items(), key=lambda item: (-item[1] if finite(item[1]) else 0, str(item[0])))
+    figures = [
+        ("job", f"<code>{_e(summary.job_id)}</code>"),
+        ("kept in", f"<code>{_e(summary.destination)}</code>"),
+        ("videos", _number(summary.videos)),
+        ("rows", _number(summary.rows)),
+        ("files", _number(summary.files)),
+        ("detections", _number(sum(count for _, count in ranked if finite(count)))),
+    ]
+    parts = [_table(figures), "<h2>Detections per class</h2>"]
+    if ranked:
+        parts.append(bar_chart(counts, "detections per class"))
+        parts.append(_table([(str(name), _number(count)) for name, count in ranked], header=("class", "detections")))
+    else:
+        parts.append("<p class='note'>No Workflow output of this job held detections.</p>")
+    known = summary.to_dict()
+    others = [(key, other) for key, other in (value or {}).items() if key not in known]
+    return results_frame("Batch Processing results", title, parts, others)
+
+
+def results_frame(heading: str, title: str, sections: Sequence[str], others: Sequence[tuple[str, Any]] = ()) -> str:
+    """The page of a results task, whatever its summary: heading, task, sections, then the summary's keys
+    no section draws (under "More").
+
+    :param heading: what the page shows, e.g. ``Video inference results``.
+    :param title: names the task instance.
+    :param sections: HTML drawn from the summary.
+    :param others: ``(key, value)`` of the summary that no section draws; empty shows no "More".
+    """
+    more = ["<h2>More</h2>" + _table([(key, other_value(key, value)) for key, value in others])] if others else []
+    body = f"<h1>{_e(heading)}</h1><p class='muted'>{_e(title)}</p>" + "".join([*sections, *more])
+    return page(f"{heading}: {title}", body)

@@ -87,8 +87,23 @@ def folder_run(airflow_db, server, tmp_path_factory):
         return run_dag("videoinfer_folder", source=f"file://{source}", results_dir=f"file://{results}", infer_fps=2)
 
 
+@pytest.fixture(scope="session")
+def batch_run(airflow_db, server, tmp_path_factory):
+    """A run of the Batch Processing example over two local videos (uploaded), its results kept locally."""
+    from videoinfer_server.sample import make_sample_video
+
+    videos = tmp_path_factory.mktemp("browser-batch")
+    for seed, name in enumerate(("one.mp4", "two.mp4")):
+        make_sample_video(videos / name, seconds=2.0, fps=10.0, objects=2 + seed, seed=seed)
+    results = tmp_path_factory.mktemp("browser-batch-results")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_VIDEOINFER_DEFAULT", connection_json(server.base_url))
+        patch.setenv("VIDEOINFER_POLL_INTERVAL", "0.3")
+        return run_dag("videoinfer_batch", source=str(videos), results_dir=str(results), max_runtime_seconds=600)
+
+
 @pytest.fixture(scope="package")
-def api_server(airflow_db, finished_run, folder_run, tmp_path_factory) -> Iterator[ApiServer]:
+def api_server(airflow_db, finished_run, folder_run, batch_run, tmp_path_factory) -> Iterator[ApiServer]:
     """``airflow api-server`` on a free loopback port; stopped by its pid at the end, also on failure.
 
     Package-scoped: it stops after the browser tests, before other tests write to the database.

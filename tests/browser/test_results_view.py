@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from helpers import API_KEY, xcom
+from helpers import API_KEY, signature_leaks, xcom
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -53,6 +53,22 @@ def test_view_shows_the_summary_and_no_secret(api_server, finished_run):
     assert API_KEY not in page
     upload_url = xcom(finished_run, "upload")
     assert upload_url.split("?")[0] not in page  # not even the signed URL's path
+
+
+def test_batch_results_task_shows_its_summary_and_no_secret(api_server, batch_run):
+    summary = xcom(batch_run, "results")
+    assert summary["detections"], "the example's Workflow detects nothing: this test would show no class"
+    page = _get(api_server, _view_path(batch_run)).text
+    assert "<h1>Batch Processing results</h1>" in page
+    assert f"<th>job</th><td><code>{summary['job_id']}</code></td>" in page and summary["destination"] in page
+    for figure in ("videos", "rows", "files"):
+        assert f"<th>{figure}</th><td>{summary[figure]:,}</td>" in page, figure
+    for name, count in summary["detections"].items():
+        assert f"<th>{name}</th><td>{count:,}</td>" in page and f">{count:,}</text>" in page, name
+    assert "<script" not in page and "<img" not in page and "http://" not in page.replace(api_server.base_url, "")
+    assert API_KEY not in page and not signature_leaks(page)
+    # The other tasks of the batch example are not results tasks.
+    assert "VideoInferBatchResultsOperator" in _get(api_server, _view_path(batch_run, task_id="run")).text
 
 
 def test_unmapped_task_instances_whatever_the_map_index_placeholder_became(api_server, finished_run):
