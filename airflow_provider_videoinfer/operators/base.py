@@ -67,6 +67,18 @@ def with_hint(validator: Callable[[Any], T], value: Any, hint: str) -> T:
         raise VideoInferValidationError(f"{err} {hint}") from None
 
 
+def deferral_backstop(timeout: float, poll_interval: float) -> datetime.timedelta:
+    """Airflow's own timeout of a deferral whose trigger ends the wait at ``timeout`` seconds from now.
+
+    The trigger gives up at its deadline; this backstop fails a task whose trigger never runs (no
+    triggerer) with its retries, and a retry reconnects.
+
+    :param timeout: seconds from now to the trigger's deadline.
+    :param poll_interval: seconds between the trigger's polls.
+    """
+    return datetime.timedelta(seconds=timeout + DEFERRAL_TIMEOUT_MARGIN + 3 * poll_interval)
+
+
 def defer_until_done(
     task: BaseOperator, job_id: str, poll_interval: float, timeout: float, *, running: bool = True
 ) -> NoReturn:
@@ -95,10 +107,7 @@ def defer_until_done(
         poll_interval=poll_interval,
         deadline=deadline,
     )
-    # The trigger ends the wait at its deadline; Airflow's own timeout is the backstop for a trigger that
-    # never runs (no triggerer): the task then fails with its retries, and a retry reconnects.
-    backstop = datetime.timedelta(seconds=timeout + DEFERRAL_TIMEOUT_MARGIN + 3 * poll_interval)
-    task.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+    task.defer(trigger=trigger, method_name="execute_complete", timeout=deferral_backstop(timeout, poll_interval))
 
 
 def log_job_left_running(task: BaseOperator, job_id: str | None, next_step: str) -> None:
