@@ -67,6 +67,14 @@ def with_hint(validator: Callable[[Any], T], value: Any, hint: str) -> T:
         raise VideoInferValidationError(f"{err} {hint}") from None
 
 
+def utc_time(moment: float) -> str:
+    """A wall-clock UNIX time as deferral log lines name a deadline: ``2026-01-31 12:00:00 UTC``.
+
+    :param moment: the UNIX time.
+    """
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def deferral_backstop(timeout: float, poll_interval: float) -> datetime.timedelta:
     """Airflow's own timeout of a deferral whose trigger ends the wait at ``timeout`` seconds from now.
 
@@ -92,7 +100,7 @@ def defer_until_done(
     :param running: the last poll saw the job running; False when its state is unknown.
     """
     deadline = time.time() + timeout
-    until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    until = utc_time(deadline)
     task.log.info(
         "Job %s %s: the wait continues in the triggerer (this worker slot is freed), polling every %g s "
         "(the first poll one to two intervals from now) until %s at the latest.",

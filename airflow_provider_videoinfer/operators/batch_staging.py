@@ -19,7 +19,12 @@ from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferVa
 from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.batch import VideoInferBatchHook
 from airflow_provider_videoinfer.hooks.videoinfer import SINGLE_ATTEMPT, mask_in_logs
-from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, deferral_backstop, validate_if_known
+from airflow_provider_videoinfer.operators.base import (
+    VideoInferBaseOperator,
+    deferral_backstop,
+    utc_time,
+    validate_if_known,
+)
 from airflow_provider_videoinfer.operators.batch import batch_id_for
 from airflow_provider_videoinfer.triggers.batch import VideoInferBatchCountTrigger, count_step, log_count
 from airflow_provider_videoinfer.triggers.events import CountEvent
@@ -212,7 +217,7 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
 
     def _defer(self, batch_id: str, expected: int) -> None:
         deadline = time.time() + self.wait_timeout
-        until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        until = utc_time(deadline)
         self.log.info(
             "Batch %s: the wait for its %d video(s) continues in the triggerer (this worker slot is freed), reading "
             "its count every %g s until %s at the latest.",

@@ -71,9 +71,7 @@ class JobEvent:
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON form that crosses from the triggerer to the worker."""
-        payload = asdict(self)
-        payload["kind"] = self.kind.value
-        return payload
+        return _payload(self)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any] | None) -> JobEvent:
@@ -109,6 +107,12 @@ class JobEvent:
             raise exceptions.VideoInferTimeoutError(waiting.timeout_message(self.job_id, reason))
         error_class = _ERROR_CLASSES.get(self.error_type or "", exceptions.VideoInferError)
         raise error_class(f"Waiting for video inference job {self.job_id} failed: {self.message}")
+
+
+def _payload(event: JobEvent | CountEvent) -> dict[str, Any]:
+    payload = asdict(event)
+    payload["kind"] = event.kind.value
+    return payload
 
 
 # The definite errors a trigger may end with, rebuilt by name (never by an import path from the payload).
@@ -161,9 +165,7 @@ class CountEvent:
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON form that crosses from the triggerer to the worker."""
-        payload = asdict(self)
-        payload["kind"] = self.kind.value
-        return payload
+        return _payload(self)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any] | None) -> CountEvent:
