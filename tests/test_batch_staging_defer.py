@@ -3,9 +3,12 @@ trigger's serialized form, an outage ridden out, a definite error, and a timeout
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib
+import inspect
 import json
+import textwrap
 import time
 
 import pytest
@@ -119,3 +122,32 @@ def test_a_wait_that_reaches_its_deadline_names_the_batch_and_the_counts(videoin
     operator = VideoInferBatchStageOperator(task_id="stage", sources=str(sample_video))
     with pytest.raises(VideoInferTimeoutError, match=f"Batch {batch_id} held 1 of 3 videos after"):
         operator.execute_complete({}, event)
+
+
+def test_the_deferrable_default_is_the_official_providers_expression():
+    """What Airflow's check_deferrable_default asks of its own providers, in the source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(VideoInferBatchStageOperator.__init__)))
+    (init,) = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+    defaults = dict(zip((arg.arg for arg in init.args.kwonlyargs), init.args.kw_defaults, strict=True))
+    expected = 'conf.getboolean("operators", "default_deferrable", fallback=False)'
+    assert ast.unparse(defaults["deferrable"]) == ast.unparse(ast.parse(expected, mode="eval").body)
+
+
+def test_the_deferral_carries_the_deadline_and_a_backstop(videoinfer_conn, sample_video):
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.0
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
+
+    operator = VideoInferBatchStageOperator(
+        task_id="stage", sources=str(sample_video), batch_id="deferral-shape", wait_timeout=300, deferrable=True
+    )
+    started = time.time()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, VideoInferBatchCountTrigger)
+    assert (trigger.batch_id, trigger.expected) == ("deferral-shape", 1)
+    assert started + 300 <= trigger.deadline <= time.time() + 300
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.timeout is not None and deferred.value.timeout.total_seconds() > 300
