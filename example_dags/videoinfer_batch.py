@@ -2,8 +2,9 @@
 
 **stage** fills a staging batch with the videos under ``source``: videos in a bucket (``s3://``,
 ``abfs://``...) are staged by reference (presigned on the worker; the service reads them from the
-bucket), local ones are uploaded. **run** runs one Workflow job on the batch, capped at
-``max_runtime_seconds`` of machine time, waiting in the triggerer; a retry reconnects to its job,
+bucket), local ones are uploaded; it then waits in the triggerer until the batch holds them all.
+**run** runs one Workflow job on the batch, capped at ``max_runtime_seconds`` of machine time,
+waiting in the triggerer; a retry reconnects to its job,
 a kill or timeout aborts it. **results** keeps the job's output batch under ``results_dir`` (complete
 or not at all) and **report** logs its summary. Trigger with e.g.::
 
@@ -111,7 +112,9 @@ with DAG(
         logging.getLogger("airflow.task").info("%d video(s) under %s.", len(videos), source)
         return source
 
-    stage = VideoInferBatchStageOperator(task_id="stage", sources=prepare("{{ params.source }}"))
+    stage = VideoInferBatchStageOperator(
+        task_id="stage", sources=prepare("{{ params.source }}"), poll_interval=POLL_INTERVAL, deferrable=True
+    )
     run = VideoInferBatchJobOperator(
         task_id="run",
         batch_id=stage.output,

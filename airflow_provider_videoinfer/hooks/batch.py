@@ -320,17 +320,22 @@ class VideoInferBatchHook(BaseHook):
             wire.LIST_BATCHES_ENDPOINT, "list of batches", wire.parse_batches_page, {}, {"pageSize": page_size}
         )
 
-    def count(self, batch_id: str, part_name: str | None = None) -> int:
+    def count(self, batch_id: str, part_name: str | None = None, *, policy: RetryPolicy | None = None) -> int:
         """How many files a batch (or one part of it) holds; 0 for a batch the service does not know.
 
         :param batch_id: the batch.
         :param part_name: a part of a multipart batch; None for the whole batch.
+        :param policy: the retry policy of this call; default the connection's.
         """
         batch_id = validate_staging_batch_id(batch_id)
         what = f"count of batch {batch_id}"
         try:
             body = self._call(
-                wire.BATCH_COUNT_ENDPOINT, what, fields={"batch_id": batch_id}, params={"partName": part_name}
+                wire.BATCH_COUNT_ENDPOINT,
+                what,
+                fields={"batch_id": batch_id},
+                params={"partName": part_name},
+                policy=policy,
             )
         except VideoInferNotFoundError:
             return 0
@@ -729,6 +734,21 @@ class VideoInferBatchAsyncClient(VideoInferAsyncClient):
         """
         try:
             return await self.get_batch_job(job_id, policy=SINGLE_ATTEMPT)
+        except VideoInferError as err:
+            return err
+
+    async def poll_count(self, batch_id: str) -> int | VideoInferError:
+        """One poll of the wait for a batch's videos: its count (0 for a batch the service does not know),
+        in a single attempt, its error returned, not raised.
+
+        :param batch_id: the batch.
+        """
+        what = f"count of batch {batch_id}"
+        try:
+            body = await self._call(wire.BATCH_COUNT_ENDPOINT, what, {"batch_id": batch_id}, policy=SINGLE_ATTEMPT)
+            return parsed(wire.parse_count, body, what)
+        except VideoInferNotFoundError:
+            return 0
         except VideoInferError as err:
             return err
 

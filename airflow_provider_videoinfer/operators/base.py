@@ -67,6 +67,26 @@ def with_hint(validator: Callable[[Any], T], value: Any, hint: str) -> T:
         raise VideoInferValidationError(f"{err} {hint}") from None
 
 
+def utc_time(moment: float) -> str:
+    """A wall-clock UNIX time as deferral log lines name a deadline: ``2026-01-31 12:00:00 UTC``.
+
+    :param moment: the UNIX time.
+    """
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def deferral_backstop(timeout: float, poll_interval: float) -> datetime.timedelta:
+    """Airflow's own timeout of a deferral whose trigger ends the wait at ``timeout`` seconds from now.
+
+    The trigger gives up at its deadline; this backstop fails a task whose trigger never runs (no
+    triggerer) with its retries, and a retry reconnects.
+
+    :param timeout: seconds from now to the trigger's deadline.
+    :param poll_interval: seconds between the trigger's polls.
+    """
+    return datetime.timedelta(seconds=timeout + DEFERRAL_TIMEOUT_MARGIN + 3 * poll_interval)
+
+
 def defer_until_done(
     task: BaseOperator, job_id: str, poll_interval: float, timeout: float, *, running: bool = True
 ) -> NoReturn:
@@ -80,7 +100,7 @@ def defer_until_done(
     :param running: the last poll saw the job running; False when its state is unknown.
     """
     deadline = time.time() + timeout
-    until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    until = utc_time(deadline)
     task.log.info(
         "Job %s %s: the wait continues in the triggerer (this worker slot is freed), polling every %g s "
         "(the first poll one to two intervals from now) until %s at the latest.",
@@ -95,10 +115,7 @@ def defer_until_done(
         poll_interval=poll_interval,
         deadline=deadline,
     )
-    # The trigger ends the wait at its deadline; Airflow's own timeout is the backstop for a trigger that
-    # never runs (no triggerer): the task then fails with its retries, and a retry reconnects.
-    backstop = datetime.timedelta(seconds=timeout + DEFERRAL_TIMEOUT_MARGIN + 3 * poll_interval)
-    task.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+    task.defer(trigger=trigger, method_name="execute_complete", timeout=deferral_backstop(timeout, poll_interval))
 
 
 def log_job_left_running(task: BaseOperator, job_id: str | None, next_step: str) -> None:

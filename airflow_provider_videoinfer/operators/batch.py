@@ -9,7 +9,6 @@ retry reconnects, a lost answer is resolved by reading, and nothing is paid for 
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 import time
@@ -36,6 +35,7 @@ from airflow_provider_videoinfer.hooks.batch import (
 from airflow_provider_videoinfer.operators.base import (
     VideoInferBaseOperator,
     is_runtime_value,
+    utc_time,
     validate_if_known,
 )
 from airflow_provider_videoinfer.operators.task_store import (
@@ -299,7 +299,7 @@ class VideoInferBatchJobOperator(VideoInferBaseOperator):
 
     def _defer(self, job_id: str) -> None:
         deadline = time.time() + self.wait_timeout
-        until = datetime.datetime.fromtimestamp(deadline, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        until = utc_time(deadline)
         self.log.info(
             "Batch job %s is running: the wait continues in the triggerer (this worker slot is freed), polling every "
             "%g s until %s at the latest; the job is aborted then if it still runs.",

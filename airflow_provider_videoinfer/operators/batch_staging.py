@@ -6,6 +6,7 @@ import datetime
 import glob
 import hashlib
 import os
+import random
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -13,16 +14,20 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_videoinfer import contract, storage
-from airflow_provider_videoinfer.exceptions import (
-    VideoInferError,
-    VideoInferTimeoutError,
-    VideoInferValidationError,
-)
+from airflow_provider_videoinfer.compat import conf
+from airflow_provider_videoinfer.exceptions import VideoInferError, VideoInferValidationError
+from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.batch import VideoInferBatchHook
-from airflow_provider_videoinfer.hooks.videoinfer import mask_in_logs
-from airflow_provider_videoinfer.hooks.waiting import duration, is_transient
-from airflow_provider_videoinfer.operators.base import VideoInferBaseOperator, validate_if_known
+from airflow_provider_videoinfer.hooks.videoinfer import SINGLE_ATTEMPT, mask_in_logs
+from airflow_provider_videoinfer.operators.base import (
+    VideoInferBaseOperator,
+    deferral_backstop,
+    utc_time,
+    validate_if_known,
+)
 from airflow_provider_videoinfer.operators.batch import batch_id_for
+from airflow_provider_videoinfer.triggers.batch import VideoInferBatchCountTrigger, count_step, log_count
+from airflow_provider_videoinfer.triggers.events import CountEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -115,9 +120,10 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
     are never logged, kept in XCom or rendered.
 
     The batch id is derived from the task instance and its try group (a clear fills a new batch), so
-    a retry adds nothing twice: the videos already in the batch are skipped. The operator then waits,
-    in the worker, until the batch's count holds every video (the service indexes references in the
-    background).
+    a retry adds nothing twice: the videos already in the batch are skipped. The operator then waits
+    until the batch's count holds every video (the service indexes references in the background): in
+    the triggerer when ``deferrable``, else in the worker; either way outages (5xx, 408, 429, lost
+    connections) are ridden out until ``wait_timeout``.
 
     :param sources: a video file, a folder (its videos), a glob, or a list of them; local paths or storage
         URIs such as ``s3://aws_conn@bucket/videos/`` (templated).
@@ -127,6 +133,8 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
         this operator's wait and the job's start, since the service reads the videos when the job runs.
     :param poll_interval: seconds between two reads of the batch's count (default 10).
     :param wait_timeout: seconds to wait at most for the service to hold every video (default an hour).
+    :param deferrable: wait in the triggerer rather than in the worker. Default: Airflow's
+        ``[operators] default_deferrable``.
     :param videoinfer_conn_id: the ``videoinfer`` connection (templated).
     """
 
@@ -142,6 +150,7 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
         presigned_url_lifetime: float | datetime.timedelta = DEFAULT_PRESIGNED_URL_LIFETIME,
         poll_interval: float = 10.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         videoinfer_conn_id: str = VideoInferBatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -152,6 +161,7 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
         self.presigned_url_lifetime = contract.validate_presigned_url_lifetime(presigned_url_lifetime)
         self.poll_interval = contract.validate_seconds("poll_interval", poll_interval, contract.MAX_POLL_INTERVAL)
         self.wait_timeout = contract.validate_seconds("wait_timeout", wait_timeout, contract.MAX_WAIT_SECONDS)
+        self.deferrable = contract.validate_flag("deferrable", deferrable)
         if self.presigned_url_lifetime <= self.wait_timeout:
             raise VideoInferValidationError(
                 f"presigned_url_lifetime ({self.presigned_url_lifetime} s) must be longer than wait_timeout "
@@ -197,8 +207,34 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
             self.log.info("Uploaded %s to batch %s as %s.", storage.describe_location(location), batch_id, name)
         if remote:
             self._register(batch_id, remote, display)
-        self._wait_for_count(batch_id, len(by_name))
-        return batch_id
+        if self.deferrable:
+            self._defer(batch_id, len(by_name))
+        return self._wait_for_count(batch_id, len(by_name))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the trigger: return the batch id, or raise for a timeout or a failed wait."""
+        return CountEvent.from_payload(event).batch_id_or_raise()
+
+    def _defer(self, batch_id: str, expected: int) -> None:
+        deadline = time.time() + self.wait_timeout
+        until = utc_time(deadline)
+        self.log.info(
+            "Batch %s: the wait for its %d video(s) continues in the triggerer (this worker slot is freed), reading "
+            "its count every %g s until %s at the latest.",
+            batch_id,
+            expected,
+            self.poll_interval,
+            until,
+        )
+        trigger = VideoInferBatchCountTrigger(
+            batch_id=batch_id,
+            expected=expected,
+            deadline=deadline,
+            videoinfer_conn_id=self.videoinfer_conn_id,
+            poll_interval=self.poll_interval,
+        )
+        timeout = deferral_backstop(self.wait_timeout, self.poll_interval)
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def _register(self, batch_id: str, remote: dict[str, str], display: str) -> None:
         references = []
@@ -220,27 +256,26 @@ class VideoInferBatchStageOperator(VideoInferBaseOperator):
             datetime.timedelta(seconds=self.presigned_url_lifetime),
         )
 
-    def _wait_for_count(self, batch_id: str, expected: int) -> None:
-        """Read the batch's count until it holds ``expected`` videos; transient errors are polled through."""
+    def _wait_for_count(self, batch_id: str, expected: int) -> str:
+        """Read the batch's count in the worker until it holds ``expected`` videos (the trigger's pacing,
+        :func:`~airflow_provider_videoinfer.triggers.batch.count_step`); return the batch id."""
         started = time.time()
+        wait = waiting.Wait(
+            batch_id, self.poll_interval, started, started + self.wait_timeout, self.hook.settings.retry
+        )
+        outage: waiting.Outage | None = None
+        last: int | None = None
         while True:
+            poll: int | VideoInferError
             try:
-                count = self.hook.count(batch_id)
+                poll = self.hook.count(batch_id, policy=SINGLE_ATTEMPT)
             except VideoInferError as err:
-                if not is_transient(err):
-                    raise
-                self.log.warning("Could not read the count of batch %s (%s); trying again.", batch_id, err)
-                count = -1
-            if count >= expected:
-                self.log.info("Batch %s holds its %d video(s).", batch_id, expected)
-                return
-            waited = time.time() - started
-            if waited >= self.wait_timeout:
-                raise VideoInferTimeoutError(
-                    f"Batch {batch_id} held {max(count, 0)} of {expected} videos after {duration(waited)}: the service "
-                    "had not indexed them all. A retry of this task stages nothing twice and waits again; raise "
-                    "wait_timeout if indexing is slow."
-                )
-            if count >= 0:
-                self.log.info("Batch %s holds %d of %d video(s); waiting.", batch_id, count, expected)
-            time.sleep(min(self.poll_interval, max(0.0, self.wait_timeout - waited)))
+                poll = err
+            now = time.time()
+            outcome = count_step(wait, outage, poll, last, expected, now, random.random())
+            last = poll if isinstance(poll, int) else last
+            log_count(self.log, outcome, last, now)
+            if isinstance(outcome, CountEvent):
+                return outcome.batch_id_or_raise()
+            outage = outcome.outage
+            time.sleep(outcome.delay)

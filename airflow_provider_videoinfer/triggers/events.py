@@ -71,9 +71,7 @@ class JobEvent:
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON form that crosses from the triggerer to the worker."""
-        payload = asdict(self)
-        payload["kind"] = self.kind.value
-        return payload
+        return _payload(self)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any] | None) -> JobEvent:
@@ -111,6 +109,12 @@ class JobEvent:
         raise error_class(f"Waiting for video inference job {self.job_id} failed: {self.message}")
 
 
+def _payload(event: JobEvent | CountEvent) -> dict[str, Any]:
+    payload = asdict(event)
+    payload["kind"] = event.kind.value
+    return payload
+
+
 # The definite errors a trigger may end with, rebuilt by name (never by an import path from the payload).
 _ERROR_CLASSES: dict[str, type[exceptions.VideoInferError]] = {
     cls.__name__: cls
@@ -123,3 +127,86 @@ _ERROR_CLASSES: dict[str, type[exceptions.VideoInferError]] = {
         exceptions.VideoInferValidationError,
     )
 }
+
+
+class CountKind(StrEnum):
+    """How a wait for a staging batch's videos ended."""
+
+    HELD = "held"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class CountEvent:
+    """How one wait for a staging batch to hold its videos ended (the batch count trigger's event,
+    and the in-worker wait's end too).
+
+    :param kind: held (every video is in the batch), timeout, or error.
+    :param batch_id: the batch.
+    :param expected: how many videos the batch must hold.
+    :param count: the last count read; None when no poll got one.
+    :param message: for a timeout, how long the wait lasted and what was known; for an error, what
+        went wrong (never the key).
+    :param error_type: for an error, the provider exception's class name (see :class:`JobEvent`).
+    """
+
+    kind: CountKind
+    batch_id: str
+    expected: int
+    count: int | None = None
+    message: str | None = None
+    error_type: str | None = None
+
+    @classmethod
+    def from_error(cls, batch_id: str, expected: int, count: int | None, err: exceptions.VideoInferError) -> CountEvent:
+        """The event of a wait that a definite error ended (refused key, missing connection...)."""
+        return cls(CountKind.ERROR, batch_id, expected, count, message=str(err), error_type=type(err).__name__)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON form that crosses from the triggerer to the worker."""
+        return _payload(self)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any] | None) -> CountEvent:
+        """Parse :meth:`to_payload`'s form; raise the provider's error for anything else.
+
+        :param payload: the event the task resumed with.
+        """
+        try:
+            if not isinstance(payload, Mapping):
+                raise TypeError("not a mapping")
+            count = payload.get("count")
+            return cls(
+                kind=CountKind(payload["kind"]),
+                batch_id=str(payload["batch_id"]),
+                expected=int(payload["expected"]),
+                count=None if count is None else int(count),
+                message=payload.get("message"),
+                error_type=payload.get("error_type"),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise exceptions.VideoInferError(
+                f"The batch count trigger sent no usable event ({payload!r}); this is a bug, please report it."
+            ) from None
+
+    @property
+    def reached(self) -> str:
+        """The count reached, as messages say it: ``3 of 5`` (``an unknown number of 5`` before any count)."""
+        return f"{'an unknown number' if self.count is None else self.count} of {self.expected}"
+
+    def batch_id_or_raise(self) -> str:
+        """Return the batch id when it holds every video; raise the provider's exception for any other end."""
+        if self.kind is CountKind.HELD:
+            return self.batch_id
+        if self.kind is CountKind.TIMEOUT:
+            raise exceptions.VideoInferTimeoutError(
+                f"Batch {self.batch_id} held {self.reached} videos {self.message or 'at the deadline'}: the service "
+                "had not indexed them all. A retry of this task stages nothing twice and waits again; raise "
+                "wait_timeout if indexing is slow."
+            )
+        error_class = _ERROR_CLASSES.get(self.error_type or "", exceptions.VideoInferError)
+        raise error_class(
+            f"Waiting for batch {self.batch_id} to hold its videos failed, with {self.reached} videos counted: "
+            f"{self.message}"
+        )

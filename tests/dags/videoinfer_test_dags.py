@@ -6,6 +6,7 @@ import datetime
 
 from airflow.sdk import DAG, Param
 
+from airflow_provider_videoinfer.operators.batch_staging import VideoInferBatchStageOperator
 from airflow_provider_videoinfer.operators.results import VideoInferResultsOperator
 from airflow_provider_videoinfer.operators.videoinfer import VideoInferSubmitJobOperator, VideoInferUploadOperator
 from airflow_provider_videoinfer.sensors.videoinfer import VideoInferJobSensor
@@ -195,4 +196,20 @@ with DAG(
         models=[MOTION],
         retries=2,
         retry_delay=datetime.timedelta(seconds=0),
+    )
+
+# A deferred staging: the wait for the batch's count goes to the triggerer (tests/test_batch_staging_defer.py).
+with DAG(
+    "vi_test_batch_stage_deferred",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"source": Param("", type="string"), "batch_id": Param("", type="string")},
+):
+    VideoInferBatchStageOperator(
+        task_id="stage",
+        sources="{{ params.source }}",
+        batch_id="{{ params.batch_id }}",
+        poll_interval=0.2,
+        deferrable=True,
     )
