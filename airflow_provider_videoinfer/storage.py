@@ -87,8 +87,7 @@ __all__ = [
 
 #: Where to turn when the service cannot read a video from where it is.
 UPLOAD_HINT = (
-    "Copy it to the service with VideoInferUploadOperator(video=...) instead, and pass its return value as "
-    "input_url."
+    "Copy it to the service with VideoInferUploadOperator(video=...) instead, and pass its return value as input_url."
 )
 
 
@@ -517,7 +516,9 @@ def check_presignable(location: Location) -> str:
     if local_path(location) is not None:
         raise VideoInferValidationError(f"{name} is a local file: the service cannot read it from here. {UPLOAD_HINT}")
     if not urlsplit(asset_uri(location)).path.strip("/"):
-        raise VideoInferValidationError(f"{name} names no object: give the video's full key, e.g. s3://bucket/clip.mp4.")
+        raise VideoInferValidationError(
+            f"{name} names no object: give the video's full key, e.g. s3://bucket/clip.mp4."
+        )
     return name
 
 

@@ -36,9 +36,7 @@ def run_job(server, path: Path, infer_fps: int, models: list[tuple[str, str]]) -
 
     key = {"api_key": server.api_key}
     with httpx.Client(base_url=server.base_url, timeout=600) as http:
-        url = http.post("/video_upload_signed_url", params=key, json={"file_name": path.name}).json()[
-            "signed_url"
-        ]
+        url = http.post("/video_upload_signed_url", params=key, json={"file_name": path.name}).json()["signed_url"]
         with open(path, "rb") as fh:
             httpx.put(url, content=fh, timeout=600).raise_for_status()
         body = {
@@ -81,9 +79,7 @@ def main() -> None:
         read_s, _ = min(decode_only(video, retrieve=True) for _ in range(3))
         print(f"decode only, grab() every frame:  {grab_s:6.2f} s ({frames / grab_s:6.0f} frames/s)")
         print(f"decode only, read() every frame:  {read_s:6.2f} s ({frames / read_s:6.0f} frames/s)")
-        print(
-            f"jobs at infer_fps {args.infer_fps} ({round(frames * args.infer_fps / args.fps)} sampled frames):"
-        )
+        print(f"jobs at infer_fps {args.infer_fps} ({round(frames * args.infer_fps / args.fps)} sampled frames):")
         scenarios = [
             [("sharpness-classification", "classification")],
             [("motion-detection", "object-detection"), ("sharpness-classification", "classification")],

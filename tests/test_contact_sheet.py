@@ -90,7 +90,9 @@ def test_without_opencv_it_says_which_extra_to_install(tmp_path, caplog, monkeyp
 
 def test_kept_beside_the_result():
     assert str(contact_sheet_location("/data/run-1/result.json")) == "/data/run-1/result.contact-sheet.png"
-    assert str(contact_sheet_location("s3://bucket/run-1/result.json")).endswith("bucket/run-1/result.contact-sheet.png")
+    assert str(contact_sheet_location("s3://bucket/run-1/result.json")).endswith(
+        "bucket/run-1/result.contact-sheet.png"
+    )
 
 
 @pytest.fixture

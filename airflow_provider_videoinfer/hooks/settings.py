@@ -175,7 +175,7 @@ def read_extra(conn: ConnectionLike, where: str = "connection") -> dict[str, Any
         return {}
     if not isinstance(extra, Mapping):
         raise VideoInferConfigError(
-            f"{where}: its extra must be a JSON object such as {{\"read_timeout\": 60}}, got a JSON "
+            f'{where}: its extra must be a JSON object such as {{"read_timeout": 60}}, got a JSON '
             f"{_json_kind(extra)}: replace it with an object, or leave the extra empty."
         )
     for key in extra:

@@ -240,9 +240,7 @@ def first_poll(wait: Wait, now: float, jitter: float) -> PollAgain:
     return PollAgain(wait.job_id, _before_deadline(wait, delay, now), Reason.FIRST)
 
 
-def backoff(
-    wait: Wait, failed_polls: int, retry_after: float | None, jitter: float, *, reached: bool = True
-) -> float:
+def backoff(wait: Wait, failed_polls: int, retry_after: float | None, jitter: float, *, reached: bool = True) -> float:
     """Seconds between two polls of an outage.
 
     After a poll that reached the service (any HTTP answer: a 429 above all, a 5xx; or a request sent

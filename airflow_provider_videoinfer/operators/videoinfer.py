@@ -302,6 +302,7 @@ class VideoInferSubmitJobOperator(VideoInferBaseOperator):
                 return JobEvent.from_payload(event).output_url_or_raise()
             except VideoInferJobFailedError as err:
                 raise self._job_failure(err) from None
+
     def _job_failure(self, err: VideoInferJobFailedError) -> VideoInferJobFailedError:
         """The error that ends this try for a failed job: fatal unless ``resubmit_failed_jobs`` lets a retry
         pay for a new job."""

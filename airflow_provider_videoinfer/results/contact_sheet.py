@@ -273,9 +273,7 @@ def make_contact_sheet(
     try:
         import cv2
     except ImportError:
-        log.warning(
-            "No contact sheet: OpenCV is not installed; install airflow-provider-videoinfer[contact-sheet]."
-        )
+        log.warning("No contact sheet: OpenCV is not installed; install airflow-provider-videoinfer[contact-sheet].")
         return None
     picked = pick_frames(frames, count)
     name = describe_location(video)

@@ -284,9 +284,7 @@ def _max_objects(value: Any) -> str:
 
 def _kind_note(inference_type: Any) -> str:
     notes = {
-        "clip-embed-image": (
-            "Embeddings: a vector per frame. How much consecutive frames change shows scene changes."
-        ),
+        "clip-embed-image": ("Embeddings: a vector per frame. How much consecutive frames change shows scene changes."),
         "gaze-detection": "Gaze: faces per frame, and where they look (yaw and pitch, in radians).",
         "classification": "Classification: the top class of each frame.",
         "semantic-segmentation": "Semantic segmentation: a class per pixel.",

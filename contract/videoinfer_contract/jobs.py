@@ -83,7 +83,6 @@ class JobState:
     error: str | None = None
 
 
-
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of a job.
@@ -147,7 +146,6 @@ class ModelSpec:
         return payload
 
 
-
 def validate_models(models: Any) -> list[ModelSpec]:
     """Check a job's model list and return it as specs.
 
@@ -162,9 +160,7 @@ def validate_models(models: Any) -> list[ModelSpec]:
             "renders as text. Set render_template_as_native_obj=True on the DAG, or pass the list itself."
         )
     if isinstance(models, (str, bytes)) or not isinstance(models, Iterable):
-        raise InvalidInputError(
-            f"models must be a list of model dicts or ModelSpec, got {type(models).__name__}."
-        )
+        raise InvalidInputError(f"models must be a list of model dicts or ModelSpec, got {type(models).__name__}.")
     specs = [ModelSpec.from_value(model, position) for position, model in enumerate(models)]
     if not specs:
         raise InvalidInputError("models is empty: a job needs at least one model.")
@@ -240,9 +236,7 @@ class JobRequest:
         :param models: see :func:`validate_models`.
         :param source: the storage URI ``input_url`` was presigned from, if it was.
         """
-        return cls(
-            validate_input_url(input_url), validate_infer_fps(infer_fps), tuple(validate_models(models)), source
-        )
+        return cls(validate_input_url(input_url), validate_infer_fps(infer_fps), tuple(validate_models(models)), source)
 
     def to_payload(self) -> dict[str, Any]:
         """The ``/videoinfer`` request body."""

@@ -121,9 +121,7 @@ def _json_params(value: Any, path: str, model_id: str, depth: int = 0) -> Any:
 def validate_model_fields(model_id: Any, model_version: Any, inference_type: Any, inference_params: Any) -> None:
     """Check one model's fields; raise :class:`InvalidInputError` naming the bad one."""
     if not isinstance(model_id, str) or not model_id.strip():
-        raise InvalidInputError(
-            f"model_id must be a non-empty string, got {model_id!r}: e.g. 'clip' or 'my-project'."
-        )
+        raise InvalidInputError(f"model_id must be a non-empty string, got {model_id!r}: e.g. 'clip' or 'my-project'.")
     if isinstance(model_version, bool) or not isinstance(model_version, (str, int)):
         raise InvalidInputError(
             f"model_version of model {model_id!r} must be a string or an integer, got {model_version!r}."
@@ -199,9 +197,7 @@ def _validate_http_url(value: Any, name: str, what_it_is: str) -> str:
     except ValueError as err:
         raise InvalidInputError(f"{name} {redact(url)!r} is not a valid URL ({err}): pass {what_it_is}.") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInputError(
-            f"{name} must be an http:// or https:// URL, got {redact(value)!r}: pass {what_it_is}."
-        )
+        raise InvalidInputError(f"{name} must be an http:// or https:// URL, got {redact(value)!r}: pass {what_it_is}.")
     host = parts.netloc.rpartition("@")[2]
     if not parts.hostname or any(char.isspace() for char in host):
         raise InvalidInputError(
@@ -273,9 +269,7 @@ def validate_video_file_name(file_name: Any) -> str:
             "name is one line of printable text; pass e.g. 'video.mp4'."
         )
     if "/" in name or "\\" in name or name in (".", ".."):
-        raise InvalidInputError(
-            f"file_name {name!r} must be a bare file name without folders, e.g. 'video.mp4'."
-        )
+        raise InvalidInputError(f"file_name {name!r} must be a bare file name without folders, e.g. 'video.mp4'.")
     stem, dot, suffix = name.rpartition(".")
     suffix = suffix.lower() if dot else ""
     if dot and not stem and suffix in VIDEO_EXTENSIONS:
@@ -382,9 +376,7 @@ def validate_seconds(name: str, value: Any, maximum: float) -> float:
             f"{_number(maximum)} ({_days(maximum)})."
         )
     if number is None or not math.isfinite(number) or number <= 0:
-        raise InvalidInputError(
-            f"{name} must be a positive number of seconds, got {value!r}: e.g. {name}=60."
-        )
+        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}: e.g. {name}=60.")
     if number > maximum:
         raise InvalidInputError(
             f"{name} is {_number(number)} s, above the most allowed, {_number(maximum)} s ({_days(maximum)}): "

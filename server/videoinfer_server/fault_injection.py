@@ -108,9 +108,7 @@ class Fault:
         retry_after = body.get("retry_after")
         stall = body.get("stall_seconds", 5.0)
         for name, value in (("retry_after", retry_after), ("stall_seconds", stall)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-            ):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         return endpoint, cls(action, count, status_code, retry_after, float(stall))
 
@@ -236,15 +234,11 @@ class FaultMiddleware:
             await _drop(receive)
         elif fault.action == "malformed":
             await _drain(receive)
-            await _send(
-                send, 200, b"<html>injected fault: this is not JSON", [(b"content-type", b"application/json")]
-            )
+            await _send(send, 200, b"<html>injected fault: this is not JSON", [(b"content-type", b"application/json")])
         else:
             await _drain(receive)
             headers = [(b"content-type", b"application/json")]
             if fault.retry_after is not None:
                 retry = fault.retry_after
-                headers.append(
-                    (b"retry-after", str(int(retry) if float(retry).is_integer() else retry).encode())
-                )
+                headers.append((b"retry-after", str(int(retry) if float(retry).is_integer() else retry).encode()))
             await _send(send, fault.status_code, json.dumps({"message": "injected fault"}).encode(), headers)

@@ -52,9 +52,7 @@ def _background(width: int, height: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     # Crisp 8-pixel tiles: a sharp image (high Laplacian variance) that is easy to compress.
     noise = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-    texture = cv2.resize(
-        noise, ((width // 8 + 1) * 8, (height // 8 + 1) * 8), interpolation=cv2.INTER_NEAREST
-    )
+    texture = cv2.resize(noise, ((width // 8 + 1) * 8, (height // 8 + 1) * 8), interpolation=cv2.INTER_NEAREST)
     texture = texture[:height, :width]
     ramp = np.linspace(60, 140, width, dtype=np.float32)[None, :, None]
     return np.clip(texture.astype(np.float32) * 0.35 + ramp, 0, 255).astype(np.uint8)

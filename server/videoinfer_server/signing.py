@@ -85,13 +85,9 @@ class Signer:
         :param check_expiry: refuse expired signatures; turned off to resolve an upload URL given
             as ``input_url``, which stays usable for as long as the upload is retained.
         """
-        date, expires, signature = (
-            query.get(k) for k in ("X-Goog-Date", "X-Goog-Expires", "X-Goog-Signature")
-        )
+        date, expires, signature = (query.get(k) for k in ("X-Goog-Date", "X-Goog-Expires", "X-Goog-Signature"))
         if query.get("X-Goog-Algorithm") != ALGORITHM or not (date and expires and signature):
-            raise SignatureError(
-                "the URL is not signed by this server (missing or unknown X-Goog-* parameters)"
-            )
+            raise SignatureError("the URL is not signed by this server (missing or unknown X-Goog-* parameters)")
         if not hmac.compare_digest(self._digest(path, date, expires), signature):
             raise SignatureError("the URL's signature does not match: it was altered or forged")
         if not check_expiry:

@@ -204,9 +204,7 @@ class Store:
         """End a job with ``code`` (0 success, above 1 failure); a forced failure set by the fault
         API takes precedence over the outcome of processing."""
         with self._cursor() as db:
-            row = db.execute(
-                "SELECT forced_code, forced_error FROM jobs WHERE job_id = ?", (job_id,)
-            ).fetchone()
+            row = db.execute("SELECT forced_code, forced_error FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             if row is None:
                 return
             if row["forced_code"] is not None:
@@ -223,9 +221,7 @@ class Store:
             job = self.get_job(job_id)
             if job is None:
                 return False
-            db.execute(
-                "UPDATE jobs SET forced_code = ?, forced_error = ? WHERE job_id = ?", (code, error, job_id)
-            )
+            db.execute("UPDATE jobs SET forced_code = ?, forced_error = ? WHERE job_id = ?", (code, error, job_id))
             if job.state.is_terminal:
                 db.execute(
                     "UPDATE jobs SET state = ?, code = ?, error = ? WHERE job_id = ?",

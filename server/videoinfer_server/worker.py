@@ -41,9 +41,7 @@ class JobRunner:
     :param paths: the data dir layout.
     """
 
-    def __init__(
-        self, config: ServerConfig, store: Store, registry: ModelRegistry, signer: Signer, paths: Paths
-    ):
+    def __init__(self, config: ServerConfig, store: Store, registry: ModelRegistry, signer: Signer, paths: Paths):
         self._config = config
         self._store = store
         self._registry = registry
@@ -117,12 +115,8 @@ class JobRunner:
             return path
         assert isinstance(source, RemoteInput)
         if not self._config.allow_remote_urls:
-            raise JobFailure(
-                FailureCode.INPUT_NOT_FETCHABLE, "remote input URLs are disabled on this server."
-            )
-        return fetch_remote(
-            source.url, work_dir, self._config.max_upload_bytes, self._config.remote_timeout_seconds
-        )
+            raise JobFailure(FailureCode.INPUT_NOT_FETCHABLE, "remote input URLs are disabled on this server.")
+        return fetch_remote(source.url, work_dir, self._config.max_upload_bytes, self._config.remote_timeout_seconds)
 
     def _process(self, job: Job, work_dir: Path) -> int:
         models = [
@@ -133,9 +127,7 @@ class JobRunner:
         reader = VideoReader(path, local_facts(path).frame_rate)
         try:
             reader.check_infer_fps(job.infer_fps)
-            context = VideoContext(
-                fps=reader.fps, infer_fps=job.infer_fps, width=reader.width, height=reader.height
-            )
+            context = VideoContext(fps=reader.fps, infer_fps=job.infer_fps, width=reader.width, height=reader.height)
             sessions: list[tuple[str, Callable[[VideoFrame], Any]]] = []
             for spec, model in models:
                 opened: Any = model.open(spec.get("inference_params") or {}, context)

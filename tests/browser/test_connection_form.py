@@ -37,9 +37,7 @@ def test_hook_meta_has_the_form_of_the_videoinfer_connection(api_server):
 def test_providers_page_links_to_the_documentation(api_server):
     providers = _get(api_server, "/api/v2/providers")["providers"]
     ours = next(p for p in providers if p["package_name"] == "airflow-provider-videoinfer")
-    assert ours["documentation_url"].startswith("https://github.com/") and ours["documentation_url"].endswith(
-        "#readme"
-    )
+    assert ours["documentation_url"].startswith("https://github.com/") and ours["documentation_url"].endswith("#readme")
     assert "video inference" in ours["description"].lower()
 
 

@@ -26,9 +26,7 @@ class Api:
         self.key = {"api_key": server.api_key}
 
     def upload(self, path: Path, file_name: str | None = None) -> str:
-        answer = self.http.post(
-            "/video_upload_signed_url", params=self.key, json={"file_name": file_name or path.name}
-        )
+        answer = self.http.post("/video_upload_signed_url", params=self.key, json={"file_name": file_name or path.name})
         answer.raise_for_status()
         url = answer.json()["signed_url"]
         with open(path, "rb") as fh:
@@ -65,9 +63,7 @@ class Api:
         answer.raise_for_status()
         return {job["job_id"]: job for job in answer.json()["jobs"]}
 
-    def run(
-        self, path: Path, infer_fps: int = 4, models: list[dict[str, Any]] | None = None
-    ) -> dict[str, Any]:
+    def run(self, path: Path, infer_fps: int = 4, models: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Upload, run a job, download its result; the job must succeed."""
         state = self.wait(self.submit(self.upload(path), infer_fps, models))
         assert state["status"] == 0, state

@@ -144,9 +144,7 @@ def test_serve_command_takes_the_key_from_env_or_prints_a_random_one(tmp_path):
     process, port = _start(tmp_path, env, "--workspace", "my-space", "--enable-faults")
     try:
         assert _wait_up(port, "env-key").json() == {"workspace": "my-space"}
-        assert (
-            httpx.delete(f"http://127.0.0.1:{port}/_faults", params={"api_key": "env-key"}).status_code == 200
-        )
+        assert httpx.delete(f"http://127.0.0.1:{port}/_faults", params={"api_key": "env-key"}).status_code == 200
     finally:
         process.terminate()
         process.wait(30)

@@ -79,9 +79,7 @@ def test_upload_job_and_result_round_trip(api, videos, trailing):
     assert set(body) == {"job_id", "message"}
     job_id = body["job_id"]
     deadline_state = api.wait(job_id)
-    state = parse_job_state(
-        job_id, api.http.get("/videoinfer" + trailing, params={**api.key, "job_id": job_id}).json()
-    )
+    state = parse_job_state(job_id, api.http.get("/videoinfer" + trailing, params={**api.key, "job_id": job_id}).json())
     assert deadline_state["status"] == 0 and state.code == 0
     # Results are downloaded without the API key.
     result = httpx.get(state.output_url).json()
@@ -159,9 +157,7 @@ def test_submit_validates_the_body(api, body, expected):
     payload = {
         "input_url": "https://example.com/v.mp4",
         "infer_fps": 4,
-        "models": [
-            {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
-        ],
+        "models": [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}],
         **body,
     }
     answer = api.http.post("/videoinfer", params=api.key, json=payload)
@@ -172,9 +168,7 @@ def test_submit_validates_the_body(api, body, expected):
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b""])
 def test_non_object_bodies_are_refused(api, raw):
     for path in ("/videoinfer", "/video_upload_signed_url"):
-        answer = api.http.post(
-            path, params=api.key, content=raw, headers={"Content-Type": "application/json"}
-        )
+        answer = api.http.post(path, params=api.key, content=raw, headers={"Content-Type": "application/json"})
         assert answer.status_code == 400
 
 

@@ -22,16 +22,14 @@ SLOW = {
 def requests_by_endpoint(api, videos):
     """One function per fault endpoint, sending a valid request to it."""
     done = api.wait(api.submit(api.upload(videos["short"].path), 4))
-    upload_url = api.http.post(
-        "/video_upload_signed_url", params=api.key, json={"file_name": "f.mp4"}
-    ).json()["signed_url"]
+    upload_url = api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": "f.mp4"}).json()[
+        "signed_url"
+    ]
     body = videos["short"].path.read_bytes()
     submit_body = {
         "input_url": upload_url,
         "infer_fps": 4,
-        "models": [
-            {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
-        ],
+        "models": [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}],
     }
     return {
         "workspace": lambda client: client.get(api.server.base_url + "/", params=api.key),
@@ -41,9 +39,7 @@ def requests_by_endpoint(api, videos):
         "upload": lambda client: client.put(
             upload_url, content=body, headers={"Content-Type": "application/octet-stream"}
         ),
-        "submit": lambda client: client.post(
-            api.server.base_url + "/videoinfer", params=api.key, json=submit_body
-        ),
+        "submit": lambda client: client.post(api.server.base_url + "/videoinfer", params=api.key, json=submit_body),
         "status": lambda client: client.get(
             api.server.base_url + "/videoinfer", params={**api.key, "job_id": done["job_id"]}
         ),
@@ -143,9 +139,7 @@ def test_stall_fault_delays_the_answer(api, requests_by_endpoint, endpoint):
 
 def test_upload_after_a_dropped_upload_works(api, videos):
     api.fault(endpoint="upload", count=1, action="drop")
-    url = api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": "v.mp4"}).json()[
-        "signed_url"
-    ]
+    url = api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": "v.mp4"}).json()["signed_url"]
     body = videos["short"].path.read_bytes()
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         httpx.put(url, content=body)
@@ -215,9 +209,7 @@ def test_forced_failure_of_a_finished_job(api, videos):
 
 def test_forced_failure_of_a_running_job_applies_when_it_ends(api, videos, wait):
     job_id = api.submit(api.upload(videos["short"].path), 24, [SLOW])
-    answer = api.http.post(
-        f"/_faults/jobs/{job_id}", params=api.key, json={"status": 7, "error": "gpu on fire"}
-    )
+    answer = api.http.post(f"/_faults/jobs/{job_id}", params=api.key, json={"status": 7, "error": "gpu on fire"})
     assert answer.status_code == 200
     state = api.wait(job_id)
     assert state["status"] == 7 and state["error"] == "gpu on fire"

@@ -123,8 +123,11 @@ def test_clip_and_gaze_treat_inference_params_like_every_builtin_model(api, face
     odd = api.run(
         face_video.path,
         2,
-        [{**CLIP, "inference_params": {"no_such_param": 1}}, {**GAZE, "inference_params": bad},
-         {**MOTION, "inference_params": bad}],
+        [
+            {**CLIP, "inference_params": {"no_such_param": 1}},
+            {**GAZE, "inference_params": bad},
+            {**MOTION, "inference_params": bad},
+        ],
     )
     assert odd["clip"] == plain["clip"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -112,9 +112,7 @@ def test_motion_boxes_are_where_the_rectangles_are(api, videos, infer_fps):
             for point in p["points"]:
                 assert p["x"] - p["width"] / 2 - 1 <= point["x"] <= p["x"] + p["width"] / 2 + 1
     assert matched / total >= 0.75, f"only {matched}/{total} rectangles found"
-    assert true_predictions / predictions >= 0.6, (
-        f"only {true_predictions}/{predictions} boxes are rectangles"
-    )
+    assert true_predictions / predictions >= 0.6, f"only {true_predictions}/{predictions} boxes are rectangles"
 
 
 def _png(data: str) -> np.ndarray:

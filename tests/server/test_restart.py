@@ -29,9 +29,9 @@ def test_restart_resumes_running_and_queued_jobs(tmp_path, videos, make_api, wai
     with run_server(data, **options) as first:
         api = make_api(first)
         url = api.upload(videos["24"].path)
-        spare_url = api.http.post(
-            "/video_upload_signed_url", params=api.key, json={"file_name": "later.mp4"}
-        ).json()["signed_url"]
+        spare_url = api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": "later.mp4"}).json()[
+            "signed_url"
+        ]
         running = api.submit(url, 24, [SLOW, MOTION])  # 96 frames at 0.05 s: about 5 s
         queued = api.submit(url, 4, [MOTION])
         wait(lambda: api.jobs()[running]["state"] == "running", what="the job to start")

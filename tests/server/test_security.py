@@ -57,9 +57,7 @@ def test_forged_and_altered_upload_urls_are_refused(api, videos):
         json={
             "input_url": forged[0],
             "infer_fps": 4,
-            "models": [
-                {"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}
-            ],
+            "models": [{"model_id": "motion-detection", "model_version": "1", "inference_type": "object-detection"}],
         },
     )
     assert answer.status_code == 400
@@ -79,10 +77,7 @@ def test_expired_signed_urls_are_refused(api, videos):
     assert httpx.put(fresh, content=videos["short"].path.read_bytes()).status_code == 200
     state = api.wait(api.submit(url, 4))
     result_path = urlsplit(state["output_signed_url"]).path
-    assert (
-        httpx.get(api.server.base_url + signer.sign(result_path, 60, now=time.time() - 3600)).status_code
-        == 403
-    )
+    assert httpx.get(api.server.base_url + signer.sign(result_path, 60, now=time.time() - 3600)).status_code == 403
 
 
 def test_uploaded_videos_are_never_served_back(api, videos):
@@ -117,9 +112,7 @@ def test_file_names_cannot_escape_the_data_dir(api, videos, name, tmp_path):
     assert httpx.put(url, content=videos["short"].path.read_bytes()).status_code == 200
     uploads = Path(api.server.data_dir) / "uploads"
     upload_id = parts.path.split("/")[2]
-    assert [p.name for p in uploads.glob(f"{upload_id}*")] == [
-        f"{upload_id}.{name.rsplit('.', 1)[1].lower()}"
-    ]
+    assert [p.name for p in uploads.glob(f"{upload_id}*")] == [f"{upload_id}.{name.rsplit('.', 1)[1].lower()}"]
     outside_after = {p for p in Path(api.server.data_dir).parent.rglob("*")}
     assert {p for p in outside_after - outside_before if not p.is_relative_to(api.server.data_dir)} == set()
     assert api.wait(api.submit(url, 4))["status"] == 0
@@ -148,9 +141,7 @@ def test_unsupported_extensions_are_refused(api, name):
 
 @pytest.mark.parametrize("name", ["A.MP4", "b.Avi", "c.mkv", "d.WEBM"])
 def test_supported_extensions_in_any_case(api, name):
-    assert (
-        api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": name}).status_code == 200
-    )
+    assert api.http.post("/video_upload_signed_url", params=api.key, json={"file_name": name}).status_code == 200
 
 
 def test_oversize_uploads_get_413_and_leave_nothing(tmp_path, videos, make_api):
@@ -205,9 +196,7 @@ def test_remote_urls_are_fetched_only_when_allowed(tmp_path, videos, make_api, w
             state = api.wait(api.submit(remote, 4))
             assert state["status"] == 0
             assert httpx.get(state["output_signed_url"]).json()["frame_offset"] == [0, 6, 12, 18]
-            missing = api.wait(
-                api.submit(remote.replace("short", "missing") + "?api_key=" + server.api_key, 4)
-            )
+            missing = api.wait(api.submit(remote.replace("short", "missing") + "?api_key=" + server.api_key, 4))
             assert missing["status"] == 6
             assert server.api_key not in missing["error"]
             assert server.api_key not in api.http.get("/_jobs", params=api.key).text

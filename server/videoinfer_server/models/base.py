@@ -189,9 +189,7 @@ def param_float(params: Mapping[str, Any], name: str, default: float, *, minimum
         number = math.nan
     if not math.isfinite(number) or (minimum is not None and number < minimum):
         bound = f" of at least {minimum:g}" if minimum is not None else ""
-        log.warning(
-            "inference_params.%s=%r is not a number%s; using the default %g", name, value, bound, default
-        )
+        log.warning("inference_params.%s=%r is not a number%s; using the default %g", name, value, bound, default)
         return default
     return number
 

@@ -120,9 +120,7 @@ def still_frame_models() -> list[ModelDefinition]:
         ModelDefinition(
             "people-detection", "object-detection", PeopleDetector, description="People (OpenCV HOG + SVM)"
         ),
-        ModelDefinition(
-            "face-detection", "object-detection", FaceDetector, description="Frontal faces (Haar)"
-        ),
+        ModelDefinition("face-detection", "object-detection", FaceDetector, description="Frontal faces (Haar)"),
         ModelDefinition(
             "face-keypoints",
             "keypoint-detection",

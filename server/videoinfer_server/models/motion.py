@@ -214,9 +214,7 @@ class ForegroundSegmenter(_MotionModel):
             classes = cv2.resize(classes, size, interpolation=cv2.INTER_NEAREST)
             confidence_u8 = cv2.resize(confidence_u8, size, interpolation=cv2.INTER_LINEAR)
         mask = SegmentationMask(_png_base64(classes), {0: "background", 1: "foreground"}, _png_base64(confidence_u8))
-        return SemanticSegmentation(
-            time=round(time.perf_counter() - started, 5), image=frame.size, predictions=mask
-        )
+        return SemanticSegmentation(time=round(time.perf_counter() - started, 5), image=frame.size, predictions=mask)
 
 
 class MotionClassifier(_MotionModel):
@@ -239,9 +237,7 @@ class MotionClassifier(_MotionModel):
 def motion_models() -> list[ModelDefinition]:
     """The built-in motion models."""
     return [
-        ModelDefinition(
-            "motion-detection", "object-detection", MotionDetector, description="Moving blobs as boxes"
-        ),
+        ModelDefinition("motion-detection", "object-detection", MotionDetector, description="Moving blobs as boxes"),
         ModelDefinition(
             "motion-segmentation",
             "instance-segmentation",
@@ -254,7 +250,5 @@ def motion_models() -> list[ModelDefinition]:
             ForegroundSegmenter,
             description="Foreground/background mask",
         ),
-        ModelDefinition(
-            "motion-classification", "classification", MotionClassifier, description="moving/still"
-        ),
+        ModelDefinition("motion-classification", "classification", MotionClassifier, description="moving/still"),
     ]
