@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_videoinfer import storage
-from airflow_provider_videoinfer.compat import BaseHook, aget_connection
+from airflow_provider_videoinfer.compat import aget_connection
 from airflow_provider_videoinfer.contract import JobState, JobStatus, validate_batch_job_id, validate_staging_batch_id
 from airflow_provider_videoinfer.exceptions import (
     VideoInferBatchJobFailedError,
@@ -35,8 +35,13 @@ from airflow_provider_videoinfer.exceptions import (
 from airflow_provider_videoinfer.hooks import waiting
 from airflow_provider_videoinfer.hooks.retry import RetryPolicy
 from airflow_provider_videoinfer.hooks.settings import ClientSettings
-from airflow_provider_videoinfer.hooks.transport import StreamingBody, SyncTransport
-from airflow_provider_videoinfer.hooks.videoinfer import SINGLE_ATTEMPT, VideoInferAsyncClient, mask_in_logs
+from airflow_provider_videoinfer.hooks.transport import StreamingBody
+from airflow_provider_videoinfer.hooks.videoinfer import (
+    SINGLE_ATTEMPT,
+    VideoInferAsyncClient,
+    VideoInferConnectionHook,
+    mask_in_logs,
+)
 from videoinfer_contract import batch as wire
 from videoinfer_contract.errors import InvalidAnswerError
 from videoinfer_contract.redaction import redact
@@ -220,7 +225,7 @@ def log_poll(
     waiting.report(log, outcome, now, deferring=deferring)
 
 
-class VideoInferBatchHook(BaseHook):
+class VideoInferBatchHook(VideoInferConnectionHook):
     """Talk to Roboflow Batch Processing (hosted, or the local server) through the ``videoinfer`` connection.
 
     The same connection as :class:`~airflow_provider_videoinfer.hooks.videoinfer.VideoInferHook`:
@@ -230,26 +235,7 @@ class VideoInferBatchHook(BaseHook):
     :param videoinfer_conn_id: the Airflow connection of type ``videoinfer``.
     """
 
-    conn_name_attr = "videoinfer_conn_id"
-    default_conn_name = "videoinfer_default"
-    conn_type = "videoinfer"
     hook_name = "Video Inference (Batch Processing)"
-
-    def __init__(self, videoinfer_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.videoinfer_conn_id = videoinfer_conn_id
-
-    @cached_property
-    def settings(self) -> ClientSettings:
-        """The connection's settings, read once."""
-        settings = ClientSettings.from_connection(self.get_connection(self.videoinfer_conn_id))
-        mask_in_logs(settings.api_key)
-        return settings
-
-    @cached_property
-    def transport(self) -> SyncTransport:
-        """The one HTTP session of this hook, with the connection's retry policy."""
-        return SyncTransport(self.settings)
 
     @cached_property
     def workspace(self) -> str:

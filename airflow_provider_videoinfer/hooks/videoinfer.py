@@ -47,7 +47,35 @@ log = logging.getLogger(__name__)
 SINGLE_ATTEMPT = RetryPolicy(max_attempts=1)
 
 
-class VideoInferHook(BaseHook):
+class VideoInferConnectionHook(BaseHook):
+    """What every hook of the ``videoinfer`` connection shares, for both services: the connection id,
+    its settings read once (the key registered with the secrets masker), one HTTP session.
+
+    :param videoinfer_conn_id: the Airflow connection of type ``videoinfer``.
+    """
+
+    conn_name_attr = "videoinfer_conn_id"
+    default_conn_name = "videoinfer_default"
+    conn_type = "videoinfer"
+
+    def __init__(self, videoinfer_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.videoinfer_conn_id = videoinfer_conn_id
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """The connection's settings, read once."""
+        settings = ClientSettings.from_connection(self.get_connection(self.videoinfer_conn_id))
+        mask_in_logs(settings.api_key)
+        return settings
+
+    @cached_property
+    def transport(self) -> SyncTransport:
+        """The one HTTP session (connection pool) of this hook, with its retry policy."""
+        return SyncTransport(self.settings)
+
+
+class VideoInferHook(VideoInferConnectionHook):
     """Talk to the Video Inference API (hosted, or the local server) through one HTTP session.
 
     :param videoinfer_conn_id: the Airflow connection of type ``videoinfer``; its password is the
@@ -56,14 +84,7 @@ class VideoInferHook(BaseHook):
         ``retry_max_elapsed``, ``retry_initial_wait``, ``retry_max_wait`` and ``scheme``.
     """
 
-    conn_name_attr = "videoinfer_conn_id"
-    default_conn_name = "videoinfer_default"
-    conn_type = "videoinfer"
     hook_name = "Video Inference"
-
-    def __init__(self, videoinfer_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.videoinfer_conn_id = videoinfer_conn_id
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -100,18 +121,6 @@ class VideoInferHook(BaseHook):
             )
             for name, (label, description, kind, default) in _CONNECTION_FIELDS.items()
         }
-
-    @cached_property
-    def settings(self) -> ClientSettings:
-        """The connection's settings, read once."""
-        settings = ClientSettings.from_connection(self.get_connection(self.videoinfer_conn_id))
-        mask_in_logs(settings.api_key)
-        return settings
-
-    @cached_property
-    def transport(self) -> SyncTransport:
-        """The one HTTP session (connection pool) of this hook, with its retry policy."""
-        return SyncTransport(self.settings)
 
     def get_conn(self) -> requests.Session:
         """Return the HTTP session."""
