@@ -70,19 +70,21 @@ def test_the_example_stages_runs_keeps_and_summarises(
     assert key_leaks_in_airflow(API_KEY) == []
     for task_id in ("stage", "run", "results", "report"):
         assert not signature_leaks(json.dumps(xcom(run, task_id), default=str))
-    assert signature_leaks_in_airflow() == []
+    assert signature_leaks_in_airflow(run.run_id) == []
 
 
-def signature_leaks_in_airflow() -> list[str]:
-    """Each table of the Airflow database (XCom, rendered fields, trigger kwargs, logs...) that holds a
-    presigned URL's credential unmasked."""
+def signature_leaks_in_airflow(run_id: str) -> list[str]:
+    """Each table of the Airflow database (XCom, rendered fields, trigger kwargs, logs...) with a row of this
+    DAG run (or a trigger) that holds a presigned URL's credential unmasked. Other tests of the session keep
+    other runs in the same database, such as a video job's output URL that a results task was given."""
     import os
     import sqlite3
 
     leaks = []
     with sqlite3.connect(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db") as db:
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            if any(signature_leaks(repr(row)) for row in db.execute(f'SELECT * FROM "{table}"')):
+            rows = (repr(row) for row in db.execute(f'SELECT * FROM "{table}"'))
+            if any((table == "trigger" or run_id in row) and signature_leaks(row) for row in rows):
                 leaks.append(table)
     return leaks
 
